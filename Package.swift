@@ -1,0 +1,201 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny")
+]
+
+let package = Package(
+    name: "streamhub",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "streamhub-gateway", targets: ["GatewayMain"]),
+        .executable(name: "streamhub-identity", targets: ["IdentityMain"]),
+        .executable(name: "streamhub-authz", targets: ["AuthzMain"]),
+        .executable(name: "streamhub-media", targets: ["MediaMain"]),
+        .executable(name: "streamhub", targets: ["StreamHubCLI"]),
+        .library(name: "Shared", targets: ["Shared"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/sql-kit", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/postgres-kit", from: "2.17.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
+    ],
+    targets: [
+        // Wire types only: no I/O, no logic beyond encoding.
+        .target(
+            name: "Shared",
+            path: "Shared",
+            swiftSettings: swiftSettings
+        ),
+        // Server glue every service shares: errors, health, metrics, internal token, storage, configuration.
+        .target(
+            name: "ServiceKit",
+            dependencies: [
+                "Shared",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "PostgresKit", package: "postgres-kit"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Services/ServiceKit",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "GatewayApp",
+            dependencies: [
+                "Shared", "ServiceKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            path: "Services/Gateway/App",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "GatewayMain",
+            dependencies: ["GatewayApp", "ServiceKit"],
+            path: "Services/Gateway/Main",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "IdentityApp",
+            dependencies: [
+                "Shared", "ServiceKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SQLKit", package: "sql-kit"),
+            ],
+            path: "Services/Identity/App",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "IdentityMain",
+            dependencies: ["IdentityApp", "ServiceKit"],
+            path: "Services/Identity/Main",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "AuthzApp",
+            dependencies: [
+                "Shared", "ServiceKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "SQLKit", package: "sql-kit"),
+            ],
+            path: "Services/Authz/App",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "AuthzMain",
+            dependencies: ["AuthzApp", "ServiceKit"],
+            path: "Services/Authz/Main",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "MediaApp",
+            dependencies: [
+                "Shared", "ServiceKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "SQLKit", package: "sql-kit"),
+            ],
+            path: "Services/Media/App",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "MediaMain",
+            dependencies: ["MediaApp", "ServiceKit"],
+            path: "Services/Media/Main",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "StreamHubCLI",
+            dependencies: [
+                "Shared", "ServiceKit", "IdentityApp",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/CLI",
+            swiftSettings: swiftSettings
+        ),
+        // Helpers shared by test targets: temporary SQLite files, an isolated Postgres schema per test.
+        .target(
+            name: "TestSupport",
+            dependencies: ["ServiceKit", "Shared", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(
+            name: "SharedTests",
+            dependencies: ["Shared"],
+            path: "Tests/SharedTests"
+        ),
+        .testTarget(
+            name: "ServiceKitTests",
+            dependencies: [
+                "TestSupport","ServiceKit", "Shared", .product(name: "HummingbirdTesting", package: "hummingbird")],
+            path: "Tests/ServiceKitTests"
+        ),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: [
+                "TestSupport",
+                "GatewayApp", "ServiceKit", "Shared",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            path: "Tests/GatewayTests"
+        ),
+        .testTarget(
+            name: "IdentityTests",
+            dependencies: [
+                "TestSupport",
+                "IdentityApp", "ServiceKit", "Shared",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            path: "Tests/IdentityTests"
+        ),
+        .testTarget(
+            name: "MediaTests",
+            dependencies: [
+                "TestSupport",
+                "MediaApp", "ServiceKit", "Shared",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            path: "Tests/MediaTests"
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "Shared", "ServiceKit", "TestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Tests/EndToEndTests"
+        ),
+    ]
+)

@@ -1,0 +1,213 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import ServiceKit
+import Shared
+import UnixSignals
+
+/// `streamhub up`: the whole system on loopback with SQLite, until Ctrl-C.
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Start all four services on loopback (SQLite under the data directory), print the URL and a global token.",
+        discussion: """
+            Secrets (STREAMHUB_INTERNAL_TOKEN, STREAMHUB_JWT_SECRET, STREAMHUB_CLUSTER_TOKEN) are generated on the \
+            first run and kept in <data-dir>/secrets.env (mode 0600); variables already set in the environment win. \
+            Service logs go to <data-dir>/logs/. Ctrl-C stops everything.
+            """
+    )
+
+    @Option(name: .long, help: "Where data, secrets and logs live.")
+    var dataDir: String = ".streamhub"
+
+    @Option(name: .long, help: "Gateway port; identity, authz and media use the next three.")
+    var port: Int = DefaultPort.gateway
+
+    static let services: [(name: String, binary: String, offset: Int)] = [
+        ("identity", "streamhub-identity", 1),
+        ("authz", "streamhub-authz", 2),
+        ("media", "streamhub-media", 3),
+        ("gateway", "streamhub-gateway", 0),
+    ]
+
+    func validate() throws {
+        guard (1...65532).contains(self.port) else { throw ValidationError("--port must be in 1...65532") }
+    }
+
+    func run() async throws {
+        let binDir = try Self.ensureBinaries()
+        let dataDir = (self.dataDir as NSString).standardizingPath
+        try FileManager.default.createDirectory(atPath: dataDir + "/logs", withIntermediateDirectories: true)
+        var environment = ProcessInfo.processInfo.environment
+        for (key, value) in try Self.loadOrCreateSecrets(at: dataDir + "/secrets.env") where environment[key] == nil {
+            environment[key] = value
+        }
+        environment[ConfigKey.host] = "127.0.0.1"
+        environment[ConfigKey.dataDir] = environment[ConfigKey.dataDir] ?? dataDir + "/data"
+        environment[ConfigKey.identityURL] = "http://127.0.0.1:\(self.port + 1)"
+        environment[ConfigKey.authzURL] = "http://127.0.0.1:\(self.port + 2)"
+        environment[ConfigKey.mediaURL] = "http://127.0.0.1:\(self.port + 3)"
+
+        let supervisor = ProcessSupervisor()
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        do {
+            for service in Self.services {
+                var env = environment
+                env[ConfigKey.port] = String(self.port + service.offset)
+                try await supervisor.start(
+                    name: service.name, executable: binDir + "/" + service.binary, environment: env, logFile: dataDir + "/logs/\(service.name).log"
+                )
+                let healthPath = service.name == "gateway" ? "/api/v1/health" : "/internal/v1/health"
+                try await Self.waitHealthy(
+                    client: client, url: "http://127.0.0.1:\(self.port + service.offset)\(healthPath)", name: service.name, supervisor: supervisor
+                )
+                print("  \(service.name) is up on 127.0.0.1:\(self.port + service.offset)")
+            }
+            let identityStore = try StorageLocation(reader: SettingsReader.values(environment), name: "identity")
+            print("")
+            print("StreamHub is running at http://127.0.0.1:\(self.port)/api/v1")
+            if try await TokenSeeder.hasActiveGlobalToken(location: identityStore) {
+                print("A global token was minted on the first run; mint another with: streamhub seed-token --name NAME --data-dir \(dataDir)/data")
+            } else {
+                let token = try await TokenSeeder.mint(name: "streamhub up (first run)", location: identityStore)
+                print("Global API token (shown once): \(token)")
+                print("  curl -H \"Authorization: Bearer \(token)\" http://127.0.0.1:\(self.port)/api/v1/apps")
+            }
+            print("Logs: \(dataDir)/logs/   Press Ctrl-C to stop.")
+            try await client.shutdown()
+        } catch {
+            try? await client.shutdown()
+            await supervisor.stopAll()
+            throw error
+        }
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+        let reason = await withTaskGroup(of: String.self) { group in
+            group.addTask {
+                for await signal in signals { return "received \(signal)" }
+                return "signal stream ended"
+            }
+            group.addTask {
+                let name = await supervisor.firstExit()
+                return "\(name) exited unexpectedly (see its log)"
+            }
+            let first = await group.next() ?? "stopping"
+            group.cancelAll()
+            return first
+        }
+        print("\nStopping (\(reason))…")
+        await supervisor.stopAll()
+        print("Stopped.")
+        if reason.contains("unexpectedly") { throw ExitCode(1) }
+    }
+
+    /// The directory of the service executables, building them first when run from the package
+    /// (`swift run streamhub up` builds only the CLI).
+    static func ensureBinaries() throws -> String {
+        let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let binDir = (me as NSString).deletingLastPathComponent
+        let missing = Self.services.map(\.binary).filter { !FileManager.default.isExecutableFile(atPath: binDir + "/" + $0) }
+        guard !missing.isEmpty else { return binDir }
+        guard FileManager.default.fileExists(atPath: "Package.swift") else {
+            throw ValidationError("missing service executables next to \(me): \(missing.joined(separator: ", "))")
+        }
+        print("Building \(missing.joined(separator: ", "))…")
+        let release = binDir.hasSuffix("/release") || binDir.contains("/release/")
+        for product in missing {
+            let build = Process()
+            build.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            build.arguments = ["swift", "build", "--product", product] + (release ? ["-c", "release"] : [])
+            try build.run()
+            build.waitUntilExit()
+            guard build.terminationStatus == 0 else { throw ValidationError("building \(product) failed") }
+        }
+        return binDir
+    }
+
+    static func loadOrCreateSecrets(at path: String) throws -> [String: String] {
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            var values: [String: String] = [:]
+            for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+                let parts = line.split(separator: "=", maxSplits: 1)
+                if parts.count == 2 { values[String(parts[0])] = String(parts[1]) }
+            }
+            return values
+        }
+        func secret() -> String {
+            var generator = SystemRandomNumberGenerator()
+            return Base64URL.encode((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+        }
+        let values = [
+            ConfigKey.internalToken: secret(),
+            ConfigKey.jwtSecret: secret(),
+            ConfigKey.clusterToken: secret(),
+        ]
+        let text = "# generated by `streamhub up`; keep private\n" + values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)\n" }.joined()
+        FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+        return values
+    }
+
+    static func waitHealthy(client: HTTPClient, url: String, name: String, supervisor: ProcessSupervisor) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if await supervisor.hasExited(name) {
+                throw ValidationError("\(name) exited during start-up; see its log")
+            }
+            if let response = try? await client.execute(HTTPClientRequest(url: url), timeout: .seconds(2)), response.status == .ok {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw ValidationError("\(name) did not become healthy within 60 s; see its log")
+    }
+}
+
+/// Starts child processes and stops them (SIGTERM, then SIGKILL after 10 s).
+actor ProcessSupervisor {
+    var processes: [(name: String, process: Process)] = []
+    var exited: Set<String> = []
+    var exitWaiters: [CheckedContinuation<String, Never>] = []
+
+    func start(name: String, executable: String, environment: [String: String], logFile: String) throws {
+        FileManager.default.createFile(atPath: logFile, contents: nil)
+        guard let log = FileHandle(forWritingAtPath: logFile) else { throw ValidationError("cannot write \(logFile)") }
+        log.seekToEndOfFile()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.environment = environment
+        process.standardOutput = log
+        process.standardError = log
+        process.terminationHandler = { [weak self] _ in
+            guard let self else { return }
+            Task { await self.markExited(name) }
+        }
+        try process.run()
+        self.processes.append((name, process))
+    }
+
+    func markExited(_ name: String) {
+        self.exited.insert(name)
+        let waiters = self.exitWaiters
+        self.exitWaiters.removeAll()
+        for waiter in waiters { waiter.resume(returning: name) }
+    }
+
+    func hasExited(_ name: String) -> Bool { self.exited.contains(name) }
+
+    func firstExit() async -> String {
+        if let name = self.exited.first { return name }
+        return await withCheckedContinuation { self.exitWaiters.append($0) }
+    }
+
+    func stopAll() async {
+        for (_, process) in self.processes.reversed() where process.isRunning {
+            process.terminate()
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while self.processes.contains(where: { $0.process.isRunning }), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        for (_, process) in self.processes where process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+        }
+    }
+}

@@ -1,0 +1,228 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceKit
+import Shared
+
+/// The gateway's whole public surface, driven by ``RouteCatalog``: match, resolve the caller,
+/// check the permission, forward, envelope.
+///
+/// Requests it does not own (`/internal/v1/health`) fall through to the router.
+public struct GatewayProxy<Context: GatewayRequestContextProtocol>: RouterMiddleware {
+    let configuration: GatewayConfiguration
+    let upstream: any UpstreamClient
+    let credentials: CredentialResolver
+    let authorization: AuthorizationClient
+    let metrics: ServiceMetrics
+    let startedAt: Date
+
+    public init(
+        configuration: GatewayConfiguration, upstream: any UpstreamClient, credentials: CredentialResolver, authorization: AuthorizationClient,
+        metrics: ServiceMetrics, startedAt: Date
+    ) {
+        self.configuration = configuration
+        self.upstream = upstream
+        self.credentials = credentials
+        self.authorization = authorization
+        self.metrics = metrics
+        self.startedAt = startedAt
+    }
+
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let path = request.uri.path
+        if path.hasPrefix(RouteCatalog.internalPrefix + "/") || path == "/metrics" {
+            return try await next(request, context)
+        }
+        let requestID = context.logger[metadataKey: "request_id"].map { "\($0)" } ?? UUID().uuidString.lowercased()
+        // Refuse an announced oversized body before any other work.
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > self.configuration.maxBodyBytes {
+            throw Self.tooLarge(self.configuration.maxBodyBytes)
+        }
+        if RouteCatalog.isMediaMount(path) {
+            return try await self.forwardMount(request, context: context, requestID: requestID)
+        }
+        switch RouteCatalog.match(method: request.method.rawValue, path: path) {
+        case .notFound:
+            throw ServiceError(.notFound, message: "Cannot \(request.method.rawValue) \(path)")
+        case .methodNotAllowed(let allowed):
+            throw ServiceError(.methodNotAllowed, message: "Method \(request.method.rawValue) is not allowed on \(path)", headers: [.allow: allowed.joined(separator: ", ")])
+        case .route(let route, let parameters):
+            return try await self.serve(route, parameters: parameters, request: request, context: context, requestID: requestID)
+        }
+    }
+
+    func serve(_ route: RouteDefinition, parameters: [String: String], request: Request, context: Context, requestID: String) async throws -> Response {
+        if route.service == .gateway {
+            return try self.serveLocal(route)
+        }
+        let principal: Principal
+        switch route.auth {
+        case .public, .clusterToken, .livekitSignature:
+            // Public routes never depend on a credential (or on identity being up); the owning
+            // service checks cluster tokens and webhook signatures itself.
+            principal = .anonymous
+        case .authenticated:
+            principal = try await self.credentials.resolve(
+                authorization: request.headers[.authorization], requestID: requestID, logger: context.logger
+            )
+            guard !principal.isAnonymous else { throw ServiceError.unauthorized }
+            if principal.scope == .app, let app = parameters["app"], app != principal.appId {
+                throw ServiceError(.forbidden, message: "This API token is bound to another app")
+            }
+            if let permission = route.permission {
+                try await self.authorization.authorize(principal, permission: permission, requestID: requestID, logger: context.logger)
+            }
+        }
+        let body = try await self.collectBody(request)
+        if let body, body.readableBytes > 0, Self.isJSON(request.headers[.contentType]) {
+            // Reject malformed JSON at the edge so no service ever sees it.
+            guard (try? JSONSerialization.jsonObject(with: Data(buffer: body), options: [.fragmentsAllowed])) != nil else {
+                throw ServiceError.badRequest("Request body is not valid JSON")
+            }
+        }
+        let response = try await self.send(
+            request, to: route.service, principal: principal, body: body, requestID: requestID, context: context
+        )
+        guard route.enveloped, (200..<300).contains(response.status.code) else {
+            return self.passThrough(response)
+        }
+        return try await self.envelope(response)
+    }
+
+    func serveLocal(_ route: RouteDefinition) throws -> Response {
+        switch route.path {
+        case "/api/v1/health":
+            return try JSONResponse.make(HealthCheck.status(startedAt: self.startedAt))
+        default:
+            throw ServiceError(.notFound, message: "Cannot GET \(route.path)")
+        }
+    }
+
+    static func isJSON(_ contentType: String?) -> Bool {
+        guard let contentType else { return false }
+        return contentType.lowercased().hasPrefix("application/json")
+    }
+
+    func collectBody(_ request: Request) async throws -> ByteBuffer? {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > self.configuration.maxBodyBytes {
+            throw Self.tooLarge(self.configuration.maxBodyBytes)
+        }
+        guard request.method != .get, request.method != .head else { return nil }
+        do {
+            var request = request
+            return try await request.collectBody(upTo: self.configuration.maxBodyBytes)
+        } catch {
+            throw Self.tooLarge(self.configuration.maxBodyBytes)
+        }
+    }
+
+    static func tooLarge(_ limit: Int) -> ServiceError {
+        ServiceError(.contentTooLarge, message: "Request body is larger than \(limit) bytes")
+    }
+
+    func baseURL(_ service: ServiceName) -> String {
+        switch service {
+        case .identity: self.configuration.identityURL
+        case .authz: self.configuration.authzURL
+        case .media, .gateway: self.configuration.mediaURL
+        }
+    }
+
+    /// Copies end-to-end headers, drops hop-by-hop ones and every client-sent `X-StreamHub-*`, then
+    /// sets the gateway's own.
+    func forwardedHeaders(_ request: Request, principal: Principal, requestID: String, context: Context) -> HTTPFields {
+        var headers = HTTPFields()
+        for field in request.headers {
+            let name = field.name.canonicalName
+            if ProxyHeaders.hopByHop.contains(name) || name.hasPrefix(StreamHubHeader.reservedPrefix) || name == "x-request-id" { continue }
+            // The credential was resolved here; upstreams get the principal instead.
+            if name == "authorization" && !RouteCatalog.isMediaMount(request.uri.path) { continue }
+            headers.append(field)
+        }
+        headers[.streamHubInternalToken] = self.configuration.common.internalToken
+        headers[.streamHubPrincipal] = PrincipalHeader.encode(principal)
+        headers[.requestID] = requestID
+        if let ip = context.clientIP {
+            headers[.streamHubClientIP] = ip
+        }
+        return headers
+    }
+
+    func send(
+        _ request: Request, to service: ServiceName, principal: Principal, body: ByteBuffer?, requestID: String, context: Context
+    ) async throws -> UpstreamResponse {
+        var pathAndQuery = request.uri.path
+        if let query = request.uri.query, !query.isEmpty { pathAndQuery += "?" + query }
+        let outgoing = UpstreamRequest(
+            method: request.method, baseURL: self.baseURL(service), pathAndQuery: pathAndQuery,
+            headers: self.forwardedHeaders(request, principal: principal, requestID: requestID, context: context), body: body
+        )
+        do {
+            return try await self.upstream.send(outgoing, timeout: self.configuration.upstreamTimeout)
+        } catch UpstreamFailure.timeout {
+            context.logger.warning("upstream timeout", metadata: ["service": "\(service.rawValue)"])
+            throw ServiceError(.gatewayTimeout, message: "The \(service.rawValue) service did not answer in time")
+        } catch {
+            context.logger.warning("upstream unavailable", metadata: ["service": "\(service.rawValue)", "error": "\(error)"])
+            throw ServiceError(.serviceUnavailable, message: "The \(service.rawValue) service is unavailable")
+        }
+    }
+
+    func forwardMount(_ request: Request, context: Context, requestID: String) async throws -> Response {
+        guard request.method == .get || request.method == .head || request.method == .options else {
+            throw ServiceError(.methodNotAllowed, message: "Method \(request.method.rawValue) is not allowed on \(request.uri.path)", headers: [.allow: "GET, HEAD, OPTIONS"])
+        }
+        let response = try await self.send(request, to: .media, principal: .anonymous, body: nil, requestID: requestID, context: context)
+        return self.passThrough(response)
+    }
+
+    func passThrough(_ upstream: UpstreamResponse) -> Response {
+        var headers = HTTPFields()
+        for field in upstream.headers where !ProxyHeaders.hopByHop.contains(field.name.canonicalName) {
+            headers.append(field)
+        }
+        if let length = upstream.headers[.contentLength] {
+            headers[.contentLength] = length
+        }
+        return Response(status: upstream.status, headers: headers, body: upstream.body)
+    }
+
+    /// `{"data":<payload>,"error":null}` built around the upstream bytes, without re-encoding them.
+    func envelope(_ upstream: UpstreamResponse) async throws -> Response {
+        let payload: ByteBuffer
+        do {
+            payload = try await upstream.collect(16 << 20)
+        } catch UpstreamFailure.timeout {
+            throw ServiceError(.gatewayTimeout, message: "Upstream service did not answer in time")
+        } catch {
+            throw ServiceError(.badGateway, message: "Upstream service sent an unreadable answer")
+        }
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(payload.readableBytes + 24)
+        buffer.writeString(#"{"data":"#)
+        if payload.readableBytes == 0 {
+            buffer.writeString("null")
+        } else {
+            var payload = payload
+            buffer.writeBuffer(&payload)
+        }
+        buffer.writeString(#","error":null}"#)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json; charset=utf-8"
+        if let requestID = upstream.headers[.requestID] { headers[.requestID] = requestID }
+        if let cacheControl = upstream.headers[.cacheControl] { headers[.cacheControl] = cacheControl }
+        return Response(status: upstream.status, headers: headers, body: .init(byteBuffer: buffer))
+    }
+}
+
+enum ProxyHeaders {
+    /// Hop-by-hop headers never forwarded in either direction (RFC 9110 §7.6.1), plus ones the
+    /// gateway recomputes.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length",
+        "proxy-authorization", "proxy-authenticate",
+    ]
+}

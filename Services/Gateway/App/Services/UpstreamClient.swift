@@ -1,0 +1,122 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Shared
+
+/// A request the gateway sends to one of its upstream services.
+public struct UpstreamRequest: Sendable {
+    public var method: HTTPRequest.Method
+    /// Base URL of the service, e.g. `http://127.0.0.1:8083`.
+    public var baseURL: String
+    /// Path and query, starting with `/`.
+    public var pathAndQuery: String
+    public var headers: HTTPFields
+    public var body: ByteBuffer?
+
+    public init(method: HTTPRequest.Method, baseURL: String, pathAndQuery: String, headers: HTTPFields, body: ByteBuffer?) {
+        self.method = method
+        self.baseURL = baseURL
+        self.pathAndQuery = pathAndQuery
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// An upstream's answer; the body streams.
+public struct UpstreamResponse: Sendable {
+    public var status: HTTPResponse.Status
+    public var headers: HTTPFields
+    public var body: ResponseBody
+    /// Reads the whole body, at most `limit` bytes.
+    public var collect: @Sendable (_ limit: Int) async throws -> ByteBuffer
+
+    public init(
+        status: HTTPResponse.Status, headers: HTTPFields, body: ResponseBody, collect: @escaping @Sendable (_ limit: Int) async throws -> ByteBuffer
+    ) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.collect = collect
+    }
+}
+
+/// Why an upstream call failed, in the gateway's terms.
+public enum UpstreamFailure: Error, Sendable {
+    /// Nothing listening, connection reset: 503.
+    case unavailable(String)
+    /// No answer within the timeout: 504.
+    case timeout
+}
+
+/// The gateway's only way to reach other services.
+public protocol UpstreamClient: Sendable {
+    func send(_ request: UpstreamRequest, timeout: Duration) async throws -> UpstreamResponse
+}
+
+/// Keep-alive pooled HTTP/1.1 client (AsyncHTTPClient). Runs as a service so it shuts down cleanly.
+public final class HTTPUpstreamClient: UpstreamClient, Service {
+    let client: HTTPClient
+
+    public init() {
+        var configuration = HTTPClient.Configuration()
+        // Fail fast when a service is down instead of retrying the connect until the deadline.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        configuration.timeout.connect = .seconds(2)
+        configuration.decompression = .disabled
+        configuration.redirectConfiguration = .disallow
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    public func send(_ request: UpstreamRequest, timeout: Duration) async throws -> UpstreamResponse {
+        var outgoing = HTTPClientRequest(url: request.baseURL + request.pathAndQuery)
+        outgoing.method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
+        for field in request.headers {
+            outgoing.headers.add(name: field.name.canonicalName, value: field.value)
+        }
+        if let body = request.body {
+            outgoing.body = .bytes(body)
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await self.client.execute(outgoing, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+            throw UpstreamFailure.timeout
+        } catch {
+            throw UpstreamFailure.unavailable(String(describing: error))
+        }
+        var headers = HTTPFields()
+        for (name, value) in response.headers {
+            if let fieldName = HTTPField.Name(name) {
+                headers.append(HTTPField(name: fieldName, value: value))
+            }
+        }
+        let body = response.body
+        return UpstreamResponse(
+            status: HTTPResponse.Status(code: Int(response.status.code)),
+            headers: headers,
+            body: ResponseBody(asyncSequence: body),
+            collect: { limit in
+                do {
+                    return try await body.collect(upTo: limit)
+                } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+                    throw UpstreamFailure.timeout
+                } catch let error as NIOTooManyBytesError {
+                    throw error
+                } catch {
+                    throw UpstreamFailure.unavailable(String(describing: error))
+                }
+            }
+        )
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        try await self.client.shutdown()
+    }
+}

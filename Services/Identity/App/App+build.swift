@@ -1,0 +1,62 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceKit
+import ServiceLifecycle
+import Shared
+
+/// Identity's boundaries; real (SQL) ones unless a test injects others.
+public struct IdentityDependencies: Sendable {
+    public var tokens: (any ApiTokenRepository)?
+    public var metrics: ServiceMetrics?
+    public var timeSource: any TimeSource
+
+    public init(tokens: (any ApiTokenRepository)? = nil, metrics: ServiceMetrics? = nil, timeSource: any TimeSource = SystemTimeSource()) {
+        self.tokens = tokens
+        self.metrics = metrics
+        self.timeSource = timeSource
+    }
+}
+
+public func buildIdentity(reader: SettingsReader, dependencies: IdentityDependencies = .init(), logger: Logger? = nil) async throws -> some ApplicationProtocol {
+    try await buildIdentity(configuration: IdentityConfiguration(reader: reader), dependencies: dependencies, logger: logger)
+}
+
+/// Builds identity: opens its store (unless injected), migrates before the server starts.
+public func buildIdentity(
+    configuration: IdentityConfiguration, dependencies: IdentityDependencies = .init(), logger: Logger? = nil
+) async throws -> some ApplicationProtocol {
+    var logger = logger ?? Logger(label: "streamhub-identity")
+    logger.logLevel = configuration.common.logLevel
+    let metrics = dependencies.metrics ?? ServiceMetrics(service: "identity")
+    var services: [any Service] = []
+    var migrate: (@Sendable () async throws -> Void)?
+    let tokens: any ApiTokenRepository
+    if let injected = dependencies.tokens {
+        tokens = injected
+    } else {
+        guard let (database, service) = try await DatabaseFactory.open(configuration.common.storage, logger: logger) else {
+            throw ConfigurationError("identity needs a database")
+        }
+        services.append(service)
+        tokens = SQLApiTokenRepository(database: database)
+        migrate = { [logger] in try await IdentityMigrations.migrator.migrate(database, logger: logger) }
+    }
+    let startedAt = Date()
+    let router = Router(context: BasicRequestContext.self)
+    router.addServiceMiddleware(metrics: metrics)
+    router.addHealthRoute(startedAt: startedAt)
+    router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
+    let internalRoutes = router.group("/internal/v1").add(middleware: InternalTokenMiddleware(token: configuration.common.internalToken))
+    TokenResolveController<BasicRequestContext>(tokens: tokens, timeSource: dependencies.timeSource).addRoutes(to: internalRoutes)
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.common.host, port: configuration.common.port), serverName: "streamhub-identity"),
+        services: services,
+        logger: logger
+    )
+    if let migrate {
+        app.beforeServerStarts(perform: migrate)
+    }
+    return app
+}

@@ -1,0 +1,220 @@
+import Crypto
+import Foundation
+import SQLKit
+import ServiceKit
+import Shared
+
+/// A stored `sk_` token. The token itself is never stored: only its SHA-256 and a display prefix.
+public struct ApiTokenRecord: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var prefix: String
+    public var hash: String
+    public var scope: ApiTokenSummary.Scope
+    public var appId: String?
+    public var tenantId: String?
+    public var createdAt: Int64
+    public var lastUsedAt: Int64?
+    public var expiresAt: Int64?
+    public var revokedAt: Int64?
+
+    public var summary: ApiTokenSummary {
+        ApiTokenSummary(
+            id: self.id, name: self.name, prefix: self.prefix, scope: self.scope, appId: self.appId, tenantId: self.tenantId,
+            createdAt: Timestamp.iso8601(Timestamp.date(millis: self.createdAt)),
+            lastUsedAt: self.lastUsedAt.map { Timestamp.iso8601(Timestamp.date(millis: $0)) },
+            expiresAt: self.expiresAt.map { Timestamp.iso8601(Timestamp.date(millis: $0)) },
+            revokedAt: self.revokedAt.map { Timestamp.iso8601(Timestamp.date(millis: $0)) }
+        )
+    }
+
+    /// Usable at `now`: not revoked, not expired.
+    public func isActive(at now: Int64) -> Bool {
+        self.revokedAt == nil && (self.expiresAt.map { $0 > now } ?? true)
+    }
+
+    /// The principal this token stands for.
+    public var principal: Principal {
+        switch self.scope {
+        case .global:
+            Principal(kind: .apiToken, scope: .global, subject: "token:\(self.id)", tenantId: self.tenantId)
+        case .app:
+            Principal(kind: .apiToken, scope: .app, subject: "token:\(self.id)", tenantId: self.tenantId, appId: self.appId)
+        }
+    }
+}
+
+/// What a new token is for.
+public struct NewApiToken: Sendable {
+    public var name: String
+    public var scope: ApiTokenSummary.Scope
+    public var appId: String?
+    public var tenantId: String?
+    public var expiresAt: Int64?
+
+    public init(name: String, scope: ApiTokenSummary.Scope, appId: String? = nil, tenantId: String? = nil, expiresAt: Int64? = nil) {
+        self.name = name
+        self.scope = scope
+        self.appId = appId
+        self.tenantId = tenantId
+        self.expiresAt = expiresAt
+    }
+}
+
+/// The secret half of a freshly minted token: shown once, never stored.
+public struct MintedApiToken: Sendable {
+    public var token: String
+    public var record: ApiTokenRecord
+}
+
+/// Creates, looks up and revokes `sk_` tokens.
+public protocol ApiTokenRepository: Sendable {
+    func insert(_ record: ApiTokenRecord) async throws
+    /// The record whose hash is `hash`, active or not.
+    func find(hash: String) async throws -> ApiTokenRecord?
+    func markUsed(id: String, at: Int64) async throws
+    func revoke(id: String, at: Int64) async throws -> Bool
+    func list() async throws -> [ApiTokenRecord]
+}
+
+/// Token format and hashing, shared by every repository.
+public enum ApiTokenMinter {
+    /// `sk_` + 43 base64url characters (32 random bytes).
+    public static func generateToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        return "sk_" + Base64URL.encode(bytes)
+    }
+
+    /// Lower-case hex SHA-256 of the token: how it is stored and looked up.
+    public static func hash(_ token: String) -> String {
+        SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The first characters shown in listings (`sk_` + 8).
+    public static func displayPrefix(_ token: String) -> String {
+        String(token.prefix(11))
+    }
+
+    /// Mints a token and stores its hash.
+    public static func mint(_ new: NewApiToken, into repository: any ApiTokenRepository, now: Date) async throws -> MintedApiToken {
+        let name = new.name.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty, name.count <= 100 else {
+            throw ServiceError.badRequest("name must be 1 to 100 characters")
+        }
+        if new.scope == .app && (new.appId ?? "").isEmpty {
+            throw ServiceError.badRequest("appId is required for an app-scoped token")
+        }
+        let token = self.generateToken()
+        let record = ApiTokenRecord(
+            id: UUID().uuidString.lowercased(), name: name, prefix: self.displayPrefix(token), hash: self.hash(token), scope: new.scope,
+            appId: new.scope == .app ? new.appId : nil, tenantId: new.tenantId, createdAt: Timestamp.millis(now), lastUsedAt: nil,
+            expiresAt: new.expiresAt, revokedAt: nil
+        )
+        try await repository.insert(record)
+        return MintedApiToken(token: token, record: record)
+    }
+}
+
+/// In-memory tokens (tests).
+public actor InMemoryApiTokenRepository: ApiTokenRepository {
+    var records: [String: ApiTokenRecord] = [:]
+
+    public init() {}
+
+    public func insert(_ record: ApiTokenRecord) async throws {
+        self.records[record.id] = record
+    }
+
+    public func find(hash: String) async throws -> ApiTokenRecord? {
+        self.records.values.first { ConstantTime.equals($0.hash, hash) }
+    }
+
+    public func markUsed(id: String, at: Int64) async throws {
+        self.records[id]?.lastUsedAt = at
+    }
+
+    public func revoke(id: String, at: Int64) async throws -> Bool {
+        guard self.records[id]?.revokedAt == nil, self.records[id] != nil else { return false }
+        self.records[id]?.revokedAt = at
+        return true
+    }
+
+    public func list() async throws -> [ApiTokenRecord] {
+        self.records.values.sorted { $0.createdAt < $1.createdAt }
+    }
+}
+
+/// Tokens in identity's SQL store (SQLite or PostgreSQL).
+public struct SQLApiTokenRepository: ApiTokenRepository {
+    let database: any Database
+
+    public init(database: any Database) {
+        self.database = database
+    }
+
+    struct Row: Decodable {
+        var id: String
+        var name: String
+        var prefix: String
+        var token_hash: String
+        var scope: String
+        var app_id: String?
+        var tenant_id: String?
+        var created_at: Int64
+        var last_used_at: Int64?
+        var expires_at: Int64?
+        var revoked_at: Int64?
+
+        var record: ApiTokenRecord {
+            ApiTokenRecord(
+                id: self.id, name: self.name, prefix: self.prefix, hash: self.token_hash, scope: ApiTokenSummary.Scope(rawValue: self.scope) ?? .app,
+                appId: self.app_id, tenantId: self.tenant_id, createdAt: self.created_at, lastUsedAt: self.last_used_at,
+                expiresAt: self.expires_at, revokedAt: self.revoked_at
+            )
+        }
+    }
+
+    static let columns = "id, name, prefix, token_hash, scope, app_id, tenant_id, created_at, last_used_at, expires_at, revoked_at"
+
+    public func insert(_ record: ApiTokenRecord) async throws {
+        try await self.database.withSQL { sql in
+            try await sql.raw(
+                """
+                INSERT INTO identity_api_tokens (\(unsafeRaw: Self.columns)) VALUES (\(bind: record.id), \(bind: record.name), \(bind: record.prefix), \
+                \(bind: record.hash), \(bind: record.scope.rawValue), \(bind: record.appId), \(bind: record.tenantId), \(bind: record.createdAt), \
+                \(bind: record.lastUsedAt), \(bind: record.expiresAt), \(bind: record.revokedAt))
+                """
+            ).run()
+        }
+    }
+
+    public func find(hash: String) async throws -> ApiTokenRecord? {
+        let row = try await self.database.withSQL { sql in
+            try await sql.raw("SELECT \(unsafeRaw: Self.columns) FROM identity_api_tokens WHERE token_hash = \(bind: hash)").first(decoding: Row.self)
+        }
+        guard let record = row?.record, ConstantTime.equals(record.hash, hash) else { return nil }
+        return record
+    }
+
+    public func markUsed(id: String, at: Int64) async throws {
+        try await self.database.withSQL { sql in
+            try await sql.raw("UPDATE identity_api_tokens SET last_used_at = \(bind: at) WHERE id = \(bind: id)").run()
+        }
+    }
+
+    public func revoke(id: String, at: Int64) async throws -> Bool {
+        try await self.database.withSQL { sql in
+            let rows = try await sql.raw(
+                "UPDATE identity_api_tokens SET revoked_at = \(bind: at) WHERE id = \(bind: id) AND revoked_at IS NULL RETURNING id"
+            ).all()
+            return !rows.isEmpty
+        }
+    }
+
+    public func list() async throws -> [ApiTokenRecord] {
+        try await self.database.withSQL { sql in
+            try await sql.raw("SELECT \(unsafeRaw: Self.columns) FROM identity_api_tokens ORDER BY created_at, id").all(decoding: Row.self).map(\.record)
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceKit
+import ServiceLifecycle
+import Shared
+
+public struct MediaDependencies: Sendable {
+    public var apps: (any AppRepository)?
+    public var metrics: ServiceMetrics?
+
+    public init(apps: (any AppRepository)? = nil, metrics: ServiceMetrics? = nil) {
+        self.apps = apps
+        self.metrics = metrics
+    }
+}
+
+public func buildMedia(reader: SettingsReader, dependencies: MediaDependencies = .init(), logger: Logger? = nil) async throws -> some ApplicationProtocol {
+    try await buildMedia(configuration: MediaConfiguration(reader: reader), dependencies: dependencies, logger: logger)
+}
+
+/// Builds the media gateway: apps, and the static/media mounts.
+public func buildMedia(
+    configuration: MediaConfiguration, dependencies: MediaDependencies = .init(), logger: Logger? = nil
+) async throws -> some ApplicationProtocol {
+    var logger = logger ?? Logger(label: "streamhub-media")
+    logger.logLevel = configuration.common.logLevel
+    let metrics = dependencies.metrics ?? ServiceMetrics(service: "media")
+    var services: [any Service] = []
+    var migrate: (@Sendable () async throws -> Void)?
+    let apps: any AppRepository
+    if let injected = dependencies.apps {
+        apps = injected
+    } else {
+        guard let (database, service) = try await DatabaseFactory.open(configuration.common.storage, logger: logger) else {
+            throw ConfigurationError("media needs a database")
+        }
+        services.append(service)
+        apps = SQLAppRepository(database: database)
+        migrate = { [logger] in try await MediaMigrations.migrator.migrate(database, logger: logger) }
+    }
+    let startedAt = Date()
+    let router = Router(context: BasicRequestContext.self)
+    router.addServiceMiddleware(metrics: metrics)
+    router.addHealthRoute(startedAt: startedAt)
+    router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
+    MediaMountController<BasicRequestContext>(root: configuration.mediaRoot).addRoutes(to: router)
+    let api = router.group("/api/v1").add(middleware: InternalTokenMiddleware(token: configuration.common.internalToken))
+    AppsController<BasicRequestContext>(apps: apps).addRoutes(to: api)
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.common.host, port: configuration.common.port), serverName: "streamhub-media"),
+        services: services,
+        logger: logger
+    )
+    if let migrate {
+        app.beforeServerStarts(perform: migrate)
+    }
+    return app
+}

@@ -1,0 +1,31 @@
+import HTTPTypes
+import Hummingbird
+import Shared
+
+/// Guards every non-health route of an internal service: the caller must present
+/// `STREAMHUB_INTERNAL_TOKEN` in `X-StreamHub-Internal-Token`, compared in constant time.
+public struct InternalTokenMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: [UInt8]
+
+    public init(token: String) {
+        self.token = Array(token.utf8)
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let presented = request.headers[.streamHubInternalToken], ConstantTime.equals(Array(presented.utf8), self.token) else {
+            throw ServiceError(.unauthorized, message: "Missing or invalid internal token")
+        }
+        return try await next(request, context)
+    }
+}
+
+extension Request {
+    /// The principal the gateway forwarded; anonymous when absent. A malformed header is a 400.
+    public func forwardedPrincipal() throws -> Principal {
+        guard let header = self.headers[.streamHubPrincipal] else { return .anonymous }
+        guard let principal = PrincipalHeader.decode(header) else {
+            throw ServiceError.badRequest("Malformed principal header")
+        }
+        return principal
+    }
+}

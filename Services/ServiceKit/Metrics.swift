@@ -1,0 +1,153 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Prometheus
+import Shared
+
+/// The decision for a `/metrics` request, as the overview defines it: a plain 404 unless a token is
+/// configured; then `Authorization: Bearer <token>` or `?token=` must match, else 403.
+public enum MetricsAccess: Equatable, Sendable {
+    case allowed, notFound, forbidden
+
+    public static func decide(configuredToken: String?, authorization: String?, queryToken: String?) -> MetricsAccess {
+        guard let configuredToken else { return .notFound }
+        let expected = Array(configuredToken.utf8)
+        if let authorization, authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " {
+            let presented = authorization.dropFirst(7).trimmingCharacters(in: .whitespaces)
+            if ConstantTime.equals(Array(presented.utf8), expected) { return .allowed }
+        }
+        if let queryToken, ConstantTime.equals(Array(queryToken.utf8), expected) { return .allowed }
+        return .forbidden
+    }
+}
+
+/// Per-service Prometheus metrics: a registry of its own plus the request counters every service keeps.
+public final class ServiceMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    public let service: String
+
+    public init(service: String, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.service = service
+        self.registry = registry
+    }
+
+    /// Counts one finished request.
+    public func recordRequest(method: String, status: Int, duration: Duration) {
+        self.registry.makeCounter(
+            name: "streamhub_http_requests_total",
+            labels: [("service", self.service), ("method", method), ("status", String(status))]
+        ).increment()
+        self.registry.makeDurationHistogram(
+            name: "streamhub_http_request_duration_seconds",
+            labels: [("service", self.service)],
+            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10)]
+        ).record(duration)
+    }
+
+    public func counter(_ name: String, labels: [(String, String)] = []) -> Counter {
+        self.registry.makeCounter(name: name, labels: [("service", self.service)] + labels)
+    }
+
+    /// The registry in Prometheus text format.
+    public func render() -> ByteBuffer {
+        ByteBuffer(bytes: self.registry.emitToBuffer())
+    }
+}
+
+/// Counts every request (by method and status) into ``ServiceMetrics``.
+public struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: ServiceMetrics
+
+    public init(metrics: ServiceMetrics) {
+        self.metrics = metrics
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let response = try await next(request, context)
+        self.metrics.recordRequest(method: request.method.rawValue, status: response.status.code, duration: ContinuousClock.now - start)
+        return response
+    }
+}
+
+extension Router {
+    /// `GET /metrics` gated by `METRICS_TOKEN` (see ``MetricsAccess``).
+    public func addMetricsRoute(metrics: ServiceMetrics, token: String?) {
+        self.get("/metrics") { request, _ -> Response in
+            switch MetricsAccess.decide(
+                configuredToken: token,
+                authorization: request.headers[.authorization],
+                queryToken: request.uri.queryParameters["token"].map(String.init)
+            ) {
+            case .notFound:
+                throw ServiceError(.notFound, message: "Cannot GET /metrics")
+            case .forbidden:
+                throw ServiceError(.forbidden, message: "Forbidden")
+            case .allowed:
+                return Response(
+                    status: .ok,
+                    headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                    body: .init(byteBuffer: metrics.render())
+                )
+            }
+        }
+    }
+
+    /// `GET /internal/v1/health` (and `path`, when given) answering ``HealthStatus``.
+    public func addHealthRoute(path: String = "/internal/v1/health", startedAt: Date) {
+        self.get(RouterPath(path)) { _, _ -> Response in
+            try JSONResponse.make(HealthCheck.status(startedAt: startedAt))
+        }
+    }
+}
+
+public enum HealthCheck {
+    public static func status(startedAt: Date, now: Date = Date()) -> HealthStatus {
+        HealthStatus(ts: Timestamp.iso8601(now), uptimeSeconds: max(0, Int(now.timeIntervalSince(startedAt))))
+    }
+}
+
+/// JSON responses with a fixed content type.
+public enum JSONResponse {
+    public static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try JSONEncoder().encode(value)
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
+}
+
+extension Request {
+    /// Decodes a JSON body of at most `limit` bytes; bad JSON or wrong types are a 400 with a clear message.
+    public func decodeJSON<T: Decodable>(_ type: T.Type, limit: Int = 1 << 20) async throws -> T {
+        var request = self
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: limit)
+        } catch {
+            throw ServiceError(.contentTooLarge, message: "Request body is larger than \(limit) bytes")
+        }
+        guard buffer.readableBytes > 0 else { throw ServiceError.badRequest("Request body is required") }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
+        } catch let error as DecodingError {
+            throw ServiceError.badRequest(NestErrorMiddleware<BasicRequestContext>.describe(error))
+        }
+    }
+}
+
+extension ServiceMetrics {
+    /// The registry an executable's swift-metrics backend writes to; `Main` passes it to the app.
+    public static let processRegistry = PrometheusCollectorRegistry()
+}
+
+extension Router {
+    /// The middleware every service starts with, in order: request id, request metrics, NestJS errors.
+    public func addServiceMiddleware(metrics: ServiceMetrics) {
+        self.add(middleware: RequestIDMiddleware())
+        self.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+        self.add(middleware: NestErrorMiddleware())
+    }
+}

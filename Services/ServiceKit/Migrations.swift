@@ -1,0 +1,60 @@
+import Foundation
+import Logging
+import SQLKit
+
+/// One schema change. `statements` get the dialect for the rare type that differs.
+public struct Migration: Sendable {
+    public var version: Int
+    public var name: String
+    public var statements: @Sendable (SQLDialectKind) -> [String]
+
+    public init(version: Int, name: String, statements: @escaping @Sendable (SQLDialectKind) -> [String]) {
+        self.version = version
+        self.name = name
+        self.statements = statements
+    }
+}
+
+/// Applies a service's migrations in order, each in its own transaction, recording them in
+/// `<service>_schema_migrations`. On PostgreSQL an advisory lock keeps replicas that start together
+/// from racing.
+public struct Migrator: Sendable {
+    public var service: String
+    public var migrations: [Migration]
+
+    public init(service: String, migrations: [Migration]) {
+        self.service = service
+        self.migrations = migrations
+    }
+
+    var table: String { "\(self.service)_schema_migrations" }
+
+    public func migrate(_ database: any Database, logger: Logger) async throws {
+        let table = self.table
+        try await database.withSQL { sql in
+            try await sql.raw(
+                "CREATE TABLE IF NOT EXISTS \(unsafeRaw: table) (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+            ).run()
+        }
+        let lockKey = Int64(self.service.utf8.reduce(UInt32(2_166_136_261)) { ($0 ^ UInt32($1)) &* 16_777_619 })
+        for migration in self.migrations.sorted(by: { $0.version < $1.version }) {
+            let applied = try await database.transaction { sql -> Bool in
+                if database.dialect == .postgres {
+                    try await sql.raw("SELECT pg_advisory_xact_lock(\(bind: lockKey))").run()
+                }
+                let rows = try await sql.raw("SELECT version FROM \(unsafeRaw: table) WHERE version = \(bind: migration.version)").all()
+                guard rows.isEmpty else { return false }
+                for statement in migration.statements(database.dialect) {
+                    try await sql.raw(SQLQueryString(statement)).run()
+                }
+                try await sql.raw(
+                    "INSERT INTO \(unsafeRaw: table) (version, name, applied_at) VALUES (\(bind: migration.version), \(bind: migration.name), \(bind: Timestamp.millis(Date())))"
+                ).run()
+                return true
+            }
+            if applied {
+                logger.info("applied migration", metadata: ["service": "\(self.service)", "version": "\(migration.version)", "name": "\(migration.name)"])
+            }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Shared
+
+extension HTTPField.Name {
+    public static let requestID = HTTPField.Name(StreamHubHeader.requestID)!
+    public static let streamHubInternalToken = HTTPField.Name(StreamHubHeader.internalToken)!
+    public static let streamHubPrincipal = HTTPField.Name(StreamHubHeader.principal)!
+    public static let streamHubClientIP = HTTPField.Name(StreamHubHeader.clientIP)!
+    public static let clusterToken = HTTPField.Name(StreamHubHeader.clusterToken)!
+}
+
+/// Puts the request id into every log line of the request and echoes it on the response.
+///
+/// The id comes from `X-Request-Id` when the caller sent a sane one (the gateway always does),
+/// else a new UUID.
+public struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let id = Self.acceptableID(request.headers[.requestID]) ?? UUID().uuidString.lowercased()
+        var context = context
+        context.logger[metadataKey: "request_id"] = .string(id)
+        var response = try await next(request, context)
+        response.headers[.requestID] = id
+        return response
+    }
+
+    /// A client-sent id is kept only if it is short and made of safe characters, so it cannot forge log lines.
+    public static func acceptableID(_ value: String?) -> String? {
+        guard let value, !value.isEmpty, value.utf8.count <= 128 else { return nil }
+        let allowed = value.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == 0x2D || byte == 0x5F || byte == 0x2E || byte == 0x3A
+        }
+        return allowed ? value : nil
+    }
+}

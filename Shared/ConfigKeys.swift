@@ -1,0 +1,27 @@
+/// Every environment variable the services read, by name. The README documents each one.
+public enum ConfigKey {
+    public static let host = "HOST"
+    public static let port = "PORT"
+    public static let logLevel = "LOG_LEVEL"
+    public static let internalToken = "STREAMHUB_INTERNAL_TOKEN"
+    public static let dataDir = "STREAMHUB_DATA_DIR"
+    public static let databaseURL = "DATABASE_URL"
+    public static let jwtSecret = "STREAMHUB_JWT_SECRET"
+    public static let metricsToken = "METRICS_TOKEN"
+    public static let authzEnforce = "STREAMHUB_AUTHZ_ENFORCE"
+    public static let clusterToken = "STREAMHUB_CLUSTER_TOKEN"
+    public static let identityURL = "IDENTITY_URL"
+    public static let authzURL = "AUTHZ_URL"
+    public static let mediaURL = "MEDIA_URL"
+    public static let upstreamTimeoutMs = "GATEWAY_UPSTREAM_TIMEOUT_MS"
+    public static let maxBodyBytes = "GATEWAY_MAX_BODY_BYTES"
+    public static let mediaRoot = "STREAMHUB_MEDIA_ROOT"
+}
+
+/// Default loopback ports used by `streamhub up` and the compose file.
+public enum DefaultPort {
+    public static let gateway = 8080
+    public static let identity = 8081
+    public static let authz = 8082
+    public static let media = 8083
+}

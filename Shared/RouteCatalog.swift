@@ -1,0 +1,119 @@
+/// The services behind the gateway.
+public enum ServiceName: String, Codable, Sendable, CaseIterable {
+    case gateway, identity, authz, media
+}
+
+/// How a route authenticates its caller.
+public enum AuthKind: String, Codable, Sendable {
+    /// No credential needed (a credential, if sent, is still resolved and must be valid).
+    case `public`
+    /// An `sk_` token or a dashboard JWT.
+    case authenticated
+    /// `X-Cluster-Token` = `STREAMHUB_CLUSTER_TOKEN`.
+    case clusterToken
+    /// LiveKit's webhook signature.
+    case livekitSignature
+}
+
+/// One public route: the single declaration that drives routing, permission checks, the OpenAPI
+/// document and tests.
+public struct RouteDefinition: Sendable, Equatable {
+    /// Upper-case HTTP method, e.g. `GET`.
+    public var method: String
+    /// Full public path pattern with `:name` parameters, e.g. `/api/v1/apps/:app`.
+    public var path: String
+    public var service: ServiceName
+    public var auth: AuthKind
+    /// The Casbin permission the route declares; `nil` for public routes.
+    public var permission: Permission?
+    /// Whether a success payload is wrapped as `{"data":…,"error":null}`.
+    public var enveloped: Bool
+    public var summary: String
+
+    public init(
+        _ method: String,
+        _ path: String,
+        service: ServiceName,
+        auth: AuthKind,
+        permission: Permission? = nil,
+        enveloped: Bool = true,
+        summary: String
+    ) {
+        self.method = method
+        self.path = path
+        self.service = service
+        self.auth = auth
+        self.permission = permission
+        self.enveloped = enveloped
+        self.summary = summary
+    }
+
+    /// Path split into segments; `:name` segments match any one non-empty segment.
+    public var segments: [Substring] { self.path.split(separator: "/") }
+}
+
+/// The one route catalog.
+public enum RouteCatalog {
+    /// Every public route under `/api/v1`.
+    public static let routes: [RouteDefinition] = [
+        RouteDefinition(
+            "GET", "/api/v1/health", service: .gateway, auth: .public, enveloped: false,
+            summary: "Liveness probe"
+        ),
+        RouteDefinition(
+            "GET", "/api/v1/apps", service: .media, auth: .authenticated, permission: "app:read",
+            summary: "List the apps visible to the caller"
+        ),
+    ]
+
+    /// Root mounts forwarded to the media gateway unchanged: streamed, never enveloped.
+    public static let mediaMounts: [String] = ["/hls", "/samples", "/sdk", "/play", "/embed", "/assets"]
+
+    /// The prefix of every public API route.
+    public static let apiPrefix = "/api/v1"
+    /// The prefix of every internal route; never reachable through the gateway.
+    public static let internalPrefix = "/internal/v1"
+
+    /// The outcome of matching a method and path against the catalog.
+    public enum Match: Sendable, Equatable {
+        case route(RouteDefinition, parameters: [String: String])
+        /// The path exists but not for this method; carries the allowed methods.
+        case methodNotAllowed(allowed: [String])
+        case notFound
+    }
+
+    /// Matches a request path (no query string) against ``routes``.
+    public static func match(method: String, path: String) -> Match {
+        let requestSegments = path.split(separator: "/")
+        var allowed: [String] = []
+        for route in self.routes {
+            guard let parameters = Self.matchSegments(route.segments, requestSegments) else { continue }
+            if route.method == method || (method == "HEAD" && route.method == "GET") {
+                return .route(route, parameters: parameters)
+            }
+            allowed.append(route.method)
+        }
+        return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
+    }
+
+    /// Whether `path` falls under one of the media mounts (the mount itself or anything below it).
+    public static func isMediaMount(_ path: String) -> Bool {
+        self.mediaMounts.contains { mount in
+            path == mount || path.hasPrefix(mount + "/")
+        }
+    }
+
+    static func matchSegments(_ pattern: [Substring], _ path: [Substring]) -> [String: String]? {
+        guard pattern.count == path.count else { return nil }
+        var parameters: [String: String] = [:]
+        for (expected, actual) in zip(pattern, path) {
+            if expected.first == ":" {
+                guard !actual.isEmpty else { return nil }
+                parameters[String(expected.dropFirst())] = String(actual)
+            } else if expected != actual {
+                return nil
+            }
+        }
+        return parameters
+    }
+}

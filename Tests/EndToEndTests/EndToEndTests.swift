@@ -1,0 +1,144 @@
+import AsyncHTTPClient
+import Foundation
+import Shared
+import Testing
+
+/// The real executables, on loopback, over HTTP. Serialized: each test starts its own processes.
+@Suite("End to end", .serialized)
+struct EndToEndTests {
+    static let metricsToken = "e2e-metrics-token-0123456789"
+
+    func withStack(extra: [String: String] = [:], services: [String] = Stack.services, _ body: (Stack, HTTPClient) async throws -> Void) async throws {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let stack = try await Stack(extra: extra)
+        do {
+            try await stack.start(services, client: client)
+            try await body(stack, client)
+        } catch {
+            await stack.stopAll()
+            try? await client.shutdown()
+            throw error
+        }
+        await stack.stopAll()
+        try await client.shutdown()
+    }
+
+    @Test("the README's first calls: health, seed-token, /apps, bad tokens, unknown routes, metrics")
+    func walkingSkeleton() async throws {
+        try await self.withStack(extra: ["METRICS_TOKEN": Self.metricsToken]) { stack, client in
+            let base = stack.gatewayURL
+            let health = try await client.call(base + "/api/v1/health")
+            #expect(health.status == 200)
+            let object = try health.json()
+            #expect(Set(object.keys) == ["status", "up", "version", "ts", "uptimeSeconds"])
+            #expect(object["status"] as? String == "ok" && object["up"] as? Bool == true && object["version"] as? String == "0.1.0")
+
+            let seeded = try stack.seedToken(name: "e2e")
+            #expect(seeded.status == 0, "\(seeded.stderr)")
+            let token = seeded.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(token.hasPrefix("sk_") && token.count == 46 && !token.contains("\n"))
+
+            let apps = try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(token)")])
+            #expect(apps.status == 200)
+            #expect(apps.body == #"{"data":[],"error":null}"#)
+            #expect(apps.header("X-Request-Id") != nil)
+
+            let anonymous = try await client.call(base + "/api/v1/apps")
+            #expect(anonymous.status == 401)
+            #expect(try anonymous.json()["message"] as? String == "Unauthorized")
+
+            let bad = try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer sk_nope")])
+            #expect(bad.status == 401)
+            let badBody = try JSONDecoder().decode(ErrorBody.self, from: Data(bad.body.utf8))
+            #expect(badBody == ErrorBody(statusCode: 401, message: "Invalid or revoked API token", error: "Unauthorized"))
+            #expect(Set(try bad.json().keys) == ["statusCode", "message", "error"])
+
+            let malformed = try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Token abc")])
+            #expect(malformed.status == 401)
+
+            let unknown = try await client.call(base + "/api/v1/nope")
+            #expect(unknown.status == 404)
+            #expect(try unknown.json()["message"] as? String == "Cannot GET /api/v1/nope")
+
+            let internalRoute = try await client.call(base + "/internal/v1/tokens/resolve", method: "POST", body: #"{"token":"\#(token)"}"#)
+            #expect(internalRoute.status == 404)
+
+            let wrongMethod = try await client.call(base + "/api/v1/apps", method: "PUT", headers: [("Authorization", "Bearer \(token)")])
+            #expect(wrongMethod.status == 405)
+
+            let tooLarge = try await client.call(
+                base + "/api/v1/apps", method: "POST", headers: [("Authorization", "Bearer \(token)")], body: String(repeating: "a", count: 2 << 20)
+            )
+            #expect(tooLarge.status == 413)
+            #expect(try tooLarge.json()["error"] as? String == "Payload Too Large")
+
+            // Metrics: right token by header and by query, wrong and missing → 403.
+            let metrics = try await client.call(base + "/metrics", headers: [("Authorization", "Bearer \(Self.metricsToken)")])
+            #expect(metrics.status == 200)
+            #expect(metrics.body.contains("streamhub_http_requests_total"))
+            #expect(try await client.call(base + "/metrics?token=\(Self.metricsToken)").status == 200)
+            #expect(try await client.call(base + "/metrics", headers: [("Authorization", "Bearer wrong")]).status == 403)
+            #expect(try await client.call(base + "/metrics").status == 403)
+
+            // A second token works independently; nothing secret was written to the logs.
+            let second = try stack.seedToken(name: "second").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(second != token)
+            #expect(try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(second)")]).status == 200)
+            for service in Stack.services {
+                let log = stack.log(service)
+                #expect(!log.contains(token) && !log.contains(Stack.internalToken), "\(service) logged a secret")
+            }
+        }
+    }
+
+    @Test("client-sent X-StreamHub-* headers have no effect")
+    func spoofedHeaders() async throws {
+        try await self.withStack { stack, client in
+            let forged = Base64URLForTests.encode(#"{"kind":"apiToken","scope":"global","subject":"token:forged","superadmin":true}"#)
+            let response = try await client.call(
+                stack.gatewayURL + "/api/v1/apps",
+                headers: [("X-StreamHub-Principal", forged), ("X-StreamHub-Internal-Token", Stack.internalToken)]
+            )
+            #expect(response.status == 401)
+            #expect(try response.json()["message"] as? String == "Unauthorized")
+        }
+    }
+
+    @Test("metrics are a plain 404 when METRICS_TOKEN is unset")
+    func metricsDisabled() async throws {
+        try await self.withStack(services: ["gateway"]) { stack, client in
+            let response = try await client.call(stack.gatewayURL + "/metrics", headers: [("Authorization", "Bearer anything")])
+            #expect(response.status == 404)
+        }
+    }
+
+    @Test("a stopped upstream is a 503 in the error body; the gateway stays up")
+    func upstreamStopped() async throws {
+        try await self.withStack { stack, client in
+            let token = try stack.seedToken(name: "e2e").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(try await client.call(stack.gatewayURL + "/api/v1/apps", headers: [("Authorization", "Bearer \(token)")]).status == 200)
+            let exitStatus = try await stack.stop("media")
+            #expect(exitStatus == 0, "media did not shut down gracefully")
+            let down = try await client.call(stack.gatewayURL + "/api/v1/apps", headers: [("Authorization", "Bearer \(token)")])
+            #expect(down.status == 503)
+            #expect(try down.json()["error"] as? String == "Service Unavailable")
+            #expect(try await client.call(stack.gatewayURL + "/api/v1/health").status == 200)
+        }
+    }
+
+    @Test("a missing secret stops a service at start with a clear message and exit code 2")
+    func missingSecret() throws {
+        for service in ["gateway", "identity", "authz", "media"] {
+            let result = try Stack.run(Stack.binary("streamhub-\(service)"), [], environment: ["PATH": "/usr/bin:/bin", "PORT": "0"])
+            #expect(result.status == 2, "\(service): \(result.stderr)")
+            #expect(result.stderr.contains("STREAMHUB_INTERNAL_TOKEN is required"), "\(service): \(result.stderr)")
+        }
+    }
+}
+
+enum Base64URLForTests {
+    static func encode(_ text: String) -> String {
+        Data(text.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}

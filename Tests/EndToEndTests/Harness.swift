@@ -1,0 +1,189 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Shared
+import TestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Starts the real built executables on free loopback ports and talks HTTP to them.
+final class Stack: @unchecked Sendable {
+    static let services = ["identity", "authz", "media", "gateway"]
+    static let internalToken = "e2e-internal-token-" + String(repeating: "x", count: 24)
+    static let jwtSecret = "e2e-jwt-secret-" + String(repeating: "y", count: 24)
+    static let clusterToken = "e2e-cluster-token-" + String(repeating: "z", count: 24)
+
+    let dataDir: String
+    let ports: [String: Int]
+    let environment: [String: String]
+    var processes: [String: Process] = [:]
+    let lock = NSLock()
+
+    /// The directory holding the executables: the one the test bundle was built into.
+    static let binDir: String = {
+        let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        return (me as NSString).deletingLastPathComponent
+    }()
+
+    static func binary(_ name: String) -> String { binDir + "/" + name }
+
+    init(extra: [String: String] = [:]) async throws {
+        self.dataDir = try TestDatabases.temporaryDirectory()
+        var ports: [String: Int] = [:]
+        for service in Self.services { ports[service] = try Self.freePort() }
+        self.ports = ports
+        var environment: [String: String] = [
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+            "HOST": "127.0.0.1",
+            "STREAMHUB_DATA_DIR": self.dataDir + "/data",
+            "STREAMHUB_INTERNAL_TOKEN": Self.internalToken,
+            "STREAMHUB_JWT_SECRET": Self.jwtSecret,
+            "STREAMHUB_CLUSTER_TOKEN": Self.clusterToken,
+            "IDENTITY_URL": "http://127.0.0.1:\(ports["identity"]!)",
+            "AUTHZ_URL": "http://127.0.0.1:\(ports["authz"]!)",
+            "MEDIA_URL": "http://127.0.0.1:\(ports["media"]!)",
+            "LOG_LEVEL": "warning",
+        ]
+        if let url = try await TestDatabases.freshPostgresURL() {
+            environment["DATABASE_URL"] = url
+        }
+        environment.merge(extra) { _, new in new }
+        self.environment = environment
+    }
+
+    var gatewayURL: String { "http://127.0.0.1:\(self.ports["gateway"]!)" }
+
+    /// Starts `services` in order and waits until each answers its health check.
+    func start(_ services: [String] = Stack.services, client: HTTPClient) async throws {
+        for service in services {
+            var env = self.environment
+            env["PORT"] = String(self.ports[service]!)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.binary("streamhub-\(service)"))
+            process.environment = env
+            let log = self.dataDir + "/\(service).log"
+            FileManager.default.createFile(atPath: log, contents: nil)
+            process.standardOutput = FileHandle(forWritingAtPath: log)
+            process.standardError = FileHandle(forWritingAtPath: log)
+            try process.run()
+            self.lock.withLock { self.processes[service] = process }
+            let path = service == "gateway" ? "/api/v1/health" : "/internal/v1/health"
+            try await Self.waitFor(deadline: .seconds(30), "\(service) healthy (log: \(log))") {
+                guard process.isRunning else { throw HarnessError("\(service) exited: \(self.log(service))") }
+                let response = try? await client.execute(HTTPClientRequest(url: "http://127.0.0.1:\(self.ports[service]!)\(path)"), timeout: .seconds(1))
+                return response?.status == .ok
+            }
+        }
+    }
+
+    func log(_ service: String) -> String {
+        (try? String(contentsOfFile: self.dataDir + "/\(service).log", encoding: .utf8)) ?? ""
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    @discardableResult
+    func stop(_ service: String) async throws -> Int32 {
+        guard let process = self.lock.withLock({ self.processes[service] }) else { return 0 }
+        if process.isRunning { process.terminate() }
+        try await Self.waitFor(deadline: .seconds(15), "\(service) to stop") { !process.isRunning }
+        return process.terminationStatus
+    }
+
+    func stopAll() async {
+        for service in Self.services.reversed() {
+            _ = try? await self.stop(service)
+        }
+        for process in self.lock.withLock({ Array(self.processes.values) }) where process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+        }
+        try? FileManager.default.removeItem(atPath: self.dataDir)
+    }
+
+    /// Runs `streamhub seed-token` against this stack's store; returns stdout.
+    func seedToken(name: String) throws -> (status: Int32, stdout: String, stderr: String) {
+        try Self.run(Self.binary("streamhub"), ["seed-token", "--name", name], environment: self.environment)
+    }
+
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = environment
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+
+    static func waitFor(deadline: Duration, _ what: String, _ condition: () async throws -> Bool) async throws {
+        let end = ContinuousClock.now + deadline
+        while ContinuousClock.now < end {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw HarnessError("timed out waiting for \(what)")
+    }
+
+    /// A port the kernel just handed out on loopback.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError("socket failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        guard bound == 0 else { throw HarnessError("bind failed") }
+        let named = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0 else { throw HarnessError("getsockname failed") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A response with its whole body.
+struct HTTPResult {
+    var status: Int
+    var headers: [(String, String)]
+    var body: String
+
+    func header(_ name: String) -> String? {
+        self.headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+
+    func json() throws -> [String: Any] {
+        guard let object = try JSONSerialization.jsonObject(with: Data(self.body.utf8)) as? [String: Any] else {
+            throw HarnessError("not a JSON object: \(self.body)")
+        }
+        return object
+    }
+}
+
+extension HTTPClient {
+    func call(_ url: String, method: String = "GET", headers: [(String, String)] = [], body: String? = nil) async throws -> HTTPResult {
+        var request = HTTPClientRequest(url: url)
+        request.method = .init(rawValue: method)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await self.execute(request, timeout: .seconds(30))
+        let buffer = try await response.body.collect(upTo: 16 << 20)
+        return HTTPResult(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) }, body: String(buffer: buffer))
+    }
+}

@@ -1,0 +1,244 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import SQLKit
+import ServiceKit
+import Shared
+import Testing
+import TestSupport
+
+@Suite("Metrics gating")
+struct MetricsAccessTests {
+    @Test("no METRICS_TOKEN: a plain 404, whatever the caller sends")
+    func disabled() {
+        #expect(MetricsAccess.decide(configuredToken: nil, authorization: nil, queryToken: nil) == .notFound)
+        #expect(MetricsAccess.decide(configuredToken: nil, authorization: "Bearer x", queryToken: "x") == .notFound)
+    }
+
+    @Test("the right token by header or query is allowed; wrong or missing is 403")
+    func gated() {
+        let token = "metrics-token-0123456789"
+        #expect(MetricsAccess.decide(configuredToken: token, authorization: "Bearer \(token)", queryToken: nil) == .allowed)
+        #expect(MetricsAccess.decide(configuredToken: token, authorization: "bearer \(token)", queryToken: nil) == .allowed)
+        #expect(MetricsAccess.decide(configuredToken: token, authorization: nil, queryToken: token) == .allowed)
+        #expect(MetricsAccess.decide(configuredToken: token, authorization: "Bearer wrong", queryToken: nil) == .forbidden)
+        #expect(MetricsAccess.decide(configuredToken: token, authorization: "Basic \(token)", queryToken: nil) == .forbidden)
+        #expect(MetricsAccess.decide(configuredToken: token, authorization: nil, queryToken: nil) == .forbidden)
+        #expect(MetricsAccess.decide(configuredToken: token, authorization: nil, queryToken: token + "x") == .forbidden)
+    }
+}
+
+@Suite("Primitives")
+struct PrimitiveTests {
+    @Test("constant-time equality is equality")
+    func constantTime() {
+        #expect(ConstantTime.equals("abc", "abc"))
+        #expect(!ConstantTime.equals("abc", "abd"))
+        #expect(!ConstantTime.equals("abc", "abcd"))
+        #expect(!ConstantTime.equals("", "a"))
+        #expect(ConstantTime.equals("", ""))
+    }
+
+    @Test("base64url round-trips and rejects foreign characters")
+    func base64url() {
+        let bytes: [UInt8] = [0xFB, 0xFF, 0x00, 0x10, 0x7E]
+        let text = Base64URL.encode(bytes)
+        #expect(!text.contains("=") && !text.contains("+") && !text.contains("/"))
+        #expect(Base64URL.decode(text).map { [UInt8]($0) } == bytes)
+        #expect(Base64URL.decode("ab+c") == nil)
+        #expect(Base64URL.decode("a") == nil)
+    }
+
+    @Test("a forwarded principal survives the header encoding")
+    func principalHeader() {
+        let principal = Principal(kind: .apiToken, scope: .app, subject: "token:1", tenantId: "t1", appId: "a1")
+        #expect(PrincipalHeader.decode(PrincipalHeader.encode(principal)) == principal)
+        #expect(PrincipalHeader.decode("not base64 !") == nil)
+    }
+
+    @Test("client request ids are kept only when short and safe")
+    func requestIDs() {
+        #expect(RequestIDMiddleware<BasicRequestContext>.acceptableID("abc-123_x.y:z") == "abc-123_x.y:z")
+        #expect(RequestIDMiddleware<BasicRequestContext>.acceptableID("bad id") == nil)
+        #expect(RequestIDMiddleware<BasicRequestContext>.acceptableID("line\nbreak") == nil)
+        #expect(RequestIDMiddleware<BasicRequestContext>.acceptableID(String(repeating: "a", count: 129)) == nil)
+    }
+}
+
+@Suite("Configuration")
+struct ConfigurationTests {
+    let secret = String(repeating: "s", count: 32)
+
+    @Test("a missing internal token is a clear start-up error")
+    func missingSecret() {
+        #expect(throws: ConfigurationError.self) {
+            try CommonConfiguration(reader: .values([:]), defaultPort: 1, storageName: nil)
+        }
+        do {
+            _ = try CommonConfiguration(reader: .values([:]), defaultPort: 1, storageName: nil)
+        } catch let error as ConfigurationError {
+            #expect(error.message.contains("STREAMHUB_INTERNAL_TOKEN"))
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test("a short secret is rejected, not padded")
+    func shortSecret() {
+        #expect(throws: ConfigurationError.self) {
+            try CommonConfiguration(reader: .values(["STREAMHUB_INTERNAL_TOKEN": "short"]), defaultPort: 1, storageName: nil)
+        }
+    }
+
+    @Test("ports and log levels are validated")
+    func validation() {
+        #expect(throws: ConfigurationError.self) {
+            try CommonConfiguration(reader: .values(["STREAMHUB_INTERNAL_TOKEN": secret, "PORT": "99999"]), defaultPort: 1, storageName: nil)
+        }
+        #expect(throws: ConfigurationError.self) {
+            try CommonConfiguration(reader: .values(["STREAMHUB_INTERNAL_TOKEN": secret, "LOG_LEVEL": "loud"]), defaultPort: 1, storageName: nil)
+        }
+    }
+
+    @Test("SQLite under the data directory by default, Postgres when DATABASE_URL is set")
+    func storage() throws {
+        let sqlite = try CommonConfiguration(
+            reader: .values(["STREAMHUB_INTERNAL_TOKEN": secret, "STREAMHUB_DATA_DIR": "/var/lib/sh", "PORT": "9000"]), defaultPort: 1, storageName: "identity"
+        )
+        #expect(sqlite.storage == .sqlite(path: "/var/lib/sh/identity.sqlite"))
+        #expect(sqlite.port == 9000)
+        let postgres = try CommonConfiguration(
+            reader: .values(["STREAMHUB_INTERNAL_TOKEN": secret, "DATABASE_URL": "postgres://u:p%40ss@db:6543/sh?schema=abc"]), defaultPort: 1,
+            storageName: "identity"
+        )
+        guard case .postgres(let location) = postgres.storage else {
+            Issue.record("expected postgres")
+            return
+        }
+        #expect(location.host == "db" && location.port == 6543 && location.username == "u" && location.password == "p@ss")
+        #expect(location.database == "sh" && location.schema == "abc" && location.sslMode == "disable")
+    }
+
+    @Test("malformed database URLs are rejected", arguments: ["mysql://x/y", "postgres:///nohost", "postgres://h/d?sslmode=maybe", "postgres://h/d?schema=Robert';"])
+    func badDatabaseURL(url: String) {
+        #expect(throws: ConfigurationError.self) { try PostgresLocation(url: url) }
+    }
+}
+
+@Suite("Error middleware")
+struct ErrorMiddlewareTests {
+    struct Body: Decodable { var name: String }
+
+    func makeApp() -> some ApplicationProtocol {
+        let router = Router()
+        router.addServiceMiddleware(metrics: ServiceMetrics(service: "test"))
+        router.post("/echo") { request, _ -> String in
+            try await request.decodeJSON(Body.self, limit: 64).name
+        }
+        router.get("/boom") { _, _ -> String in
+            struct Secret: Error {}
+            throw Secret()
+        }
+        return Application(router: router)
+    }
+
+    func errorBody(_ buffer: ByteBuffer) throws -> ErrorBody {
+        try JSONDecoder().decode(ErrorBody.self, from: Data(buffer: buffer))
+    }
+
+    @Test("unknown routes get NestJS's 404 body")
+    func notFound() async throws {
+        try await self.makeApp().test(.router) { client in
+            try await client.execute(uri: "/nope", method: .get) { (response: TestResponse) async throws in
+                #expect(response.status == .notFound)
+                #expect(try self.errorBody(response.body) == ErrorBody(statusCode: 404, message: "Cannot GET /nope"))
+                #expect(response.headers[.requestID] != nil)
+            }
+        }
+    }
+
+    @Test("bad JSON, wrong types and oversized bodies are 4xx with a message")
+    func badInput() async throws {
+        try await self.makeApp().test(.router) { client in
+            try await client.execute(uri: "/echo", method: .post, body: ByteBuffer(string: "{not json")) { (response: TestResponse) async throws in
+                #expect(response.status == .badRequest)
+                #expect(try self.errorBody(response.body).message == "Request body is not valid JSON")
+            }
+            try await client.execute(uri: "/echo", method: .post, body: ByteBuffer(string: #"{"name": 5}"#)) { (response: TestResponse) async throws in
+                #expect(response.status == .badRequest)
+                #expect(try self.errorBody(response.body).message.contains("name"))
+            }
+            try await client.execute(uri: "/echo", method: .post, body: ByteBuffer(string: #"{}"#)) { (response: TestResponse) async throws in
+                #expect(response.status == .badRequest)
+                #expect(try self.errorBody(response.body).message == "name is required")
+            }
+            try await client.execute(uri: "/echo", method: .post, body: ByteBuffer(string: String(repeating: "x", count: 100))) { (response: TestResponse) async throws in
+                #expect(response.status == .contentTooLarge)
+                #expect(try self.errorBody(response.body).error == "Payload Too Large")
+            }
+            try await client.execute(uri: "/echo", method: .post, body: ByteBuffer(string: #"{"name":"ok"}"#)) { (response: TestResponse) async throws in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body) == "ok")
+            }
+        }
+    }
+
+    @Test("an unexpected error is a 500 without details")
+    func unexpected() async throws {
+        try await self.makeApp().test(.router) { client in
+            try await client.execute(uri: "/boom", method: .get) { (response: TestResponse) async throws in
+                #expect(response.status == .internalServerError)
+                #expect(try self.errorBody(response.body) == ErrorBody(statusCode: 500, message: "Internal server error"))
+            }
+        }
+    }
+
+    @Test("the request id a caller sends is echoed")
+    func requestID() async throws {
+        try await self.makeApp().test(.router) { client in
+            try await client.execute(uri: "/nope", method: .get, headers: [.requestID: "req-42"]) { (response: TestResponse) async throws in
+                #expect(response.headers[.requestID] == "req-42")
+            }
+        }
+    }
+}
+
+@Suite("Migrations")
+struct MigrationTests {
+    @Test("migrations apply once, in order, on every backend", arguments: TestDatabases.backends)
+    func appliesOnce(backend: String) async throws {
+        let location = try await TestDatabases.freshLocation(backend, name: "migrations")
+        let migrator = Migrator(
+            service: "sample",
+            migrations: [
+                Migration(version: 2, name: "row") { _ in ["INSERT INTO sample_things (name) VALUES ('a')"] },
+                Migration(version: 1, name: "table") { _ in ["CREATE TABLE sample_things (name TEXT NOT NULL)"] },
+            ]
+        )
+        let count = try await DatabaseFactory.withDatabase(location, logger: TestDatabases.logger) { database in
+            try await migrator.migrate(database, logger: TestDatabases.logger)
+            try await migrator.migrate(database, logger: TestDatabases.logger)
+            return try await database.withSQL { sql in try await sql.raw("SELECT name FROM sample_things").all().count }
+        }
+        #expect(count == 1)
+    }
+
+    @Test("a failing migration leaves nothing behind", arguments: TestDatabases.backends)
+    func rollsBack(backend: String) async throws {
+        let location = try await TestDatabases.freshLocation(backend, name: "rollback")
+        let migrator = Migrator(
+            service: "broken",
+            migrations: [Migration(version: 1, name: "half") { _ in ["CREATE TABLE broken_things (name TEXT)", "THIS IS NOT SQL"] }]
+        )
+        try await DatabaseFactory.withDatabase(location, logger: TestDatabases.logger) { database in
+            await #expect(throws: (any Error).self) { try await migrator.migrate(database, logger: TestDatabases.logger) }
+            let applied = try await database.withSQL { sql in try await sql.raw("SELECT version FROM broken_schema_migrations").all().count }
+            #expect(applied == 0)
+            // The table created before the failure was rolled back with it.
+            await #expect(throws: (any Error).self) {
+                try await database.withSQL { sql in try await sql.raw("SELECT name FROM broken_things").all() }
+            }
+        }
+    }
+}
