@@ -25,7 +25,8 @@ final class FakeUpstream: UpstreamClient, @unchecked Sendable {
         let url = request.baseURL + request.pathAndQuery
         let behaviour: Behaviour? = self.lock.withLock {
             self.received.append(request)
-            return self.behaviours.first { url.hasPrefix($0.key) }?.value
+            // The most specific prefix wins.
+            return self.behaviours.filter { url.hasPrefix($0.key) }.max { $0.key.count < $1.key.count }?.value
         }
         switch behaviour ?? .down {
         case .down: throw UpstreamFailure.unavailable("connection refused")
@@ -246,21 +247,21 @@ struct GatewayTests {
     @Test("upstream down is 503, upstream timeout is 504, both in the error body")
     func upstreamFailures() async throws {
         let upstream = try self.upstreamWithGlobalToken()
-        upstream.set(Self.media, .down)
+        upstream.set(Self.media + "/api/v1/apps", .down)
         try await self.makeApp(upstream).test(.router) { client in
             try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_good"]) { (response: TestResponse) async throws in
                 #expect(response.status == .serviceUnavailable)
                 #expect(try self.errorBody(response) == ErrorBody(statusCode: 503, message: "The media service is unavailable"))
             }
         }
-        upstream.set(Self.media, .slow)
+        upstream.set(Self.media + "/api/v1/apps", .slow)
         try await self.makeApp(upstream).test(.router) { client in
             try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_good"]) { (response: TestResponse) async throws in
                 #expect(response.status == .gatewayTimeout)
                 #expect(try self.errorBody(response).error == "Gateway Timeout")
             }
         }
-        upstream.set(Self.identity, .down)
+        upstream.set(Self.identity + "/internal/v1/tokens/resolve", .down)
         try await self.makeApp(upstream).test(.router) { client in
             try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_other"]) { (response: TestResponse) async throws in
                 #expect(response.status == .serviceUnavailable)
@@ -293,8 +294,8 @@ struct GatewayTests {
                 #expect(response.status == .methodNotAllowed)
             }
         }
-        #expect(upstream.requests.last?.pathAndQuery == "/hls/live/index.m3u8")
-        #expect(upstream.requests.first?.pathAndQuery == "/hls/live/index.m3u8?x=1")
+        // The POST was refused at the edge; only the GET reached media, query intact.
+        #expect(upstream.requests.map(\.pathAndQuery) == ["/hls/live/index.m3u8?x=1"])
     }
 
     @Test("a revoked token keeps working at most for the cache lifetime (3 s), an invalid one is cached as invalid")
