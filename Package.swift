@@ -140,7 +140,6 @@ let package = Package(
                 "Shared", "ServiceKit", "IdentityApp",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             path: "Services/CLI",
             swiftSettings: swiftSettings
@@ -159,7 +158,8 @@ let package = Package(
         .testTarget(
             name: "ServiceKitTests",
             dependencies: [
-                "TestSupport","ServiceKit", "Shared", .product(name: "HummingbirdTesting", package: "hummingbird")],
+                "TestSupport", "ServiceKit", "Shared", .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             path: "Tests/ServiceKitTests"
         ),
         .testTarget(

@@ -3,7 +3,15 @@ import AsyncHTTPClient
 import Foundation
 import ServiceKit
 import Shared
-import UnixSignals
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The last SIGINT/SIGTERM received (0 = none). A plain handler sets it; `up` polls it. Dispatch
+/// signal sources miss signals here once Foundation's `Process` threads exist.
+let receivedStopSignal = Atomic<Int32>(0)
 
 /// `streamhub up`: the whole system on loopback with SQLite, until Ctrl-C.
 struct UpCommand: AsyncParsableCommand {
@@ -35,6 +43,9 @@ struct UpCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        for stopSignal in [SIGINT, SIGTERM] {
+            signal(stopSignal) { received in receivedStopSignal.store(received, ordering: .relaxed) }
+        }
         let binDir = try Self.ensureBinaries()
         let dataDir = (self.dataDir as NSString).standardizingPath
         try FileManager.default.createDirectory(atPath: dataDir + "/logs", withIntermediateDirectories: true)
@@ -61,42 +72,39 @@ struct UpCommand: AsyncParsableCommand {
                 try await Self.waitHealthy(
                     client: client, url: "http://127.0.0.1:\(self.port + service.offset)\(healthPath)", name: service.name, supervisor: supervisor
                 )
-                print("  \(service.name) is up on 127.0.0.1:\(self.port + service.offset)")
+                say("  \(service.name) is up on 127.0.0.1:\(self.port + service.offset)")
             }
             let identityStore = try StorageLocation(reader: SettingsReader.values(environment), name: "identity")
-            print("")
-            print("StreamHub is running at http://127.0.0.1:\(self.port)/api/v1")
+            say("")
+            say("StreamHub is running at http://127.0.0.1:\(self.port)/api/v1")
             if try await TokenSeeder.hasActiveGlobalToken(location: identityStore) {
-                print("A global token was minted on the first run; mint another with: streamhub seed-token --name NAME --data-dir \(dataDir)/data")
+                say("A global token was minted on the first run; mint another with: streamhub seed-token --name NAME --data-dir \(dataDir)/data")
             } else {
                 let token = try await TokenSeeder.mint(name: "streamhub up (first run)", location: identityStore)
-                print("Global API token (shown once): \(token)")
-                print("  curl -H \"Authorization: Bearer \(token)\" http://127.0.0.1:\(self.port)/api/v1/apps")
+                say("Global API token (shown once): \(token)")
+                say("  curl -H \"Authorization: Bearer \(token)\" http://127.0.0.1:\(self.port)/api/v1/apps")
             }
-            print("Logs: \(dataDir)/logs/   Press Ctrl-C to stop.")
+            say("Logs: \(dataDir)/logs/   Press Ctrl-C to stop.")
             try await client.shutdown()
         } catch {
             try? await client.shutdown()
             await supervisor.stopAll()
             throw error
         }
-        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
-        let reason = await withTaskGroup(of: String.self) { group in
-            group.addTask {
-                for await signal in signals { return "received \(signal)" }
-                return "signal stream ended"
+        var reason = ""
+        while reason.isEmpty {
+            let signal = receivedStopSignal.load(ordering: .relaxed)
+            if signal != 0 {
+                reason = signal == SIGINT ? "Ctrl-C" : "SIGTERM"
+            } else if let name = await supervisor.anyExited() {
+                reason = "\(name) exited unexpectedly (see its log)"
+            } else {
+                try? await Task.sleep(for: .milliseconds(100))
             }
-            group.addTask {
-                let name = await supervisor.firstExit()
-                return "\(name) exited unexpectedly (see its log)"
-            }
-            let first = await group.next() ?? "stopping"
-            group.cancelAll()
-            return first
         }
-        print("\nStopping (\(reason))…")
+        say("\nStopping (\(reason))…")
         await supervisor.stopAll()
-        print("Stopped.")
+        say("Stopped.")
         if reason.contains("unexpectedly") { throw ExitCode(1) }
     }
 
@@ -110,7 +118,7 @@ struct UpCommand: AsyncParsableCommand {
         guard FileManager.default.fileExists(atPath: "Package.swift") else {
             throw ValidationError("missing service executables next to \(me): \(missing.joined(separator: ", "))")
         }
-        print("Building \(missing.joined(separator: ", "))…")
+        say("Building \(missing.joined(separator: ", "))…")
         let release = binDir.hasSuffix("/release") || binDir.contains("/release/")
         for product in missing {
             let build = Process()
@@ -142,7 +150,9 @@ struct UpCommand: AsyncParsableCommand {
             ConfigKey.clusterToken: secret(),
         ]
         let text = "# generated by `streamhub up`; keep private\n" + values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)\n" }.joined()
-        FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ValidationError("cannot write \(path)")
+        }
         return values
     }
 
@@ -165,10 +175,9 @@ struct UpCommand: AsyncParsableCommand {
 actor ProcessSupervisor {
     var processes: [(name: String, process: Process)] = []
     var exited: Set<String> = []
-    var exitWaiters: [CheckedContinuation<String, Never>] = []
 
     func start(name: String, executable: String, environment: [String: String], logFile: String) throws {
-        FileManager.default.createFile(atPath: logFile, contents: nil)
+        if !FileManager.default.fileExists(atPath: logFile) { _ = FileManager.default.createFile(atPath: logFile, contents: nil) }
         guard let log = FileHandle(forWritingAtPath: logFile) else { throw ValidationError("cannot write \(logFile)") }
         log.seekToEndOfFile()
         let process = Process()
@@ -186,17 +195,11 @@ actor ProcessSupervisor {
 
     func markExited(_ name: String) {
         self.exited.insert(name)
-        let waiters = self.exitWaiters
-        self.exitWaiters.removeAll()
-        for waiter in waiters { waiter.resume(returning: name) }
     }
 
     func hasExited(_ name: String) -> Bool { self.exited.contains(name) }
 
-    func firstExit() async -> String {
-        if let name = self.exited.first { return name }
-        return await withCheckedContinuation { self.exitWaiters.append($0) }
-    }
+    func anyExited() -> String? { self.exited.first }
 
     func stopAll() async {
         for (_, process) in self.processes.reversed() where process.isRunning {
@@ -210,4 +213,9 @@ actor ProcessSupervisor {
             kill(process.processIdentifier, SIGKILL)
         }
     }
+}
+
+/// Writes a line to stdout unbuffered, so progress shows even when stdout is a pipe or a file.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }

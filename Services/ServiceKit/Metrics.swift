@@ -96,12 +96,20 @@ extension Router {
     /// `GET /internal/v1/health` (and `path`, when given) answering ``HealthStatus``.
     public func addHealthRoute(path: String = "/internal/v1/health", startedAt: Date) {
         self.get(RouterPath(path)) { _, _ -> Response in
-            try JSONResponse.make(HealthCheck.status(startedAt: startedAt))
+            HealthCheck.response(startedAt: startedAt)
         }
     }
 }
 
 public enum HealthCheck {
+    /// The health body in the overview's key order.
+    public static func response(startedAt: Date) -> Response {
+        Response(
+            status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: OrderedJSON.encode(Self.status(startedAt: startedAt)))
+        )
+    }
+
     public static func status(startedAt: Date, now: Date = Date()) -> HealthStatus {
         HealthStatus(ts: Timestamp.iso8601(now), uptimeSeconds: max(0, Int(now.timeIntervalSince(startedAt))))
     }

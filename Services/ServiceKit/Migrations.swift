@@ -53,7 +53,8 @@ public struct Migrator: Sendable {
                 return true
             }
             if applied {
-                logger.info("applied migration", metadata: ["service": "\(self.service)", "version": "\(migration.version)", "name": "\(migration.name)"])
+                logger.info(
+                    "applied migration", metadata: ["service": "\(self.service)", "version": "\(migration.version)", "name": "\(migration.name)"])
             }
         }
     }

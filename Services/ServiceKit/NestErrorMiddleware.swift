@@ -31,7 +31,8 @@ public struct NestErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             var headers = error.headers
             headers[.contentType] = nil
             headers[.contentLength] = nil
-            return ServiceError.response(status: error.status, body: ErrorBody(statusCode: error.status.code, message: message), extraHeaders: headers)
+            return ServiceError.response(
+                status: error.status, body: ErrorBody(statusCode: error.status.code, message: message), extraHeaders: headers)
         } catch let error as DecodingError {
             return ServiceError.response(status: .badRequest, body: ErrorBody(statusCode: 400, message: Self.describe(error)))
         } catch let error as any HTTPResponseError {

@@ -50,7 +50,8 @@ public struct SettingsReader: Sendable {
     /// A required secret of at least `minimumLength` bytes.
     public func requiredSecret(_ name: String, minimumLength: Int = 32) throws -> String {
         guard let value = self.string(name, isSecret: true) else {
-            throw ConfigurationError("\(name) is required and not set (use at least \(minimumLength) random characters; `streamhub up` generates one)")
+            throw ConfigurationError(
+                "\(name) is required and not set (use at least \(minimumLength) random characters; `streamhub up` generates one)")
         }
         guard value.utf8.count >= minimumLength else {
             throw ConfigurationError("\(name) must be at least \(minimumLength) bytes long (got \(value.utf8.count))")
@@ -72,7 +73,8 @@ public struct SettingsReader: Sendable {
         guard let text = self.string(name) ?? defaultValue else {
             throw ConfigurationError("\(name) is required and not set")
         }
-        guard let components = URLComponents(string: text), components.scheme == "http" || components.scheme == "https", components.host?.isEmpty == false
+        guard let components = URLComponents(string: text), components.scheme == "http" || components.scheme == "https",
+            components.host?.isEmpty == false
         else {
             throw ConfigurationError("\(name) must be an http(s) URL (got \"\(text)\")")
         }
@@ -110,7 +112,8 @@ public struct CommonConfiguration: Sendable {
         self.metricsToken = reader.string(Shared.ConfigKey.metricsToken, isSecret: true)
         let levelText = reader.string(Shared.ConfigKey.logLevel, default: "info")
         guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
-            throw ConfigurationError("\(Shared.ConfigKey.logLevel) must be one of trace, debug, info, notice, warning, error, critical (got \"\(levelText)\")")
+            throw ConfigurationError(
+                "\(Shared.ConfigKey.logLevel) must be one of trace, debug, info, notice, warning, error, critical (got \"\(levelText)\")")
         }
         self.logLevel = level
         if let storageName {

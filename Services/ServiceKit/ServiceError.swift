@@ -32,10 +32,9 @@ public struct ServiceError: Error, HTTPResponseError, Sendable, CustomStringConv
 
     /// Builds the JSON response for an error body.
     public static func response(status: HTTPResponse.Status, body: ErrorBody, extraHeaders: HTTPFields = [:]) -> Response {
-        let data = (try? JSONEncoder().encode(body)) ?? Data("{\"statusCode\":500,\"message\":\"Internal server error\",\"error\":\"Internal Server Error\"}".utf8)
         var headers = extraHeaders
         headers[.contentType] = "application/json; charset=utf-8"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: OrderedJSON.encode(body)))
     }
 
     public static func badRequest(_ message: String) -> ServiceError { ServiceError(.badRequest, message: message) }

@@ -62,7 +62,7 @@ public struct JSONLogHandler: LogHandler {
         for (key, value) in self.metadata.merging(metadata ?? [:], uniquingKeysWith: { _, new in new }) {
             object[key] = value.description
         }
-        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
         data.append(0x0A)
         FileHandle.standardError.write(data)
     }

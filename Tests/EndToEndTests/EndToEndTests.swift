@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Shared
+import TestSupport
 import Testing
 
 /// The real executables, on loopback, over HTTP. Serialized: each test starts its own processes.
@@ -8,7 +9,8 @@ import Testing
 struct EndToEndTests {
     static let metricsToken = "e2e-metrics-token-0123456789"
 
-    func withStack(extra: [String: String] = [:], services: [String] = Stack.services, _ body: (Stack, HTTPClient) async throws -> Void) async throws {
+    func withStack(extra: [String: String] = [:], services: [String] = Stack.services, _ body: (Stack, HTTPClient) async throws -> Void) async throws
+    {
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         let stack = try await Stack(extra: extra)
         do {
@@ -141,4 +143,80 @@ enum Base64URLForTests {
         Data(text.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
+}
+
+@Suite("streamhub up", .serialized)
+struct UpCommandTests {
+    /// A base port with the next three free too.
+    func freePortBlock() throws -> Int {
+        for _ in 0..<50 {
+            let base = Int.random(in: 20_000...60_000)
+            if (0..<4).allSatisfy({ Stack.isFree(port: base + $0) }) { return base }
+        }
+        throw HarnessError("no block of 4 free ports")
+    }
+
+    @Test("up starts everything, mints a token once, serves it, and stops cleanly on Ctrl-C")
+    func upAndDown() async throws {
+        let dataDir = try TestDatabases.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let port = try self.freePortBlock()
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+
+        func runUp() async throws -> (process: Process, output: OutputCollector) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Stack.binary("streamhub"))
+            process.arguments = ["up", "--data-dir", dataDir, "--port", String(port)]
+            process.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+            let output = OutputCollector()
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            pipe.fileHandleForReading.readabilityHandler = { handle in output.append(handle.availableData) }
+            try process.run()
+            try await Stack.waitFor(deadline: .seconds(60), "streamhub up to be ready: \(output.text)") {
+                guard process.isRunning else { throw HarnessError("up exited: \(output.text)") }
+                return output.text.contains("Press Ctrl-C to stop")
+            }
+            return (process, output)
+        }
+
+        let first = try await runUp()
+        let token = try #require(
+            first.output.text.split(separator: " ").first { $0.hasPrefix("sk_") }.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) })
+        let base = "http://127.0.0.1:\(port)"
+        #expect(try await client.call(base + "/api/v1/health").status == 200)
+        let apps = try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(token)")])
+        #expect(apps.body == #"{"data":[],"error":null}"#)
+        let secrets = try FileManager.default.attributesOfItem(atPath: dataDir + "/secrets.env")
+        #expect((secrets[FileAttributeKey.posixPermissions] as? Int) == 0o600)
+
+        kill(first.process.processIdentifier, SIGINT)
+        try await Stack.waitFor(deadline: .seconds(20), "up to stop") { !first.process.isRunning }
+        #expect(first.process.terminationStatus == 0, "\(first.output.text)")
+        #expect(first.output.text.contains("Stopped."))
+        // Every service is gone: the gateway port no longer answers.
+        #expect((try? await client.call(base + "/api/v1/health")) == nil)
+
+        // Second run: same data, no new token printed, the first one still works.
+        let second = try await runUp()
+        #expect(!second.output.text.contains("Global API token"))
+        #expect(try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(token)")]).status == 200)
+        second.process.terminate()
+        try await Stack.waitFor(deadline: .seconds(20), "up to stop") { !second.process.isRunning }
+        #expect(second.process.terminationStatus == 0)
+        try await client.shutdown()
+    }
+}
+
+/// Thread-safe accumulation of a child's output.
+final class OutputCollector: @unchecked Sendable {
+    let lock = NSLock()
+    var data = Data()
+
+    func append(_ chunk: Data) {
+        self.lock.withLock { self.data.append(chunk) }
+    }
+
+    var text: String { self.lock.withLock { String(decoding: self.data, as: UTF8.self) } }
 }

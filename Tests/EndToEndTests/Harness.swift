@@ -5,7 +5,7 @@ import Shared
 import TestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Starts the real built executables on free loopback ports and talks HTTP to them.
@@ -64,7 +64,7 @@ final class Stack: @unchecked Sendable {
             process.executableURL = URL(fileURLWithPath: Self.binary("streamhub-\(service)"))
             process.environment = env
             let log = self.dataDir + "/\(service).log"
-            FileManager.default.createFile(atPath: log, contents: nil)
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
             process.standardOutput = FileHandle(forWritingAtPath: log)
             process.standardError = FileHandle(forWritingAtPath: log)
             try process.run()
@@ -72,7 +72,8 @@ final class Stack: @unchecked Sendable {
             let path = service == "gateway" ? "/api/v1/health" : "/internal/v1/health"
             try await Self.waitFor(deadline: .seconds(30), "\(service) healthy (log: \(log))") {
                 guard process.isRunning else { throw HarnessError("\(service) exited: \(self.log(service))") }
-                let response = try? await client.execute(HTTPClientRequest(url: "http://127.0.0.1:\(self.ports[service]!)\(path)"), timeout: .seconds(1))
+                let response = try? await client.execute(
+                    HTTPClientRequest(url: "http://127.0.0.1:\(self.ports[service]!)\(path)"), timeout: .seconds(1))
                 return response?.status == .ok
             }
         }
@@ -106,7 +107,9 @@ final class Stack: @unchecked Sendable {
         try Self.run(Self.binary("streamhub"), ["seed-token", "--name", name], environment: self.environment)
     }
 
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]) throws -> (
+        status: Int32, stdout: String, stderr: String
+    ) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -129,6 +132,21 @@ final class Stack: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(50))
         }
         throw HarnessError("timed out waiting for \(what)")
+    }
+
+    /// Whether nothing listens on `port` on loopback (we could bind it).
+    static func isFree(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        } == 0
     }
 
     /// A port the kernel just handed out on loopback.

@@ -91,7 +91,8 @@ struct GatewayTests {
     func appsWithGlobalToken() async throws {
         let upstream = try self.upstreamWithGlobalToken()
         try await self.makeApp(upstream).test(.router) { client in
-            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_good"]) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_good"]) {
+                (response: TestResponse) async throws in
                 #expect(response.status == .ok)
                 #expect(String(buffer: response.body) == #"{"data":[],"error":null}"#)
                 #expect(response.headers[.requestID] != nil)
@@ -128,23 +129,28 @@ struct GatewayTests {
     @Test("anonymous callers and bad credentials get 401 bodies")
     func unauthorized() async throws {
         let upstream = try self.upstreamWithGlobalToken()
-        upstream.set(Self.identity + "/internal/v1/tokens/resolve", .answer(401, #"{"statusCode":401,"message":"Invalid or revoked API token","error":"Unauthorized"}"#))
+        upstream.set(
+            Self.identity + "/internal/v1/tokens/resolve",
+            .answer(401, #"{"statusCode":401,"message":"Invalid or revoked API token","error":"Unauthorized"}"#))
         try await self.makeApp(upstream).test(.router) { client in
             try await client.execute(uri: "/api/v1/apps", method: .get) { (response: TestResponse) async throws in
                 #expect(response.status == .unauthorized)
                 #expect(try self.errorBody(response) == .unauthorized)
             }
-            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_nope"]) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_nope"]) {
+                (response: TestResponse) async throws in
                 #expect(response.status == .unauthorized)
                 #expect(try self.errorBody(response) == .invalidApiToken)
             }
             for header in ["Basic abc", "Bearer", "Bearer ", "Bearer a b", "sk_nope"] {
-                try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: header]) { (response: TestResponse) async throws in
+                try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: header]) {
+                    (response: TestResponse) async throws in
                     #expect(response.status == .unauthorized, "\(header)")
                     #expect(try self.errorBody(response).message.hasPrefix("Malformed Authorization header"), "\(header)")
                 }
             }
-            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer not.a.jwt"]) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer not.a.jwt"]) {
+                (response: TestResponse) async throws in
                 #expect(response.status == .unauthorized)
                 #expect(try self.errorBody(response).message == "Invalid or expired session token")
             }
@@ -158,16 +164,19 @@ struct GatewayTests {
         let now = Int64(Date().timeIntervalSince1970)
         let valid = verifier.sign(SessionClaims(sub: "u1", tenantId: "t1", iat: now, exp: now + 3600))
         let expired = verifier.sign(SessionClaims(sub: "u1", tenantId: "t1", iat: now - 7200, exp: now - 3600))
-        let otherKey = SessionTokenVerifier(secret: String(repeating: "x", count: 40)).sign(SessionClaims(sub: "u1", tenantId: "t1", iat: now, exp: now + 3600))
+        let otherKey = SessionTokenVerifier(secret: String(repeating: "x", count: 40)).sign(
+            SessionClaims(sub: "u1", tenantId: "t1", iat: now, exp: now + 3600))
         let payload = valid.split(separator: ".")[1]
         let algNone = Base64URL.encode(Data(#"{"alg":"none","typ":"JWT"}"#.utf8)) + "." + payload + "."
         let hs512 = Base64URL.encode(Data(#"{"alg":"HS512","typ":"JWT"}"#.utf8)) + "." + payload + "." + valid.split(separator: ".")[2]
         try await self.makeApp(upstream, extra: ["STREAMHUB_AUTHZ_ENFORCE": "off"]).test(.router) { client in
-            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer \(valid)"]) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer \(valid)"]) {
+                (response: TestResponse) async throws in
                 #expect(response.status == .ok)
             }
             for token in [expired, otherKey, algNone, hs512] {
-                try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer \(token)"]) { (response: TestResponse) async throws in
+                try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer \(token)"]) {
+                    (response: TestResponse) async throws in
                     #expect(response.status == .unauthorized)
                 }
             }
@@ -194,7 +203,8 @@ struct GatewayTests {
                 #expect(try self.errorBody(response).error == "Forbidden")
             }
             // Global tokens skip Casbin entirely.
-            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_good"]) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_good"]) {
+                (response: TestResponse) async throws in
                 #expect(response.status == .ok)
             }
         }
@@ -249,21 +259,24 @@ struct GatewayTests {
         let upstream = try self.upstreamWithGlobalToken()
         upstream.set(Self.media + "/api/v1/apps", .down)
         try await self.makeApp(upstream).test(.router) { client in
-            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_good"]) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_good"]) {
+                (response: TestResponse) async throws in
                 #expect(response.status == .serviceUnavailable)
                 #expect(try self.errorBody(response) == ErrorBody(statusCode: 503, message: "The media service is unavailable"))
             }
         }
         upstream.set(Self.media + "/api/v1/apps", .slow)
         try await self.makeApp(upstream).test(.router) { client in
-            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_good"]) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_good"]) {
+                (response: TestResponse) async throws in
                 #expect(response.status == .gatewayTimeout)
                 #expect(try self.errorBody(response).error == "Gateway Timeout")
             }
         }
         upstream.set(Self.identity + "/internal/v1/tokens/resolve", .down)
         try await self.makeApp(upstream).test(.router) { client in
-            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_other"]) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_other"]) {
+                (response: TestResponse) async throws in
                 #expect(response.status == .serviceUnavailable)
             }
         }
@@ -274,7 +287,8 @@ struct GatewayTests {
         let upstream = try self.upstreamWithGlobalToken()
         upstream.set(Self.media + "/api/v1/apps", .answer(409, #"{"statusCode":409,"message":"taken","error":"Conflict"}"#))
         try await self.makeApp(upstream).test(.router) { client in
-            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_good"]) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_good"]) {
+                (response: TestResponse) async throws in
                 #expect(response.status == .conflict)
                 #expect(try self.errorBody(response) == ErrorBody(statusCode: 409, message: "taken"))
             }
@@ -303,7 +317,8 @@ struct GatewayTests {
         let upstream = try self.upstreamWithGlobalToken()
         try await self.makeApp(upstream).test(.router) { client in
             for _ in 0..<3 {
-                try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_good"]) { (response: TestResponse) async throws in
+                try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_good"]) {
+                    (response: TestResponse) async throws in
                     #expect(response.status == .ok)
                 }
             }
@@ -316,14 +331,16 @@ struct GatewayTests {
     @Test("metrics: 404 without METRICS_TOKEN; with it, Bearer or ?token= required, wrong is 403")
     func metrics() async throws {
         try await self.makeApp(FakeUpstream()).test(.router) { client in
-            try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer anything"]) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer anything"]) {
+                (response: TestResponse) async throws in
                 #expect(response.status == .notFound)
             }
         }
         let token = "metrics-secret-token"
         try await self.makeApp(FakeUpstream(), extra: ["METRICS_TOKEN": token]).test(.router) { client in
             try await client.execute(uri: "/api/v1/health", method: .get) { (_: TestResponse) async throws in }
-            try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer \(token)"]) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer \(token)"]) {
+                (response: TestResponse) async throws in
                 #expect(response.status == .ok)
                 #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
                 #expect(String(buffer: response.body).contains("streamhub_http_requests_total"))
@@ -331,7 +348,8 @@ struct GatewayTests {
             try await client.execute(uri: "/metrics?token=\(token)", method: .get) { (response: TestResponse) async throws in
                 #expect(response.status == .ok)
             }
-            try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer wrong"]) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer wrong"]) {
+                (response: TestResponse) async throws in
                 #expect(response.status == .forbidden)
             }
             try await client.execute(uri: "/metrics", method: .get) { (response: TestResponse) async throws in
@@ -347,7 +365,9 @@ struct GatewayTests {
         }
         await #expect(throws: ConfigurationError.self) {
             _ = try await buildGateway(
-                reader: .values(["STREAMHUB_INTERNAL_TOKEN": Self.internalToken, "STREAMHUB_JWT_SECRET": Self.jwtSecret, "STREAMHUB_AUTHZ_ENFORCE": "maybe"])
+                reader: .values([
+                    "STREAMHUB_INTERNAL_TOKEN": Self.internalToken, "STREAMHUB_JWT_SECRET": Self.jwtSecret, "STREAMHUB_AUTHZ_ENFORCE": "maybe",
+                ])
             )
         }
     }

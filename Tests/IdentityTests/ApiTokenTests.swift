@@ -5,8 +5,8 @@ import HummingbirdTesting
 import IdentityApp
 import ServiceKit
 import Shared
-import Testing
 import TestSupport
+import Testing
 
 /// The same repository suite for every backend: in-memory, SQLite, and PostgreSQL when configured.
 @Suite("API token repository")

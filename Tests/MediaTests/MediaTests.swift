@@ -5,8 +5,8 @@ import HummingbirdTesting
 import MediaApp
 import ServiceKit
 import Shared
-import Testing
 import TestSupport
+import Testing
 
 @Suite("App repository")
 struct AppRepositoryTests {
@@ -81,7 +81,8 @@ struct MediaRouteTests {
                 #expect(response.status == .unauthorized)
             }
             // Without the internal token nothing is answered, whatever principal is claimed.
-            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.streamHubPrincipal: PrincipalHeader.encode(global)]) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.streamHubPrincipal: PrincipalHeader.encode(global)]) {
+                (response: TestResponse) async throws in
                 #expect(response.status == .unauthorized)
             }
             try await client.execute(

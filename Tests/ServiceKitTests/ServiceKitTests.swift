@@ -5,8 +5,8 @@ import HummingbirdTesting
 import SQLKit
 import ServiceKit
 import Shared
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Metrics gating")
 struct MetricsAccessTests {
@@ -104,7 +104,8 @@ struct ConfigurationTests {
     @Test("SQLite under the data directory by default, Postgres when DATABASE_URL is set")
     func storage() throws {
         let sqlite = try CommonConfiguration(
-            reader: .values(["STREAMHUB_INTERNAL_TOKEN": secret, "STREAMHUB_DATA_DIR": "/var/lib/sh", "PORT": "9000"]), defaultPort: 1, storageName: "identity"
+            reader: .values(["STREAMHUB_INTERNAL_TOKEN": secret, "STREAMHUB_DATA_DIR": "/var/lib/sh", "PORT": "9000"]), defaultPort: 1,
+            storageName: "identity"
         )
         #expect(sqlite.storage == .sqlite(path: "/var/lib/sh/identity.sqlite"))
         #expect(sqlite.port == 9000)
@@ -120,7 +121,9 @@ struct ConfigurationTests {
         #expect(location.database == "sh" && location.schema == "abc" && location.sslMode == "disable")
     }
 
-    @Test("malformed database URLs are rejected", arguments: ["mysql://x/y", "postgres:///nohost", "postgres://h/d?sslmode=maybe", "postgres://h/d?schema=Robert';"])
+    @Test(
+        "malformed database URLs are rejected",
+        arguments: ["mysql://x/y", "postgres:///nohost", "postgres://h/d?sslmode=maybe", "postgres://h/d?schema=Robert';"])
     func badDatabaseURL(url: String) {
         #expect(throws: ConfigurationError.self) { try PostgresLocation(url: url) }
     }
@@ -165,7 +168,8 @@ struct ErrorMiddlewareTests {
                 #expect(response.status == .badRequest)
                 #expect(try self.errorBody(response.body).message == "Request body is not valid JSON")
             }
-            try await client.execute(uri: "/echo", method: .post, body: ByteBuffer(string: #"{"name": 5}"#)) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/echo", method: .post, body: ByteBuffer(string: #"{"name": 5}"#)) {
+                (response: TestResponse) async throws in
                 #expect(response.status == .badRequest)
                 #expect(try self.errorBody(response.body).message.contains("name"))
             }
@@ -173,11 +177,13 @@ struct ErrorMiddlewareTests {
                 #expect(response.status == .badRequest)
                 #expect(try self.errorBody(response.body).message == "name is required")
             }
-            try await client.execute(uri: "/echo", method: .post, body: ByteBuffer(string: String(repeating: "x", count: 100))) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/echo", method: .post, body: ByteBuffer(string: String(repeating: "x", count: 100))) {
+                (response: TestResponse) async throws in
                 #expect(response.status == .contentTooLarge)
                 #expect(try self.errorBody(response.body).error == "Payload Too Large")
             }
-            try await client.execute(uri: "/echo", method: .post, body: ByteBuffer(string: #"{"name":"ok"}"#)) { (response: TestResponse) async throws in
+            try await client.execute(uri: "/echo", method: .post, body: ByteBuffer(string: #"{"name":"ok"}"#)) {
+                (response: TestResponse) async throws in
                 #expect(response.status == .ok)
                 #expect(String(buffer: response.body) == "ok")
             }
@@ -240,5 +246,34 @@ struct MigrationTests {
                 try await database.withSQL { sql in try await sql.raw("SELECT name FROM broken_things").all() }
             }
         }
+    }
+}
+
+@Suite("Ordered JSON")
+struct OrderedJSONTests {
+    @Test("the error body is written in the overview's key order")
+    func errorBodyOrder() {
+        #expect(
+            String(buffer: OrderedJSON.encode(ErrorBody.invalidApiToken))
+                == #"{"statusCode":401,"message":"Invalid or revoked API token","error":"Unauthorized"}"#
+        )
+        let limited = ErrorBody(statusCode: 429, message: "Please wait 42s before requesting another link.", retryAfterSeconds: 42)
+        #expect(
+            String(buffer: OrderedJSON.encode(limited))
+                == #"{"statusCode":429,"message":"Please wait 42s before requesting another link.","error":"Too Many Requests","retryAfterSeconds":42}"#
+        )
+    }
+
+    @Test("strings are escaped so any message stays valid JSON")
+    func escaping() throws {
+        let body = ErrorBody(statusCode: 404, message: "Cannot GET /a\"b\\c\n\u{01}é")
+        let decoded = try JSONDecoder().decode(ErrorBody.self, from: Data(buffer: OrderedJSON.encode(body)))
+        #expect(decoded == body)
+    }
+
+    @Test("the health body is written in the overview's key order")
+    func healthOrder() {
+        let text = String(buffer: OrderedJSON.encode(HealthStatus(ts: "2026-06-30T12:00:00.000Z", uptimeSeconds: 1234)))
+        #expect(text == #"{"status":"ok","up":true,"version":"0.1.0","ts":"2026-06-30T12:00:00.000Z","uptimeSeconds":1234}"#)
     }
 }

@@ -10,7 +10,9 @@ public struct AuthzDependencies: Sendable {
     public init(metrics: ServiceMetrics? = nil) { self.metrics = metrics }
 }
 
-public func buildAuthz(reader: SettingsReader, dependencies: AuthzDependencies = .init(), logger: Logger? = nil) async throws -> some ApplicationProtocol {
+public func buildAuthz(reader: SettingsReader, dependencies: AuthzDependencies = .init(), logger: Logger? = nil) async throws
+    -> some ApplicationProtocol
+{
     try await buildAuthz(configuration: AuthzConfiguration(reader: reader), dependencies: dependencies, logger: logger)
 }
 

@@ -18,7 +18,9 @@ public struct IdentityDependencies: Sendable {
     }
 }
 
-public func buildIdentity(reader: SettingsReader, dependencies: IdentityDependencies = .init(), logger: Logger? = nil) async throws -> some ApplicationProtocol {
+public func buildIdentity(reader: SettingsReader, dependencies: IdentityDependencies = .init(), logger: Logger? = nil) async throws
+    -> some ApplicationProtocol
+{
     try await buildIdentity(configuration: IdentityConfiguration(reader: reader), dependencies: dependencies, logger: logger)
 }
 

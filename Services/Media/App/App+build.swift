@@ -15,7 +15,9 @@ public struct MediaDependencies: Sendable {
     }
 }
 
-public func buildMedia(reader: SettingsReader, dependencies: MediaDependencies = .init(), logger: Logger? = nil) async throws -> some ApplicationProtocol {
+public func buildMedia(reader: SettingsReader, dependencies: MediaDependencies = .init(), logger: Logger? = nil) async throws
+    -> some ApplicationProtocol
+{
     try await buildMedia(configuration: MediaConfiguration(reader: reader), dependencies: dependencies, logger: logger)
 }
 

@@ -30,7 +30,6 @@ public struct GatewayProxy<Context: GatewayRequestContextProtocol>: RouterMiddle
         self.startedAt = startedAt
     }
 
-
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
         if path.hasPrefix(RouteCatalog.internalPrefix + "/") || path == "/metrics" {
@@ -48,13 +47,16 @@ public struct GatewayProxy<Context: GatewayRequestContextProtocol>: RouterMiddle
         case .notFound:
             throw ServiceError(.notFound, message: "Cannot \(request.method.rawValue) \(path)")
         case .methodNotAllowed(let allowed):
-            throw ServiceError(.methodNotAllowed, message: "Method \(request.method.rawValue) is not allowed on \(path)", headers: [.allow: allowed.joined(separator: ", ")])
+            throw ServiceError(
+                .methodNotAllowed, message: "Method \(request.method.rawValue) is not allowed on \(path)",
+                headers: [.allow: allowed.joined(separator: ", ")])
         case .route(let route, let parameters):
             return try await self.serve(route, parameters: parameters, request: request, context: context, requestID: requestID)
         }
     }
 
-    func serve(_ route: RouteDefinition, parameters: [String: String], request: Request, context: Context, requestID: String) async throws -> Response {
+    func serve(_ route: RouteDefinition, parameters: [String: String], request: Request, context: Context, requestID: String) async throws -> Response
+    {
         if route.service == .gateway {
             return try self.serveLocal(route)
         }
@@ -95,7 +97,7 @@ public struct GatewayProxy<Context: GatewayRequestContextProtocol>: RouterMiddle
     func serveLocal(_ route: RouteDefinition) throws -> Response {
         switch route.path {
         case "/api/v1/health":
-            return try JSONResponse.make(HealthCheck.status(startedAt: self.startedAt))
+            return HealthCheck.response(startedAt: self.startedAt)
         default:
             throw ServiceError(.notFound, message: "Cannot GET \(route.path)")
         }
@@ -173,7 +175,9 @@ public struct GatewayProxy<Context: GatewayRequestContextProtocol>: RouterMiddle
 
     func forwardMount(_ request: Request, context: Context, requestID: String) async throws -> Response {
         guard request.method == .get || request.method == .head || request.method == .options else {
-            throw ServiceError(.methodNotAllowed, message: "Method \(request.method.rawValue) is not allowed on \(request.uri.path)", headers: [.allow: "GET, HEAD, OPTIONS"])
+            throw ServiceError(
+                .methodNotAllowed, message: "Method \(request.method.rawValue) is not allowed on \(request.uri.path)",
+                headers: [.allow: "GET, HEAD, OPTIONS"])
         }
         let response = try await self.send(request, to: .media, principal: .anonymous, body: nil, requestID: requestID, context: context)
         return self.passThrough(response)

@@ -16,7 +16,9 @@ public struct AuthorizationClient: Sendable {
     let timeout: Duration
     let metrics: ServiceMetrics
 
-    public init(upstream: any UpstreamClient, authzURL: String, internalToken: String, mode: EnforcementMode, timeout: Duration, metrics: ServiceMetrics) {
+    public init(
+        upstream: any UpstreamClient, authzURL: String, internalToken: String, mode: EnforcementMode, timeout: Duration, metrics: ServiceMetrics
+    ) {
         self.upstream = upstream
         self.authzURL = authzURL
         self.internalToken = internalToken

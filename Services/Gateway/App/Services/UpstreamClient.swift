@@ -84,7 +84,8 @@ public final class HTTPUpstreamClient: UpstreamClient, Service {
         }
         let response: HTTPClientResponse
         do {
-            response = try await self.client.execute(outgoing, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+            response = try await self.client.execute(
+                outgoing, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             throw UpstreamFailure.timeout
         } catch {

@@ -214,7 +214,8 @@ public struct SQLApiTokenRepository: ApiTokenRepository {
 
     public func list() async throws -> [ApiTokenRecord] {
         try await self.database.withSQL { sql in
-            try await sql.raw("SELECT \(unsafeRaw: Self.columns) FROM identity_api_tokens ORDER BY created_at, id").all(decoding: Row.self).map(\.record)
+            try await sql.raw("SELECT \(unsafeRaw: Self.columns) FROM identity_api_tokens ORDER BY created_at, id").all(decoding: Row.self).map(
+                \.record)
         }
     }
 }

@@ -14,7 +14,6 @@ public struct MediaMountController<Context: RequestContext>: Sendable {
         self.root = root
     }
 
-
     public func addRoutes(to router: Router<Context>) {
         for mount in RouteCatalog.mediaMounts {
             router.get(RouterPath(mount + "/**"), use: self.serve)
