@@ -102,10 +102,16 @@ let package = Package(
             path: "Services/Identity/Main",
             swiftSettings: swiftSettings
         ),
+        // The Casbin-compatible engine: no HTTP, no I/O beyond what callers pass in.
+        .target(
+            name: "CasbinEngine",
+            path: "Services/Authz/Engine",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "AuthzApp",
             dependencies: [
-                "Shared", "ServiceKit",
+                "Shared", "ServiceKit", "CasbinEngine",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "SQLKit", package: "sql-kit"),
             ],
@@ -114,7 +120,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "AuthzMain",
-            dependencies: ["AuthzApp", "ServiceKit"],
+            dependencies: ["AuthzApp", "ServiceKit", "CasbinEngine"],
             path: "Services/Authz/Main",
             swiftSettings: swiftSettings
         ),
@@ -188,6 +194,12 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             path: "Tests/MediaTests"
+        ),
+        .testTarget(
+            name: "EngineTests",
+            dependencies: ["CasbinEngine"],
+            path: "Tests/EngineTests",
+            resources: [.copy("Casbin")]
         ),
         .testTarget(
             name: "EndToEndTests",
