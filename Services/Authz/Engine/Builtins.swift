@@ -278,10 +278,54 @@ final class RegexCache: Sendable {
     let cache = Mutex<[String: NSRegularExpression]>([:])
     let invalid = Mutex<Set<String>>([])
 
+    /// RE2 (Go) reads a `{` that does not start a `{n}`, `{n,}` or `{n,m}` repetition as a
+    /// literal; ICU rejects it. Escape such braces so patterns mean what they mean in Go.
+    static func re2Braces(_ pattern: String) -> String {
+        let chars = Array(pattern)
+        var out = ""
+        var i = 0
+        var openQuantifier = false
+        while i < chars.count {
+            let c = chars[i]
+            if c == "\\" && i + 1 < chars.count {
+                out.append(c)
+                out.append(chars[i + 1])
+                i += 2
+                continue
+            }
+            if c == "{" {
+                var j = i + 1
+                var digits = 0
+                while j < chars.count && chars[j].isASCII && chars[j].isNumber { j += 1; digits += 1 }
+                if digits > 0 && j < chars.count && chars[j] == "," {
+                    j += 1
+                    while j < chars.count && chars[j].isASCII && chars[j].isNumber { j += 1 }
+                }
+                if digits > 0 && j < chars.count && chars[j] == "}" && i > 0 {
+                    openQuantifier = true
+                    out.append(c)
+                } else {
+                    out.append("\\{")
+                }
+            } else if c == "}" {
+                if openQuantifier {
+                    openQuantifier = false
+                    out.append(c)
+                } else {
+                    out.append("\\}")
+                }
+            } else {
+                out.append(c)
+            }
+            i += 1
+        }
+        return out
+    }
+
     func compile(_ pattern: String) -> NSRegularExpression? {
         if let cached = self.cache.withLock({ $0[pattern] }) { return cached }
         if self.invalid.withLock({ $0.contains(pattern) }) { return nil }
-        guard let regex = try? NSRegularExpression(pattern: pattern) else {
+        guard let regex = try? NSRegularExpression(pattern: Self.re2Braces(pattern)) else {
             self.invalid.withLock { _ = $0.insert(pattern) }
             return nil
         }

@@ -412,8 +412,11 @@ public final class Enforcer {
             }
             let matched = try evaluator.truthy(matcher.expr, rule: [String](repeating: "", count: policyTokenCount))
             switch effect {
-            case .denyOverride: return Decision(allowed: true, explain: [])
-            default: return Decision(allowed: matched, explain: [])
+            case .denyOverride:
+                return Decision(allowed: true, explain: [])
+            default:
+                // Go reports policy[0] as the deciding rule here (its explain index is 0).
+                return Decision(allowed: matched, explain: matched ? (list.first ?? []) : [])
             }
         }
 

@@ -43,7 +43,7 @@ public struct CasbinModel: Sendable {
         var current: String?
         var pending = ""
         var pendingLine = 0
-        let lines = text.components(separatedBy: "\n")
+        let lines = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n").components(separatedBy: "\n")
         for (index, raw) in lines.enumerated() {
             let lineNumber = index + 1
             var line = raw.trimmingCharacters(in: .whitespaces)
@@ -146,7 +146,8 @@ public enum PolicyCSV {
     /// Parses policy text: blank lines and `#` comments skipped, `"quoted, fields"` kept whole.
     public static func parse(_ text: String, file: String = "policy") throws -> [Line] {
         var result: [Line] = []
-        for (index, raw) in text.components(separatedBy: "\n").enumerated() {
+        let normalized = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
+        for (index, raw) in normalized.components(separatedBy: "\n").enumerated() {
             let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty || line.hasPrefix("#") { continue }
             let fields = try Self.fields(line, file: file, lineNumber: index + 1)

@@ -42,6 +42,13 @@ public enum CasbinOperations {
             return function
         }
         let rest = { (from: Int) in Array(args.dropFirst(from)) }
+        /// As in Go: the `p` field named `sub`, or the one `SetFieldIndex` chose; otherwise an error.
+        func subjectIndex() throws -> Int {
+            guard let index = enforcer.fieldIndex("p", "sub") else {
+                throw CasbinError.invalidOperation("sub index is not set, please use SetFieldIndex() to set it")
+            }
+            return index
+        }
 
         switch name {
         case "AddPolicy": return try enforcer.addPolicy("p", strings(args))
@@ -74,7 +81,7 @@ public enum CasbinOperations {
             return try enforcer.addPolicies("p", rest(1).map { [user] + (try strings([$0])) })
         case "DeletePermission": return try enforcer.removeFilteredPolicy("p", fieldIndex: 1, strings(args))
         case "DeletePermissionForUser": return try enforcer.removePolicy("p", [string(0)] + strings(rest(1)))
-        case "DeletePermissionsForUser": return try enforcer.removeFilteredPolicy("p", fieldIndex: 0, [string(0)])
+        case "DeletePermissionsForUser": return try enforcer.removeFilteredPolicy("p", fieldIndex: subjectIndex(), [string(0)])
         case "AddRoleForUser", "AddRoleForUserInDomain": return try enforcer.addPolicy("g", strings(args))
         case "AddRolesForUser":
             let user = try string(0)
@@ -89,12 +96,12 @@ public enum CasbinOperations {
         case "DeleteUser":
             let user = try string(0)
             let groups = try enforcer.removeFilteredPolicy("g", fieldIndex: 0, [user])
-            let policies = try enforcer.removeFilteredPolicy("p", fieldIndex: enforcer.fieldIndex("p", "sub") ?? 0, [user])
+            let policies = try enforcer.removeFilteredPolicy("p", fieldIndex: subjectIndex(), [user])
             return groups || policies
         case "DeleteRole":
             let role = try string(0)
             let groups = try enforcer.removeFilteredPolicy("g", fieldIndex: 1, [role])
-            let policies = try enforcer.removeFilteredPolicy("p", fieldIndex: enforcer.fieldIndex("p", "sub") ?? 0, [role])
+            let policies = try enforcer.removeFilteredPolicy("p", fieldIndex: subjectIndex(), [role])
             return groups || policies
         case "ClearPolicy":
             enforcer.clearPolicy()

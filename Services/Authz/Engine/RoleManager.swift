@@ -12,6 +12,9 @@ final class RoleManager {
     let maxHierarchyLevel: Int
     /// domain → child → parents, in insertion order.
     private(set) var links: [String: [String: [String]]] = [:]
+    /// Every name ever linked per domain (Go keeps roles after their links are deleted, and
+    /// pattern matching sees them).
+    private var knownRoles: [String: Set<String>] = [:]
     var matchingFunction: MatchingFunction? {
         didSet { self.invalidate() }
     }
@@ -36,6 +39,7 @@ final class RoleManager {
 
     func clear() {
         self.links.removeAll()
+        self.knownRoles.removeAll()
         self.invalidate()
     }
 
@@ -44,6 +48,7 @@ final class RoleManager {
         guard !parents.contains(parent) else { return }
         parents.append(parent)
         self.links[domain, default: [:]][child] = parents
+        self.knownRoles[domain, default: []].formUnion([child, parent])
         self.invalidate()
     }
 
@@ -81,7 +86,7 @@ final class RoleManager {
         guard self.matchingFunction != nil else {
             return self.closure(of: name1, domain: domain, table: table).contains(name2)
         }
-        return self.patternHasLink(name1, name2, table: table)
+        return self.patternHasLink(name1, name2, table: table, roles: self.roles(in: domain))
     }
 
     /// Every role reachable from `name` within the level limit (itself included).
@@ -113,21 +118,26 @@ final class RoleManager {
         return reached
     }
 
-    /// Go's breadth-first walk with pattern roles: from a role you reach its parents, the
-    /// pattern roles matching those parents, and the parents of pattern roles matching it.
-    private func patternHasLink(_ name1: String, _ name2: String, table: [String: [String]]) -> Bool {
-        var allRoles = Set<String>()
-        for (child, parents) in table {
-            allRoles.insert(child)
-            allRoles.formUnion(parents)
-        }
+    /// Go's breadth-first walk with pattern roles: from a role you reach its parents, the names
+    /// those parents match as patterns, and the parents of the patterns that match it.
+    private func patternHasLink(_ name1: String, _ name2: String, table: [String: [String]], roles: Set<String>) -> Bool {
+        var allRoles = roles
         allRoles.insert(name1)
         allRoles.insert(name2)
         var matchedByCache: [String: [String]] = [:]
+        var matchedCache: [String: [String]] = [:]
+        /// Patterns that match `name`.
         func matchedBy(_ name: String) -> [String] {
             if let cached = matchedByCache[name] { return cached }
             let result = allRoles.filter { $0 != name && self.matches(name, $0) }.sorted()
             matchedByCache[name] = result
+            return result
+        }
+        /// Names the pattern `name` matches.
+        func matched(_ name: String) -> [String] {
+            if let cached = matchedCache[name] { return cached }
+            let result = allRoles.filter { $0 != name && self.matches($0, name) }.sorted()
+            matchedCache[name] = result
             return result
         }
         var current: Set<String> = [name1]
@@ -138,7 +148,7 @@ final class RoleManager {
                 if role == name2 || self.matches(role, name2) { return true }
                 for parent in table[role] ?? [] {
                     next.insert(parent)
-                    next.formUnion(matchedBy(parent))
+                    next.formUnion(matched(parent))
                 }
                 for pattern in matchedBy(role) {
                     next.formUnion(table[pattern] ?? [])
@@ -148,6 +158,16 @@ final class RoleManager {
             level -= 1
         }
         return false
+    }
+
+    /// Names known in `domain` (with domain patterns, those of every matching domain).
+    private func roles(in domain: String) -> Set<String> {
+        guard let domainMatching = self.domainMatchingFunction else { return self.knownRoles[domain] ?? [] }
+        var result = Set<String>()
+        for (linkDomain, names) in self.knownRoles where linkDomain == domain || domainMatching(domain, linkDomain) {
+            result.formUnion(names)
+        }
+        return result
     }
 
     /// Direct roles of `name` in `domain`.
