@@ -120,7 +120,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "AuthzMain",
-            dependencies: ["AuthzApp", "ServiceKit", "CasbinEngine"],
+            dependencies: [
+                "AuthzApp", "ServiceKit", "CasbinEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Services/Authz/Main",
             swiftSettings: swiftSettings
         ),

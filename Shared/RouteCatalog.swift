@@ -64,6 +64,38 @@ public enum RouteCatalog {
             "GET", "/api/v1/apps", service: .media, auth: .authenticated, permission: "app:read",
             summary: "List the apps visible to the caller"
         ),
+        RouteDefinition(
+            "GET", "/api/v1/authz/policies", service: .authz, auth: .authenticated, permission: "policy:read",
+            summary: "List the tenant's policy rules and the built-in role permissions"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/authz/policies", service: .authz, auth: .authenticated, permission: "policy:write",
+            summary: "Add a rule {subject, resource, action} in the tenant"
+        ),
+        RouteDefinition(
+            "DELETE", "/api/v1/authz/policies", service: .authz, auth: .authenticated, permission: "policy:write",
+            summary: "Remove a rule (?subject=&resource=&action=) from the tenant"
+        ),
+        RouteDefinition(
+            "GET", "/api/v1/authz/roles", service: .authz, auth: .authenticated, permission: "policy:read",
+            summary: "List the tenant's role assignments"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/authz/roles", service: .authz, auth: .authenticated, permission: "policy:write",
+            summary: "Assign a role {user, role} in the tenant"
+        ),
+        RouteDefinition(
+            "DELETE", "/api/v1/authz/roles", service: .authz, auth: .authenticated, permission: "policy:write",
+            summary: "Remove a role assignment (?user=&role=) from the tenant"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/authz/check", service: .authz, auth: .authenticated, permission: "policy:read",
+            summary: "Decide {subject, resource, action} in the tenant and explain which rule decided"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/authz/import", service: .authz, auth: .authenticated, permission: "policy:write",
+            summary: "Import Casbin CSV rules (p/g lines in the tenant's domain)"
+        ),
     ]
 
     /// Root mounts forwarded to the media gateway unchanged: streamed, never enveloped.

@@ -1,3 +1,4 @@
+import CasbinEngine
 import Foundation
 import Hummingbird
 import Logging
@@ -7,38 +8,62 @@ import Shared
 
 public struct AuthzDependencies: Sendable {
     public var metrics: ServiceMetrics?
-    public init(metrics: ServiceMetrics? = nil) { self.metrics = metrics }
+    public var store: (any PolicyStore)?
+    public init(metrics: ServiceMetrics? = nil, store: (any PolicyStore)? = nil) {
+        self.metrics = metrics
+        self.store = store
+    }
 }
 
-public func buildAuthz(reader: SettingsReader, dependencies: AuthzDependencies = .init(), logger: Logger? = nil) async throws
-    -> some ApplicationProtocol
-{
+public func buildAuthz(reader: SettingsReader, dependencies: AuthzDependencies = .init(), logger: Logger? = nil) async throws -> some ApplicationProtocol {
     try await buildAuthz(configuration: AuthzConfiguration(reader: reader), dependencies: dependencies, logger: logger)
 }
 
-/// Builds authz: its store and migrations, health and metrics. The Casbin engine and the enforce
-/// API arrive with the authz issue; until then the gateway treats authz as unreachable (`log`
-/// mode lets requests on, `on` answers 503).
+/// Builds authz: the policy store and its migrations, the engine kept current by a version
+/// watcher, the internal enforce API and the public policy administration routes.
 public func buildAuthz(
     configuration: AuthzConfiguration, dependencies: AuthzDependencies = .init(), logger: Logger? = nil
 ) async throws -> some ApplicationProtocol {
     var logger = logger ?? Logger(label: "streamhub-authz")
     logger.logLevel = configuration.common.logLevel
     let metrics = dependencies.metrics ?? ServiceMetrics(service: "authz")
-    guard let (database, service) = try await DatabaseFactory.open(configuration.common.storage, logger: logger) else {
-        throw ConfigurationError("authz needs a database")
+    var services: [any Service] = []
+    var migrate: (@Sendable () async throws -> Void)?
+    let store: any PolicyStore
+    if let injected = dependencies.store {
+        store = injected
+    } else {
+        guard let (database, service) = try await DatabaseFactory.open(configuration.common.storage, logger: logger) else {
+            throw ConfigurationError("authz needs a database")
+        }
+        services.append(service)
+        store = SQLPolicyStore(database: database)
+        migrate = { [logger] in try await AuthzMigrations.migrator.migrate(database, logger: logger) }
     }
+    let model = try CasbinModel(text: DefaultPolicy.model, file: "default_model.conf")
+    let engine = try PolicyEngine(model: model, store: store)
+    services.append(PolicyWatcher(engine: engine, logger: logger))
+
     let startedAt = Date()
     let router = Router(context: BasicRequestContext.self)
     router.addServiceMiddleware(metrics: metrics)
     router.addHealthRoute(startedAt: startedAt)
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
+    let internalRoutes = router.group("/internal/v1").add(middleware: InternalTokenMiddleware(token: configuration.common.internalToken))
+    EnforceController<BasicRequestContext>(engine: engine, mode: configuration.enforcement, metrics: metrics).addRoutes(to: internalRoutes)
+    let api = router.group("/api/v1").add(middleware: InternalTokenMiddleware(token: configuration.common.internalToken))
+    PolicyAdminController<BasicRequestContext>(engine: engine, store: store).addRoutes(to: api)
+
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.common.host, port: configuration.common.port), serverName: "streamhub-authz"),
-        services: [service],
+        services: services,
         logger: logger
     )
-    app.beforeServerStarts { [logger] in try await AuthzMigrations.migrator.migrate(database, logger: logger) }
+    app.beforeServerStarts { [logger, migrate] in
+        if let migrate { try await migrate() }
+        try await engine.refresh(force: true)
+        logger.info("policy loaded", metadata: ["version": "\(engine.currentVersion)", "mode": "\(configuration.enforcement.rawValue)"])
+    }
     return app
 }

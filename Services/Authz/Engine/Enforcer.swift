@@ -90,7 +90,16 @@ public final class Enforcer {
 
     func load(filter: PolicyFilter?) throws {
         let text = try self.policySource?() ?? ""
-        let lines = try PolicyCSV.parse(text, file: self.policySourceName)
+        try self.install(lines: try PolicyCSV.parse(text, file: self.policySourceName), filter: filter)
+    }
+
+    /// Replaces the policy with `lines` (type + values), e.g. rules read from a database.
+    public func replacePolicy(_ lines: [PolicyCSV.Line]) throws {
+        try self.install(lines: lines, filter: nil)
+        self.isFiltered = false
+    }
+
+    func install(lines: [PolicyCSV.Line], filter: PolicyFilter?) throws {
         var rules: [String: [[String]]] = [:]
         for line in lines {
             guard self.isKnownType(line.type) else {

@@ -141,6 +141,12 @@ public enum PolicyCSV {
         public var type: String
         public var values: [String]
         public var lineNumber: Int
+
+        public init(type: String, values: [String], lineNumber: Int = 0) {
+            self.type = type
+            self.values = values
+            self.lineNumber = lineNumber
+        }
     }
 
     /// Parses policy text: blank lines and `#` comments skipped, `"quoted, fields"` kept whole.

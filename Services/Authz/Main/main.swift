@@ -1,10 +1,15 @@
 import AuthzApp
 import ServiceKit
 
-await ServiceMain.run(name: "streamhub-authz") { reader, logger in
-    try await buildAuthz(
-        reader: reader,
-        dependencies: AuthzDependencies(metrics: ServiceMetrics(service: "authz", registry: ServiceMetrics.processRegistry)),
-        logger: logger
-    )
+// `streamhub-authz eval …` is the offline policy tool; anything else runs the service.
+if CommandLine.arguments.dropFirst().first == "eval" {
+    EvalCommand.main(Array(CommandLine.arguments.dropFirst(2)))
+} else {
+    await ServiceMain.run(name: "streamhub-authz") { reader, logger in
+        try await buildAuthz(
+            reader: reader,
+            dependencies: AuthzDependencies(metrics: ServiceMetrics(service: "authz", registry: ServiceMetrics.processRegistry)),
+            logger: logger
+        )
+    }
 }

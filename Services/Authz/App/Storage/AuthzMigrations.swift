@@ -1,3 +1,4 @@
+import CasbinEngine
 import ServiceKit
 
 /// Authz's tables: Casbin rules in the usual `ptype, v0…v5` shape, and the policy version that
@@ -25,7 +26,16 @@ public enum AuthzMigrations {
                     "CREATE TABLE authz_policy_version (id INTEGER PRIMARY KEY, version BIGINT NOT NULL)",
                     "INSERT INTO authz_policy_version (id, version) VALUES (1, 0)",
                 ]
-            }
+            },
+            Migration(version: 2, name: "default roles") { _ in
+                // The built-in roles from config/authz/default_policy.csv.
+                let lines = (try? PolicyCSV.parse(DefaultPolicy.policy, file: "default_policy.csv")) ?? []
+                return lines.map { line in
+                    let values = line.values + Array(repeating: "", count: max(0, 6 - line.values.count))
+                    let quoted = values.prefix(6).map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }.joined(separator: ", ")
+                    return "INSERT INTO authz_rules (ptype, v0, v1, v2, v3, v4, v5) VALUES ('\(line.type)', \(quoted))"
+                } + ["UPDATE authz_policy_version SET version = version + 1 WHERE id = 1"]
+            },
         ]
     )
 }

@@ -1,0 +1,96 @@
+import CasbinEngine
+import Foundation
+import Hummingbird
+import Logging
+import ServiceKit
+import Shared
+
+/// `POST /internal/v1/enforce` and `/internal/v1/enforce/batch`, for every service holding the
+/// internal token. Answers `{allowed, mode, enforced}` per request under `STREAMHUB_AUTHZ_ENFORCE`:
+/// `off` evaluates nothing; `log` evaluates, logs and counts would-be denials; `on` evaluates and
+/// marks the decision as enforced.
+public struct EnforceController<Context: RequestContext>: Sendable {
+    let engine: PolicyEngine
+    let mode: EnforcementMode
+    let metrics: ServiceMetrics
+
+    public init(engine: PolicyEngine, mode: EnforcementMode, metrics: ServiceMetrics) {
+        self.engine = engine
+        self.mode = mode
+        self.metrics = metrics
+    }
+
+    public func addRoutes(to group: RouterGroup<Context>) {
+        group.post("enforce", use: self.enforce)
+        group.post("enforce/batch", use: self.batch)
+    }
+
+    struct BatchRequest: Decodable {
+        var requests: [EnforceRequest]
+        var explain: Bool?
+    }
+
+    struct BatchResponse: Encodable {
+        var mode: String
+        var results: [EnforceDecision]
+    }
+
+    static var maxBatch: Int { 10_000 }
+
+    @Sendable func enforce(_ request: Request, context: Context) async throws -> Response {
+        let body = try await request.decodeJSON(EnforceRequest.self, limit: 64 * 1024)
+        try Self.validate(body)
+        let decision = self.decide([body], explain: body.explain ?? false, logger: context.logger)[0]
+        return try JSONResponse.make(decision)
+    }
+
+    @Sendable func batch(_ request: Request, context: Context) async throws -> Response {
+        let body = try await request.decodeJSON(BatchRequest.self, limit: 16 << 20)
+        guard body.requests.count <= Self.maxBatch else {
+            throw ServiceError.badRequest("at most \(Self.maxBatch) requests per batch")
+        }
+        for item in body.requests { try Self.validate(item) }
+        let results = self.decide(body.requests, explain: body.explain ?? false, logger: context.logger)
+        return try JSONResponse.make(BatchResponse(mode: self.mode.rawValue, results: results))
+    }
+
+    static func validate(_ request: EnforceRequest) throws {
+        for (name, value) in [("subject", request.subject), ("resource", request.resource), ("action", request.action)] where value.isEmpty {
+            throw ServiceError.badRequest("\(name) must not be empty")
+        }
+        for value in [request.subject, request.tenant, request.resource, request.action] where value.utf8.count > 512 {
+            throw ServiceError.badRequest("values are limited to 512 bytes")
+        }
+    }
+
+    func decide(_ requests: [EnforceRequest], explain: Bool, logger: Logger) -> [EnforceDecision] {
+        guard self.mode != .off else {
+            return requests.map { _ in EnforceDecision(allowed: true, mode: "off", enforced: false) }
+        }
+        let outcomes = self.engine.decide(batch: requests.map { [.string($0.subject), .string($0.tenant), .string($0.resource), .string($0.action)] })
+        return zip(requests, outcomes).map { request, outcome in
+            let decision: Decision
+            switch outcome {
+            case .success(let d): decision = d
+            case .failure(let error):
+                logger.error("policy evaluation failed", metadata: ["error": "\(error)"])
+                decision = Decision(allowed: false, explain: [])
+            }
+            if !decision.allowed {
+                self.metrics.counter("streamhub_authz_denials_total", labels: [("mode", self.mode.rawValue)]).increment()
+                if self.mode == .log {
+                    logger.notice(
+                        "would deny",
+                        metadata: [
+                            "subject": "\(request.subject)", "tenant": "\(request.tenant)", "permission": "\(request.resource):\(request.action)",
+                        ]
+                    )
+                }
+            }
+            self.metrics.counter("streamhub_authz_decisions_total", labels: [("allowed", String(decision.allowed))]).increment()
+            return EnforceDecision(
+                allowed: decision.allowed, mode: self.mode.rawValue, enforced: self.mode == .on, explain: explain ? decision.explain : nil
+            )
+        }
+    }
+}

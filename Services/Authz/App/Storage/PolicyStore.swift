@@ -1,0 +1,150 @@
+import CasbinEngine
+import Foundation
+import SQLKit
+import ServiceKit
+
+/// One stored Casbin rule: its type (`p`, `g`) and values.
+public struct StoredRule: Sendable, Hashable, Codable {
+    public var ptype: String
+    public var values: [String]
+
+    public init(ptype: String, values: [String]) {
+        self.ptype = ptype
+        self.values = values
+    }
+}
+
+/// A change to the policy, applied atomically with a version bump.
+public enum PolicyChange: Sendable, Equatable {
+    case add(StoredRule)
+    case remove(StoredRule)
+}
+
+/// Where the policy lives. The version moves on every change, so every replica can tell
+/// cheaply whether it is current.
+public protocol PolicyStore: Sendable {
+    func version() async throws -> Int64
+    func load() async throws -> (version: Int64, rules: [StoredRule])
+    /// Applies `changes` in one transaction; returns the new version and how many changed rows.
+    func apply(_ changes: [PolicyChange]) async throws -> (version: Int64, changed: Int)
+}
+
+public actor InMemoryPolicyStore: PolicyStore {
+    var rules: [StoredRule]
+    var currentVersion: Int64 = 0
+
+    public init(rules: [StoredRule] = []) {
+        self.rules = rules
+    }
+
+    public func version() async throws -> Int64 { self.currentVersion }
+
+    public func load() async throws -> (version: Int64, rules: [StoredRule]) { (self.currentVersion, self.rules) }
+
+    public func apply(_ changes: [PolicyChange]) async throws -> (version: Int64, changed: Int) {
+        var changed = 0
+        for change in changes {
+            switch change {
+            case .add(let rule):
+                if !self.rules.contains(rule) {
+                    self.rules.append(rule)
+                    changed += 1
+                }
+            case .remove(let rule):
+                if let index = self.rules.firstIndex(of: rule) {
+                    self.rules.remove(at: index)
+                    changed += 1
+                }
+            }
+        }
+        if changed > 0 { self.currentVersion += 1 }
+        return (self.currentVersion, changed)
+    }
+}
+
+/// The policy in authz's SQL store (`authz_rules`, `authz_policy_version`).
+public struct SQLPolicyStore: PolicyStore {
+    let database: any Database
+
+    public init(database: any Database) {
+        self.database = database
+    }
+
+    struct Row: Decodable {
+        var ptype: String
+        var v0: String
+        var v1: String
+        var v2: String
+        var v3: String
+        var v4: String
+        var v5: String
+    }
+
+    struct VersionRow: Decodable { var version: Int64 }
+
+    public func version() async throws -> Int64 {
+        try await self.database.withSQL { sql in
+            try await sql.raw("SELECT version FROM authz_policy_version WHERE id = 1").first(decoding: VersionRow.self)?.version ?? 0
+        }
+    }
+
+    public func load() async throws -> (version: Int64, rules: [StoredRule]) {
+        try await self.database.transaction { sql in
+            let version = try await sql.raw("SELECT version FROM authz_policy_version WHERE id = 1").first(decoding: VersionRow.self)?.version ?? 0
+            let rows = try await sql.raw("SELECT ptype, v0, v1, v2, v3, v4, v5 FROM authz_rules ORDER BY id").all(decoding: Row.self)
+            let rules = rows.map { row in
+                var values = [row.v0, row.v1, row.v2, row.v3, row.v4, row.v5]
+                while let last = values.last, last.isEmpty { values.removeLast() }
+                return StoredRule(ptype: row.ptype, values: values)
+            }
+            return (version, rules)
+        }
+    }
+
+    public func apply(_ changes: [PolicyChange]) async throws -> (version: Int64, changed: Int) {
+        for change in changes {
+            let rule: StoredRule
+            switch change {
+            case .add(let r), .remove(let r): rule = r
+            }
+            guard rule.values.count <= 6, !rule.values.isEmpty else { throw ServiceError.badRequest("a rule has 1 to 6 values") }
+        }
+        return try await self.database.transaction { sql in
+            var changed = 0
+            for change in changes {
+                switch change {
+                case .add(let rule):
+                    let v = rule.values + Array(repeating: "", count: 6 - rule.values.count)
+                    let existing = try await sql.raw(
+                        """
+                        SELECT ptype FROM authz_rules WHERE ptype = \(bind: rule.ptype) AND v0 = \(bind: v[0]) AND v1 = \(bind: v[1]) \
+                        AND v2 = \(bind: v[2]) AND v3 = \(bind: v[3]) AND v4 = \(bind: v[4]) AND v5 = \(bind: v[5])
+                        """
+                    ).all()
+                    guard existing.isEmpty else { continue }
+                    try await sql.raw(
+                        """
+                        INSERT INTO authz_rules (ptype, v0, v1, v2, v3, v4, v5) VALUES (\(bind: rule.ptype), \(bind: v[0]), \(bind: v[1]), \
+                        \(bind: v[2]), \(bind: v[3]), \(bind: v[4]), \(bind: v[5]))
+                        """
+                    ).run()
+                    changed += 1
+                case .remove(let rule):
+                    let v = rule.values + Array(repeating: "", count: 6 - rule.values.count)
+                    let removed = try await sql.raw(
+                        """
+                        DELETE FROM authz_rules WHERE ptype = \(bind: rule.ptype) AND v0 = \(bind: v[0]) AND v1 = \(bind: v[1]) \
+                        AND v2 = \(bind: v[2]) AND v3 = \(bind: v[3]) AND v4 = \(bind: v[4]) AND v5 = \(bind: v[5]) RETURNING ptype
+                        """
+                    ).all()
+                    changed += removed.count
+                }
+            }
+            if changed > 0 {
+                try await sql.raw("UPDATE authz_policy_version SET version = version + 1 WHERE id = 1").run()
+            }
+            let version = try await sql.raw("SELECT version FROM authz_policy_version WHERE id = 1").first(decoding: VersionRow.self)?.version ?? 0
+            return (version, changed)
+        }
+    }
+}
