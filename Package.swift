@@ -199,6 +199,14 @@ let package = Package(
             path: "Tests/MediaTests"
         ),
         .testTarget(
+            name: "AuthzTests",
+            dependencies: [
+                "TestSupport", "AuthzApp", "CasbinEngine", "ServiceKit", "Shared",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            path: "Tests/AuthzTests"
+        ),
+        .testTarget(
             name: "EngineTests",
             dependencies: ["CasbinEngine"],
             path: "Tests/EngineTests",

@@ -1,0 +1,196 @@
+import AuthzApp
+import CasbinEngine
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import ServiceKit
+import Shared
+import Testing
+import TestSupport
+
+@Suite("Authz service")
+struct AuthzServiceTests {
+    static let internalToken = String(repeating: "i", count: 40)
+
+    static func defaultRules() throws -> [StoredRule] {
+        try PolicyCSV.parse(DefaultPolicy.policy).map { StoredRule(ptype: $0.type, values: $0.values) }
+    }
+
+    func makeApp(mode: String = "on", store: (any PolicyStore)? = nil) async throws -> (some ApplicationProtocol, any PolicyStore) {
+        let store = try store ?? InMemoryPolicyStore(rules: Self.defaultRules() + [StoredRule(ptype: "g", values: ["user:ann", "admin", "t1"])])
+        let app = try await buildAuthz(
+            reader: .values(["STREAMHUB_INTERNAL_TOKEN": Self.internalToken, "STREAMHUB_AUTHZ_ENFORCE": mode]),
+            dependencies: AuthzDependencies(store: store)
+        )
+        return (app, store)
+    }
+
+    func post(_ client: some TestClientProtocol, _ path: String, _ body: String, principal: Principal? = nil) async throws -> TestResponse {
+        var headers: HTTPFields = [.streamHubInternalToken: Self.internalToken, .contentType: "application/json"]
+        if let principal { headers[.streamHubPrincipal] = PrincipalHeader.encode(principal) }
+        return try await client.execute(uri: path, method: .post, headers: headers, body: ByteBuffer(string: body))
+    }
+
+    func decision(_ response: TestResponse) throws -> EnforceDecision {
+        try JSONDecoder().decode(EnforceDecision.self, from: Data(buffer: response.body))
+    }
+
+    @Test("on: the default roles decide, with the deciding rule when asked")
+    func enforceOn() async throws {
+        let (app, _) = try await self.makeApp(mode: "on")
+        try await app.test(.router) { (client: any TestClientProtocol) async throws in
+            let allowed = try await self.post(client, "/internal/v1/enforce", #"{"subject":"user:ann","tenant":"t1","resource":"app","action":"write","explain":true}"#)
+            #expect(allowed.status == .ok)
+            #expect(try self.decision(allowed) == EnforceDecision(allowed: true, mode: "on", enforced: true, explain: ["admin", "*", "app", "*"]))
+            // Roles are per tenant: ann is nobody in t2.
+            let otherTenant = try await self.post(client, "/internal/v1/enforce", #"{"subject":"user:ann","tenant":"t2","resource":"app","action":"write"}"#)
+            #expect(try self.decision(otherTenant) == EnforceDecision(allowed: false, mode: "on", enforced: true))
+            let notGranted = try await self.post(client, "/internal/v1/enforce", #"{"subject":"user:ann","tenant":"t1","resource":"tenant","action":"delete"}"#)
+            #expect(try self.decision(notGranted).allowed == false)
+        }
+    }
+
+    @Test("off evaluates nothing; log evaluates but does not enforce")
+    func modes() async throws {
+        let (off, _) = try await self.makeApp(mode: "off")
+        try await off.test(.router) { (client: any TestClientProtocol) async throws in
+            let response = try await self.post(client, "/internal/v1/enforce", #"{"subject":"user:x","tenant":"t1","resource":"app","action":"write"}"#)
+            #expect(try self.decision(response) == EnforceDecision(allowed: true, mode: "off", enforced: false))
+        }
+        let (log, _) = try await self.makeApp(mode: "log")
+        try await log.test(.router) { (client: any TestClientProtocol) async throws in
+            let response = try await self.post(client, "/internal/v1/enforce", #"{"subject":"user:x","tenant":"t1","resource":"app","action":"write"}"#)
+            #expect(try self.decision(response) == EnforceDecision(allowed: false, mode: "log", enforced: false))
+        }
+    }
+
+    @Test("batch answers every request in order")
+    func batch() async throws {
+        let (app, _) = try await self.makeApp()
+        try await app.test(.router) { (client: any TestClientProtocol) async throws in
+            let body = #"{"requests":[{"subject":"user:ann","tenant":"t1","resource":"app","action":"read"},{"subject":"user:bob","tenant":"t1","resource":"app","action":"read"},{"subject":"user:ann","tenant":"t1","resource":"stream","action":"write"}]}"#
+            let response = try await self.post(client, "/internal/v1/enforce/batch", body)
+            #expect(response.status == .ok)
+            struct Batch: Decodable { var mode: String; var results: [EnforceDecision] }
+            let batch = try JSONDecoder().decode(Batch.self, from: Data(buffer: response.body))
+            #expect(batch.results.map(\.allowed) == [true, false, true])
+            #expect(batch.mode == "on")
+        }
+    }
+
+    @Test("bad enforce input is a 400; no internal token is a 401")
+    func badInput() async throws {
+        let (app, _) = try await self.makeApp()
+        try await app.test(.router) { (client: any TestClientProtocol) async throws in
+            #expect(try await self.post(client, "/internal/v1/enforce", #"{"subject":"","tenant":"t1","resource":"app","action":"read"}"#).status == .badRequest)
+            #expect(try await self.post(client, "/internal/v1/enforce", #"{"subject":5}"#).status == .badRequest)
+            #expect(try await self.post(client, "/internal/v1/enforce", "nope").status == .badRequest)
+            let noToken = try await client.execute(uri: "/internal/v1/enforce", method: .post, body: ByteBuffer(string: "{}"))
+            #expect(noToken.status == .unauthorized)
+        }
+    }
+
+    @Test("policy admin: add, check with explanation, list, remove, import — scoped to the caller's tenant")
+    func admin() async throws {
+        let (app, store) = try await self.makeApp()
+        let owner = Principal(kind: .user, scope: .tenant, subject: "user:ann", tenantId: "t1")
+        try await app.test(.router) { (client: any TestClientProtocol) async throws in
+            let added = try await self.post(client, "/api/v1/authz/roles", #"{"user":"user:bob","role":"viewer"}"#, principal: owner)
+            #expect(added.status == .created)
+            let custom = try await self.post(client, "/api/v1/authz/policies", #"{"subject":"user:bob","resource":"stream","action":"write"}"#, principal: owner)
+            #expect(custom.status == .created)
+
+            let check = try await self.post(client, "/api/v1/authz/check", #"{"subject":"user:bob","resource":"stream","action":"write"}"#, principal: owner)
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(buffer: check.body)) as? [String: Any])
+            #expect(object["allowed"] as? Bool == true)
+            #expect(object["explain"] as? [String] == ["user:bob", "t1", "stream", "write"])
+            #expect(object["roles"] as? [String] == ["viewer"])
+
+            let viewerRead = try await self.post(client, "/api/v1/authz/check", #"{"subject":"user:bob","resource":"app","action":"read"}"#, principal: owner)
+            #expect((try JSONSerialization.jsonObject(with: Data(buffer: viewerRead.body)) as? [String: Any])?["explain"] as? [String] == ["viewer", "*", "app", "read"])
+
+            var headers: HTTPFields = [.streamHubInternalToken: Self.internalToken, .streamHubPrincipal: PrincipalHeader.encode(owner)]
+            let listed = try await client.execute(uri: "/api/v1/authz/roles", method: .get, headers: headers)
+            #expect(String(buffer: listed.body).contains(#""user":"user:bob""#))
+
+            let removed = try await client.execute(uri: "/api/v1/authz/policies?subject=user:bob&resource=stream&action=write", method: .delete, headers: headers)
+            #expect(removed.status == .ok)
+            let again = try await client.execute(uri: "/api/v1/authz/policies?subject=user:bob&resource=stream&action=write", method: .delete, headers: headers)
+            #expect(again.status == .notFound)
+
+            headers[.contentType] = "text/csv"
+            let imported = try await client.execute(
+                uri: "/api/v1/authz/import", method: .post, headers: headers,
+                body: ByteBuffer(string: "# from casbin\np, user:carl, t1, config, write\ng, user:carl, member, t1\n")
+            )
+            #expect(imported.status == .ok)
+            let foreign = try await client.execute(
+                uri: "/api/v1/authz/import", method: .post, headers: headers, body: ByteBuffer(string: "p, user:carl, t2, config, write\n")
+            )
+            #expect(foreign.status == .badRequest)
+            let broken = try await client.execute(uri: "/api/v1/authz/import", method: .post, headers: headers, body: ByteBuffer(string: "p, \"unterminated\n"))
+            #expect(broken.status == .badRequest)
+
+            let carl = try await self.post(client, "/internal/v1/enforce", #"{"subject":"user:carl","tenant":"t1","resource":"config","action":"write"}"#)
+            #expect(try self.decision(carl).allowed)
+        }
+        let rules = try await store.load().rules
+        #expect(rules.contains(StoredRule(ptype: "g", values: ["user:carl", "member", "t1"])))
+        #expect(!rules.contains(StoredRule(ptype: "p", values: ["user:carl", "t2", "config", "write"])))
+    }
+
+    @Test("global credentials must name the tenant; the built-in domain cannot be written")
+    func tenantRules() async throws {
+        let (app, _) = try await self.makeApp()
+        let global = Principal(kind: .apiToken, scope: .global, subject: "token:g")
+        try await app.test(.router) { (client: any TestClientProtocol) async throws in
+            #expect(try await self.post(client, "/api/v1/authz/roles", #"{"user":"u","role":"admin"}"#, principal: global).status == .badRequest)
+            #expect(try await self.post(client, "/api/v1/authz/roles?tenant=t9", #"{"user":"u","role":"admin"}"#, principal: global).status == .created)
+            #expect(try await self.post(client, "/api/v1/authz/roles?tenant=*", #"{"user":"u","role":"admin"}"#, principal: global).status == .badRequest)
+            #expect(try await self.post(client, "/api/v1/authz/roles", #"{"user":"u","role":"admin"}"#).status == .unauthorized)
+        }
+    }
+
+    @Test("a change made through one replica is in force on another within 1 s", arguments: TestDatabases.backends)
+    func replicas(backend: String) async throws {
+        let location = try await TestDatabases.freshLocation(backend, name: "authz")
+        try await DatabaseFactory.withDatabase(location, logger: TestDatabases.logger) { database in
+            try await AuthzMigrations.migrator.migrate(database, logger: TestDatabases.logger)
+            let model = try CasbinModel(text: DefaultPolicy.model)
+            let replicaA = try PolicyEngine(model: model, store: SQLPolicyStore(database: database))
+            let replicaB = try PolicyEngine(model: model, store: SQLPolicyStore(database: database))
+            try await replicaA.refresh(force: true)
+            try await replicaB.refresh(force: true)
+            let request: [CasbinValue] = [.string("user:zoe"), .string("t1"), .string("app"), .string("write")]
+            #expect(try replicaB.decide(request, explain: false).allowed == false)
+            let before = replicaB.currentVersion
+
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await PolicyWatcher(engine: replicaB, logger: TestDatabases.logger).run() }
+                let changedAt = ContinuousClock.now
+                _ = try await SQLPolicyStore(database: database).apply([.add(StoredRule(ptype: "g", values: ["user:zoe", "member", "t1"]))])
+                try await replicaA.refresh()
+                #expect(try replicaA.decide(request, explain: false).allowed)
+                while try !replicaB.decide(request, explain: false).allowed {
+                    #expect(ContinuousClock.now - changedAt < .seconds(1), "replica B did not see the change within 1 s")
+                    if ContinuousClock.now - changedAt > .seconds(2) { break }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                #expect(ContinuousClock.now - changedAt < .seconds(1))
+                #expect(replicaB.currentVersion > before)
+                group.cancelAll()
+            }
+        }
+    }
+
+    @Test("the embedded default model and policy are the files in config/authz")
+    func defaultsMatchFiles() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let model = try String(contentsOf: root.appendingPathComponent("config/authz/default_model.conf"), encoding: .utf8)
+        let policy = try String(contentsOf: root.appendingPathComponent("config/authz/default_policy.csv"), encoding: .utf8)
+        #expect(DefaultPolicy.model == model.trimmingCharacters(in: .newlines))
+        #expect(DefaultPolicy.policy == policy.trimmingCharacters(in: .newlines))
+    }
+}
