@@ -80,6 +80,7 @@ struct ExpressionParser {
     var position = 0
     var depth = 0
     static let maxDepth = 200
+    static let maxTokens = 2000
 
     init(scope: ExpressionScope) {
         self.scope = scope
@@ -155,6 +156,8 @@ struct ExpressionParser {
     static func parse(_ text: String, scope: ExpressionScope) throws -> Expr {
         var parser = ExpressionParser(scope: scope)
         parser.tokens = try Self.tokenize(text)
+        // Bounds the tree (and so evaluation depth) for chains like `a && a && …`.
+        guard parser.tokens.count <= Self.maxTokens else { throw CasbinError.matcher("expression longer than \(Self.maxTokens) tokens") }
         let expr = try parser.parseOr()
         guard parser.peek == .end else { throw CasbinError.matcher("unexpected \(parser.peek) in \"\(text)\"") }
         return expr

@@ -1,0 +1,158 @@
+import CasbinEngine
+import Foundation
+import Testing
+
+@Suite("Engine errors and limits")
+struct EngineErrorTests {
+    static let rbac = """
+        [request_definition]
+        r = sub, obj, act
+
+        [policy_definition]
+        p = sub, obj, act
+
+        [role_definition]
+        g = _, _
+
+        [policy_effect]
+        e = some(where (p.eft == allow))
+
+        [matchers]
+        m = g(r.sub, p.sub) && r.obj == p.obj && r.act == p.act
+        """
+
+    @Test("bad models name the file, the line and the reason")
+    func badModels() {
+        #expect(throws: CasbinError.model(file: "m.conf", line: 1, reason: "unterminated section header [request_definition")) {
+            try CasbinModel(text: "[request_definition\nr = sub", file: "m.conf")
+        }
+        #expect(throws: CasbinError.self) { try CasbinModel(text: "r = sub", file: "m.conf") }
+        do {
+            _ = try CasbinModel(text: Self.rbac.replacingOccurrences(of: "some(where (p.eft == allow))", with: "maybe()"), file: "x.conf")
+            Issue.record("accepted an unknown effect")
+        } catch let error as CasbinError {
+            #expect(error.description == "x.conf:11: unsupported policy effect maybe()")
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+
+    @Test("bad policies name the line; a rule of the wrong size fails the decision, not the process")
+    func badPolicies() throws {
+        let model = try CasbinModel(text: Self.rbac)
+        #expect(throws: CasbinError.policy(file: "p.csv", line: 2, reason: "unterminated quoted field")) {
+            try Enforcer(model: model, policySource: { "p, alice, data1, read\np, \"bob, data2, read\n" }, policySourceName: "p.csv")
+        }
+        #expect(throws: CasbinError.policy(file: "p.csv", line: 1, reason: "policy type p9 is not defined in the model")) {
+            try Enforcer(model: model, policySource: { "p9, a, b\n" }, policySourceName: "p.csv")
+        }
+        let enforcer = try Enforcer(model: model, policySource: { "p, alice, data1\n" })
+        #expect(throws: CasbinError.self) { try enforcer.enforce([.string("alice"), .string("data1"), .string("read")]) }
+        #expect(throws: CasbinError.self) { try enforcer.enforce([.string("alice")]) }
+    }
+
+    @Test("quoted CSV fields keep their commas")
+    func quotedFields() throws {
+        let lines = try PolicyCSV.parse(#"p, "keyMatch(r.obj, '/a/*')", "x ""y""", z"#)
+        #expect(lines == [PolicyCSV.Line(type: "p", values: ["keyMatch(r.obj, '/a/*')", #"x "y""#, "z"], lineNumber: 1)])
+    }
+
+    @Test("matchers nested beyond the limit are refused, not a stack overflow")
+    func depthLimit() throws {
+        let deep = String(repeating: "(", count: 5000) + "r.sub == p.sub" + String(repeating: ")", count: 5000)
+        let model = try CasbinModel(text: Self.rbac.replacingOccurrences(of: "g(r.sub, p.sub) && r.obj == p.obj && r.act == p.act", with: deep))
+        let enforcer = try Enforcer(model: model, policySource: { "p, a, b, c" })
+        #expect(throws: CasbinError.self) { try enforcer.enforce([.string("a"), .string("b"), .string("c")]) }
+    }
+
+    @Test("roles are transitive to 10 links and no further")
+    func roleDepth() throws {
+        let chain = (0..<11).map { "g, u\($0), u\($0 + 1)" }.joined(separator: "\n")
+        let enforcer = try Enforcer(model: try CasbinModel(text: Self.rbac), policySource: { "p, u10, d, r\np, u11, d, r\n" + chain })
+        #expect(try enforcer.enforce([.string("u0"), .string("d"), .string("r")]))
+        #expect(try enforcer.enforceEx([.string("u0"), .string("d"), .string("r")]).explain == ["u10", "d", "r"])
+        #expect(try enforcer.enforce([.string("u1"), .string("d"), .string("r")]))
+        let cycle = try Enforcer(model: try CasbinModel(text: Self.rbac), policySource: { "p, x, d, r\ng, a, b\ng, b, a" })
+        #expect(try cycle.enforce([.string("a"), .string("d"), .string("r")]) == false)
+    }
+
+    @Test("ABAC values and eval() rules")
+    func abac() throws {
+        let model = try CasbinModel(
+            text: """
+                [request_definition]
+                r = sub, obj, act
+                [policy_definition]
+                p = sub_rule, obj, act
+                [policy_effect]
+                e = some(where (p.eft == allow))
+                [matchers]
+                m = eval(p.sub_rule) && r.obj == p.obj && r.act == p.act
+                """
+        )
+        let enforcer = try Enforcer(model: model, policySource: { #"p, "r.sub.Age > 18 && r.sub.Name != 'eve'", data1, read"# })
+        let adult = try CasbinValue(json: ["Name": "alice", "Age": 30] as [String: Any])
+        let child = try CasbinValue(json: ["Name": "bob", "Age": 12] as [String: Any])
+        #expect(try enforcer.enforce([adult, .string("data1"), .string("read")]))
+        #expect(try enforcer.enforce([child, .string("data1"), .string("read")]) == false)
+        #expect(throws: CasbinError.self) { try enforcer.enforce([.string("plain"), .string("data1"), .string("read")]) }
+    }
+}
+
+@Suite("Rule index")
+struct RuleIndexTests {
+    /// The same decisions with and without the index, on random RBAC and RBAC-with-domain policies.
+    @Test("indexed decisions equal a full scan", arguments: [1, 2, 3, 4, 5])
+    func indexMatchesScan(seed: UInt64) throws {
+        var rng = SplitMix(seed: seed)
+        let users = (0..<30).map { "u\($0)" }
+        let roles = (0..<8).map { "r\($0)" }
+        let objects = (0..<6).map { "o\($0)" }
+        let actions = ["read", "write"]
+        var lines: [String] = []
+        for _ in 0..<200 {
+            lines.append("p, \((users + roles)[rng.next(38)]), \(objects[rng.next(6)]), \(actions[rng.next(2)])")
+        }
+        for _ in 0..<60 {
+            lines.append("g, \((users + roles)[rng.next(38)]), \(roles[rng.next(8)])")
+        }
+        let policy = lines.joined(separator: "\n")
+        let indexed = try Enforcer(model: try CasbinModel(text: EngineErrorTests.rbac), policySource: { policy })
+        // `(… || false)` hides the equality conjuncts from the index builder: a full scan.
+        let scanned = try Enforcer(
+            model: try CasbinModel(
+                text: EngineErrorTests.rbac.replacingOccurrences(
+                    of: "g(r.sub, p.sub) && r.obj == p.obj && r.act == p.act", with: "(g(r.sub, p.sub) && r.obj == p.obj && r.act == p.act) || false"
+                )
+            ),
+            policySource: { policy }
+        )
+        for _ in 0..<400 {
+            let request: [CasbinValue] = [.string((users + roles)[rng.next(38)]), .string(objects[rng.next(6)]), .string(actions[rng.next(2)])]
+            #expect(try indexed.enforceEx(request) == scanned.enforceEx(request))
+        }
+    }
+}
+
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { self.state = seed }
+    mutating func next(_ bound: Int) -> Int {
+        self.state &+= 0x9E37_79B9_7F4A_7C15
+        var z = self.state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Int((z ^ (z >> 31)) % UInt64(bound))
+    }
+}
+
+@Suite("Engine bounds")
+struct EngineBoundsTests {
+    @Test("very long operator chains are refused")
+    func longChains() throws {
+        let chain = Array(repeating: "r.sub == p.sub", count: 3000).joined(separator: " && ")
+        let model = try CasbinModel(text: EngineErrorTests.rbac.replacingOccurrences(of: "g(r.sub, p.sub) && r.obj == p.obj && r.act == p.act", with: chain))
+        let enforcer = try Enforcer(model: model, policySource: { "p, a, b, c" })
+        #expect(throws: CasbinError.self) { try enforcer.enforce([.string("a"), .string("b"), .string("c")]) }
+    }
+}
