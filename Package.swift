@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "streamhub-authz", targets: ["AuthzMain"]),
         .executable(name: "streamhub-media", targets: ["MediaMain"]),
         .executable(name: "streamhub", targets: ["StreamHubCLI"]),
+        .executable(name: "streamhub-casbin-bench", targets: ["CasbinBench"]),
         .library(name: "Shared", targets: ["Shared"]),
     ],
     dependencies: [
@@ -106,6 +107,13 @@ let package = Package(
         .target(
             name: "CasbinEngine",
             path: "Services/Authz/Engine",
+            swiftSettings: swiftSettings
+        ),
+        // Engine benchmark for Casbin's standard scenarios (run-baseline.sh --extra-cmd).
+        .executableTarget(
+            name: "CasbinBench",
+            dependencies: ["CasbinEngine"],
+            path: "Benchmarks/CasbinBench",
             swiftSettings: swiftSettings
         ),
         .target(
@@ -215,7 +223,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "Shared", "ServiceKit", "TestSupport",
+                "Shared", "ServiceKit", "TestSupport", "GatewayApp",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Tests/EndToEndTests"

@@ -204,6 +204,14 @@ public final class Enforcer {
         }
     }
 
+    /// Drops derived caches (role closures, rule indexes, parsed eval rules); decisions are
+    /// unchanged. Benchmarks use it to measure the cold path.
+    public func invalidateCaches() {
+        for manager in self.roleManagers.values { manager.invalidateCaches() }
+        self.indexes.removeAll()
+        self.evalCache.removeAll()
+    }
+
     // MARK: Matching functions
 
     /// `AddNamedMatchingFunc(ptype, name, fn)`: pattern matching of role names in `g`.

@@ -37,6 +37,10 @@ final class RoleManager {
         self.closureCount = 0
     }
 
+    func invalidateCaches() {
+        self.invalidate()
+    }
+
     func clear() {
         self.links.removeAll()
         self.knownRoles.removeAll()
