@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Prometheus
 import Shared
+import Synchronization
 
 /// The decision for a `/metrics` request, as the overview defines it: a plain 404 unless a token is
 /// configured; then `Authorization: Bearer <token>` or `?token=` must match, else 403.
@@ -25,23 +26,35 @@ public enum MetricsAccess: Equatable, Sendable {
 public final class ServiceMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     public let service: String
+    let duration: DurationHistogram
+    /// Request counters by method and status, created once each (the registry lookup builds label
+    /// keys under a lock; this keeps it off the hot path).
+    let requestCounters = Mutex<[Int: Counter]>([:])
 
     public init(service: String, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.service = service
         self.registry = registry
+        self.duration = registry.makeDurationHistogram(
+            name: "streamhub_http_request_duration_seconds",
+            labels: [("service", service)],
+            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10)]
+        )
     }
 
     /// Counts one finished request.
     public func recordRequest(method: String, status: Int, duration: Duration) {
-        self.registry.makeCounter(
-            name: "streamhub_http_requests_total",
-            labels: [("service", self.service), ("method", method), ("status", String(status))]
-        ).increment()
-        self.registry.makeDurationHistogram(
-            name: "streamhub_http_request_duration_seconds",
-            labels: [("service", self.service)],
-            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10)]
-        ).record(duration)
+        let key = status &* 31 &+ method.utf8.count &* 7 &+ Int(method.utf8.first ?? 0)
+        let counter = self.requestCounters.withLock { counters in
+            if let existing = counters[key] { return existing }
+            let created = self.registry.makeCounter(
+                name: "streamhub_http_requests_total",
+                labels: [("service", self.service), ("method", method), ("status", String(status))]
+            )
+            counters[key] = created
+            return created
+        }
+        counter.increment()
+        self.duration.record(duration)
     }
 
     public func counter(_ name: String, labels: [(String, String)] = []) -> Counter {
@@ -159,3 +172,6 @@ extension Router {
         self.add(middleware: NestErrorMiddleware())
     }
 }
+
+/// A Prometheus counter from a service's registry.
+public typealias MetricCounter = Prometheus.Counter

@@ -31,6 +31,17 @@ public enum OrderedJSON {
         return ByteBuffer(string: out)
     }
 
+    /// A JSON array of strings.
+    public static func array(_ values: [String]) -> ByteBuffer {
+        var out = "["
+        for (index, value) in values.enumerated() {
+            if index > 0 { out += "," }
+            Self.appendString(value, to: &out)
+        }
+        out += "]"
+        return ByteBuffer(string: out)
+    }
+
     /// RFC 8259 string escaping.
     static func appendString(_ text: String, to out: inout String) {
         out += "\""

@@ -20,7 +20,8 @@ public struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
     public init() {}
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let id = Self.acceptableID(request.headers[.requestID]) ?? UUID().uuidString.lowercased()
+        // A fresh id is Hummingbird's (random prefix + counter): unique without a syscall per request.
+        let id = Self.acceptableID(request.headers[.requestID]) ?? RequestID().description
         var context = context
         context.logger[metadataKey: "request_id"] = .string(id)
         var response = try await next(request, context)

@@ -50,6 +50,10 @@ struct Evaluator {
             if try self.boolean(a) { return .bool(true) }
             return .bool(try self.boolean(b))
         case .compare(let op, let a, let b):
+            // Hot path: string fields and literals compared without building values.
+            if op == .eq || op == .ne, let left = self.plainString(a), let right = self.plainString(b) {
+                return .bool((left == right) == (op == .eq))
+            }
             return .bool(try self.compare(op, try self.evaluate(a), try self.evaluate(b)))
         case .arithmetic(let op, let a, let b):
             return try self.arithmetic(op, try self.evaluate(a), try self.evaluate(b))
@@ -63,11 +67,15 @@ struct Evaluator {
         case .call(let function, let arguments):
             return try function.call(try arguments.map { try self.evaluate($0) })
         case .role(let name, let arguments):
+            guard let manager = self.enforcer.roleManagers[name] else { throw CasbinError.evaluation("no role definition \(name)") }
+            if let first = self.plainString(arguments[0]), let second = self.plainString(arguments[1]) {
+                if arguments.count == 2 { return .bool(manager.hasLink(first, second, domain: "")) }
+                if let domain = self.plainString(arguments[2]) { return .bool(manager.hasLink(first, second, domain: domain)) }
+            }
             let values = try arguments.map { argument -> String in
                 guard case .string(let s) = try self.evaluate(argument) else { throw CasbinError.evaluation("\(name)() expects string arguments") }
                 return s
             }
-            guard let manager = self.enforcer.roleManagers[name] else { throw CasbinError.evaluation("no role definition \(name)") }
             return .bool(manager.hasLink(values[0], values[1], domain: values.count > 2 ? values[2] : ""))
         case .eval(let inner):
             guard case .string(let text) = try self.evaluate(inner) else { throw CasbinError.evaluation("eval() needs a string") }
@@ -76,6 +84,22 @@ struct Evaluator {
             self.evalDepth += 1
             defer { self.evalDepth -= 1 }
             return try self.evaluate(parsed)
+        }
+    }
+
+    /// The string a field or literal holds, without evaluation; nil for anything else.
+    @inline(__always)
+    func plainString(_ expr: Expr) -> String? {
+        switch expr {
+        case .requestField(let index):
+            if case .string(let s) = self.request[index] { return s }
+            return nil
+        case .policyField(let index):
+            return index < self.rule.count ? self.rule[index] : ""
+        case .literal(.string(let s)):
+            return s
+        default:
+            return nil
         }
     }
 

@@ -2,6 +2,7 @@ import CasbinEngine
 import Foundation
 import Hummingbird
 import Logging
+
 import ServiceKit
 import Shared
 
@@ -14,10 +15,17 @@ public struct EnforceController<Context: RequestContext>: Sendable {
     let mode: EnforcementMode
     let metrics: ServiceMetrics
 
+    let allowedCounter: MetricCounter
+    let deniedCounter: MetricCounter
+    let denialCounter: MetricCounter
+
     public init(engine: PolicyEngine, mode: EnforcementMode, metrics: ServiceMetrics) {
         self.engine = engine
         self.mode = mode
         self.metrics = metrics
+        self.allowedCounter = metrics.counter("streamhub_authz_decisions_total", labels: [("allowed", "true")])
+        self.deniedCounter = metrics.counter("streamhub_authz_decisions_total", labels: [("allowed", "false")])
+        self.denialCounter = metrics.counter("streamhub_authz_denials_total", labels: [("mode", mode.rawValue)])
     }
 
     public func addRoutes(to group: RouterGroup<Context>) {
@@ -41,7 +49,7 @@ public struct EnforceController<Context: RequestContext>: Sendable {
         let body = try await request.decodeJSON(EnforceRequest.self, limit: 64 * 1024)
         try Self.validate(body)
         let decision = self.decide([body], explain: body.explain ?? false, logger: context.logger)[0]
-        return try JSONResponse.make(decision)
+        return Self.json(Self.encode(decision))
     }
 
     @Sendable func batch(_ request: Request, context: Context) async throws -> Response {
@@ -51,7 +59,40 @@ public struct EnforceController<Context: RequestContext>: Sendable {
         }
         for item in body.requests { try Self.validate(item) }
         let results = self.decide(body.requests, explain: body.explain ?? false, logger: context.logger)
-        return try JSONResponse.make(BatchResponse(mode: self.mode.rawValue, results: results))
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(32 + results.count * 48)
+        buffer.writeString(#"{"mode":""# + self.mode.rawValue + #"","results":["#)
+        for (index, result) in results.enumerated() {
+            if index > 0 { buffer.writeString(",") }
+            var encoded = Self.encode(result)
+            buffer.writeBuffer(&encoded)
+        }
+        buffer.writeString("]}")
+        return Self.json(buffer)
+    }
+
+    /// `{"allowed":…,"mode":…,"enforced":…[,"explain":[…]]}`, written directly: decisions are the
+    /// hot path and the shape is fixed.
+    static func encode(_ decision: EnforceDecision) -> ByteBuffer {
+        if decision.explain == nil {
+            return ByteBuffer(string: #"{"allowed":"# + (decision.allowed ? "true" : "false") + #","mode":""# + decision.mode + #"","enforced":"# + (decision.enforced ? "true" : "false") + "}")
+        }
+        var fields: [(String, OrderedJSON.Value)] = [
+            ("allowed", .bool(decision.allowed)), ("mode", .string(decision.mode)), ("enforced", .bool(decision.enforced)),
+        ]
+        guard let explain = decision.explain else { return OrderedJSON.object(fields) }
+        var buffer = OrderedJSON.object(fields)
+        fields.removeAll()
+        buffer.moveWriterIndex(to: buffer.writerIndex - 1)
+        buffer.writeString(#","explain":"#)
+        var list = OrderedJSON.array(explain)
+        buffer.writeBuffer(&list)
+        buffer.writeString("}")
+        return buffer
+    }
+
+    static func json(_ buffer: ByteBuffer) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: buffer))
     }
 
     static func validate(_ request: EnforceRequest) throws {
@@ -77,7 +118,7 @@ public struct EnforceController<Context: RequestContext>: Sendable {
                 decision = Decision(allowed: false, explain: [])
             }
             if !decision.allowed {
-                self.metrics.counter("streamhub_authz_denials_total", labels: [("mode", self.mode.rawValue)]).increment()
+                self.denialCounter.increment()
                 if self.mode == .log {
                     logger.notice(
                         "would deny",
@@ -87,7 +128,7 @@ public struct EnforceController<Context: RequestContext>: Sendable {
                     )
                 }
             }
-            self.metrics.counter("streamhub_authz_decisions_total", labels: [("allowed", String(decision.allowed))]).increment()
+            (decision.allowed ? self.allowedCounter : self.deniedCounter).increment()
             return EnforceDecision(
                 allowed: decision.allowed, mode: self.mode.rawValue, enforced: self.mode == .on, explain: explain ? decision.explain : nil
             )
