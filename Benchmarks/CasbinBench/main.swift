@@ -91,11 +91,14 @@ for scenario in document["scenarios"] as! [[String: Any]] {
     }
     let median = runs.sorted()[runs.count / 2]
     FileHandle.standardError.write(
-        Data("\(name.padding(toLength: 26, withPad: " ", startingAt: 0)) \(String(format: "%12.0f", median)) ns/op  first=\(first ? "allow" : "deny")  (n=\(iterations) x\(repeats), setup \(String(format: "%.2f", setupSeconds))s)\n".utf8)
+        Data(
+            "\(name.padding(toLength: 26, withPad: " ", startingAt: 0)) \(String(format: "%12.0f", median)) ns/op  first=\(first ? "allow" : "deny")  (n=\(iterations) x\(repeats), setup \(String(format: "%.2f", setupSeconds))s)\n"
+                .utf8)
     )
     results.append(["name": name, "ns_per_op_median": median, "first_request_result": first, "iterations": iterations, "setup_seconds": setupSeconds])
 }
 
 let implementation = cold ? "StreamHub Swift engine (cold caches)" : "StreamHub Swift engine"
-let data = try JSONSerialization.data(withJSONObject: ["implementation": implementation, "results": results], options: [.prettyPrinted, .sortedKeys])
+let data = try JSONSerialization.data(
+    withJSONObject: ["implementation": implementation, "results": results], options: [.prettyPrinted, .sortedKeys])
 try data.write(to: URL(fileURLWithPath: out))

@@ -7,8 +7,8 @@ import HummingbirdTesting
 import Logging
 import ServiceKit
 import Shared
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Authz service")
 struct AuthzServiceTests {
@@ -41,13 +41,16 @@ struct AuthzServiceTests {
     func enforceOn() async throws {
         let (app, _) = try await self.makeApp(mode: "on")
         try await app.test(.router) { (client: any TestClientProtocol) async throws in
-            let allowed = try await self.post(client, "/internal/v1/enforce", #"{"subject":"user:ann","tenant":"t1","resource":"app","action":"write","explain":true}"#)
+            let allowed = try await self.post(
+                client, "/internal/v1/enforce", #"{"subject":"user:ann","tenant":"t1","resource":"app","action":"write","explain":true}"#)
             #expect(allowed.status == .ok)
             #expect(try self.decision(allowed) == EnforceDecision(allowed: true, mode: "on", enforced: true, explain: ["admin", "*", "app", "*"]))
             // Roles are per tenant: ann is nobody in t2.
-            let otherTenant = try await self.post(client, "/internal/v1/enforce", #"{"subject":"user:ann","tenant":"t2","resource":"app","action":"write"}"#)
+            let otherTenant = try await self.post(
+                client, "/internal/v1/enforce", #"{"subject":"user:ann","tenant":"t2","resource":"app","action":"write"}"#)
             #expect(try self.decision(otherTenant) == EnforceDecision(allowed: false, mode: "on", enforced: true))
-            let notGranted = try await self.post(client, "/internal/v1/enforce", #"{"subject":"user:ann","tenant":"t1","resource":"tenant","action":"delete"}"#)
+            let notGranted = try await self.post(
+                client, "/internal/v1/enforce", #"{"subject":"user:ann","tenant":"t1","resource":"tenant","action":"delete"}"#)
             #expect(try self.decision(notGranted).allowed == false)
         }
     }
@@ -56,12 +59,14 @@ struct AuthzServiceTests {
     func modes() async throws {
         let (off, _) = try await self.makeApp(mode: "off")
         try await off.test(.router) { (client: any TestClientProtocol) async throws in
-            let response = try await self.post(client, "/internal/v1/enforce", #"{"subject":"user:x","tenant":"t1","resource":"app","action":"write"}"#)
+            let response = try await self.post(
+                client, "/internal/v1/enforce", #"{"subject":"user:x","tenant":"t1","resource":"app","action":"write"}"#)
             #expect(try self.decision(response) == EnforceDecision(allowed: true, mode: "off", enforced: false))
         }
         let (log, _) = try await self.makeApp(mode: "log")
         try await log.test(.router) { (client: any TestClientProtocol) async throws in
-            let response = try await self.post(client, "/internal/v1/enforce", #"{"subject":"user:x","tenant":"t1","resource":"app","action":"write"}"#)
+            let response = try await self.post(
+                client, "/internal/v1/enforce", #"{"subject":"user:x","tenant":"t1","resource":"app","action":"write"}"#)
             #expect(try self.decision(response) == EnforceDecision(allowed: false, mode: "log", enforced: false))
         }
     }
@@ -70,7 +75,8 @@ struct AuthzServiceTests {
     func batch() async throws {
         let (app, _) = try await self.makeApp()
         try await app.test(.router) { (client: any TestClientProtocol) async throws in
-            let body = #"{"requests":[{"subject":"user:ann","tenant":"t1","resource":"app","action":"read"},{"subject":"user:bob","tenant":"t1","resource":"app","action":"read"},{"subject":"user:ann","tenant":"t1","resource":"stream","action":"write"}]}"#
+            let body =
+                #"{"requests":[{"subject":"user:ann","tenant":"t1","resource":"app","action":"read"},{"subject":"user:bob","tenant":"t1","resource":"app","action":"read"},{"subject":"user:ann","tenant":"t1","resource":"stream","action":"write"}]}"#
             let response = try await self.post(client, "/internal/v1/enforce/batch", body)
             #expect(response.status == .ok)
             struct Batch: Decodable { var mode: String; var results: [EnforceDecision] }
@@ -84,7 +90,9 @@ struct AuthzServiceTests {
     func badInput() async throws {
         let (app, _) = try await self.makeApp()
         try await app.test(.router) { (client: any TestClientProtocol) async throws in
-            #expect(try await self.post(client, "/internal/v1/enforce", #"{"subject":"","tenant":"t1","resource":"app","action":"read"}"#).status == .badRequest)
+            #expect(
+                try await self.post(client, "/internal/v1/enforce", #"{"subject":"","tenant":"t1","resource":"app","action":"read"}"#).status
+                    == .badRequest)
             #expect(try await self.post(client, "/internal/v1/enforce", #"{"subject":5}"#).status == .badRequest)
             #expect(try await self.post(client, "/internal/v1/enforce", "nope").status == .badRequest)
             let noToken = try await client.execute(uri: "/internal/v1/enforce", method: .post, body: ByteBuffer(string: "{}"))
@@ -99,25 +107,33 @@ struct AuthzServiceTests {
         try await app.test(.router) { (client: any TestClientProtocol) async throws in
             let added = try await self.post(client, "/api/v1/authz/roles", #"{"user":"user:bob","role":"viewer"}"#, principal: owner)
             #expect(added.status == .created)
-            let custom = try await self.post(client, "/api/v1/authz/policies", #"{"subject":"user:bob","resource":"stream","action":"write"}"#, principal: owner)
+            let custom = try await self.post(
+                client, "/api/v1/authz/policies", #"{"subject":"user:bob","resource":"stream","action":"write"}"#, principal: owner)
             #expect(custom.status == .created)
 
-            let check = try await self.post(client, "/api/v1/authz/check", #"{"subject":"user:bob","resource":"stream","action":"write"}"#, principal: owner)
+            let check = try await self.post(
+                client, "/api/v1/authz/check", #"{"subject":"user:bob","resource":"stream","action":"write"}"#, principal: owner)
             let object = try #require(try JSONSerialization.jsonObject(with: Data(buffer: check.body)) as? [String: Any])
             #expect(object["allowed"] as? Bool == true)
             #expect(object["explain"] as? [String] == ["user:bob", "t1", "stream", "write"])
             #expect(object["roles"] as? [String] == ["viewer"])
 
-            let viewerRead = try await self.post(client, "/api/v1/authz/check", #"{"subject":"user:bob","resource":"app","action":"read"}"#, principal: owner)
-            #expect((try JSONSerialization.jsonObject(with: Data(buffer: viewerRead.body)) as? [String: Any])?["explain"] as? [String] == ["viewer", "*", "app", "read"])
+            let viewerRead = try await self.post(
+                client, "/api/v1/authz/check", #"{"subject":"user:bob","resource":"app","action":"read"}"#, principal: owner)
+            #expect(
+                (try JSONSerialization.jsonObject(with: Data(buffer: viewerRead.body)) as? [String: Any])?["explain"] as? [String] == [
+                    "viewer", "*", "app", "read",
+                ])
 
             var headers: HTTPFields = [.streamHubInternalToken: Self.internalToken, .streamHubPrincipal: PrincipalHeader.encode(owner)]
             let listed = try await client.execute(uri: "/api/v1/authz/roles", method: .get, headers: headers)
             #expect(String(buffer: listed.body).contains(#""user":"user:bob""#))
 
-            let removed = try await client.execute(uri: "/api/v1/authz/policies?subject=user:bob&resource=stream&action=write", method: .delete, headers: headers)
+            let removed = try await client.execute(
+                uri: "/api/v1/authz/policies?subject=user:bob&resource=stream&action=write", method: .delete, headers: headers)
             #expect(removed.status == .ok)
-            let again = try await client.execute(uri: "/api/v1/authz/policies?subject=user:bob&resource=stream&action=write", method: .delete, headers: headers)
+            let again = try await client.execute(
+                uri: "/api/v1/authz/policies?subject=user:bob&resource=stream&action=write", method: .delete, headers: headers)
             #expect(again.status == .notFound)
 
             headers[.contentType] = "text/csv"
@@ -130,10 +146,12 @@ struct AuthzServiceTests {
                 uri: "/api/v1/authz/import", method: .post, headers: headers, body: ByteBuffer(string: "p, user:carl, t2, config, write\n")
             )
             #expect(foreign.status == .badRequest)
-            let broken = try await client.execute(uri: "/api/v1/authz/import", method: .post, headers: headers, body: ByteBuffer(string: "p, \"unterminated\n"))
+            let broken = try await client.execute(
+                uri: "/api/v1/authz/import", method: .post, headers: headers, body: ByteBuffer(string: "p, \"unterminated\n"))
             #expect(broken.status == .badRequest)
 
-            let carl = try await self.post(client, "/internal/v1/enforce", #"{"subject":"user:carl","tenant":"t1","resource":"config","action":"write"}"#)
+            let carl = try await self.post(
+                client, "/internal/v1/enforce", #"{"subject":"user:carl","tenant":"t1","resource":"config","action":"write"}"#)
             #expect(try self.decision(carl).allowed)
         }
         let rules = try await store.load().rules
@@ -147,8 +165,10 @@ struct AuthzServiceTests {
         let global = Principal(kind: .apiToken, scope: .global, subject: "token:g")
         try await app.test(.router) { (client: any TestClientProtocol) async throws in
             #expect(try await self.post(client, "/api/v1/authz/roles", #"{"user":"u","role":"admin"}"#, principal: global).status == .badRequest)
-            #expect(try await self.post(client, "/api/v1/authz/roles?tenant=t9", #"{"user":"u","role":"admin"}"#, principal: global).status == .created)
-            #expect(try await self.post(client, "/api/v1/authz/roles?tenant=*", #"{"user":"u","role":"admin"}"#, principal: global).status == .badRequest)
+            #expect(
+                try await self.post(client, "/api/v1/authz/roles?tenant=t9", #"{"user":"u","role":"admin"}"#, principal: global).status == .created)
+            #expect(
+                try await self.post(client, "/api/v1/authz/roles?tenant=*", #"{"user":"u","role":"admin"}"#, principal: global).status == .badRequest)
             #expect(try await self.post(client, "/api/v1/authz/roles", #"{"user":"u","role":"admin"}"#).status == .unauthorized)
         }
     }

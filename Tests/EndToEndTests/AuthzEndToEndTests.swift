@@ -87,7 +87,8 @@ struct AuthzEndToEndTests {
         process.standardInput = input
         process.standardOutput = output
         try process.run()
-        input.fileHandleForWriting.write(Data("[\"alice\",\"/apps/7\",\"read\"]\n[\"bob\",\"/apps/7\",\"read\"]\n{\"not\":\"an array\"}\n[\"alice\"]\n".utf8))
+        input.fileHandleForWriting.write(
+            Data("[\"alice\",\"/apps/7\",\"read\"]\n[\"bob\",\"/apps/7\",\"read\"]\n{\"not\":\"an array\"}\n[\"alice\"]\n".utf8))
         try input.fileHandleForWriting.close()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()

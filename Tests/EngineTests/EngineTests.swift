@@ -151,8 +151,53 @@ struct EngineBoundsTests {
     @Test("very long operator chains are refused")
     func longChains() throws {
         let chain = Array(repeating: "r.sub == p.sub", count: 3000).joined(separator: " && ")
-        let model = try CasbinModel(text: EngineErrorTests.rbac.replacingOccurrences(of: "g(r.sub, p.sub) && r.obj == p.obj && r.act == p.act", with: chain))
+        let model = try CasbinModel(
+            text: EngineErrorTests.rbac.replacingOccurrences(of: "g(r.sub, p.sub) && r.obj == p.obj && r.act == p.act", with: chain))
         let enforcer = try Enforcer(model: model, policySource: { "p, a, b, c" })
         #expect(throws: CasbinError.self) { try enforcer.enforce([.string("a"), .string("b"), .string("c")]) }
+    }
+}
+
+@Suite("RBAC queries")
+struct RBACQueryTests {
+    static let domainModel = """
+        [request_definition]
+        r = sub, dom, obj, act
+        [policy_definition]
+        p = sub, dom, obj, act
+        [role_definition]
+        g = _, _, _
+        [policy_effect]
+        e = some(where (p.eft == allow))
+        [matchers]
+        m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && r.obj == p.obj && r.act == p.act
+        """
+
+    @Test("roles, implicit roles and implicit permissions, per domain")
+    func queries() throws {
+        let enforcer = try Enforcer(
+            model: try CasbinModel(text: Self.domainModel),
+            policySource: {
+                """
+                p, admin, t1, data1, write
+                p, reader, t1, data1, read
+                p, alice, t1, data2, read
+                g, alice, admin, t1
+                g, admin, reader, t1
+                g, alice, reader, t2
+                """
+            }
+        )
+        #expect(enforcer.rolesForUser("alice", domain: "t1") == ["admin"])
+        #expect(enforcer.implicitRolesForUser("alice", domain: "t1") == ["admin", "reader"])
+        #expect(enforcer.implicitRolesForUser("alice", domain: "t2") == ["reader"])
+        #expect(enforcer.usersForRole("admin", domain: "t1") == ["alice"])
+        #expect(
+            enforcer.implicitPermissionsForUser("alice", domain: "t1")
+                == [["alice", "t1", "data2", "read"], ["admin", "t1", "data1", "write"], ["reader", "t1", "data1", "read"]]
+        )
+        #expect(enforcer.implicitPermissionsForUser("alice", domain: "t2").isEmpty)
+        #expect(try enforcer.enforce([.string("alice"), .string("t1"), .string("data1"), .string("read")]))
+        #expect(try enforcer.enforce([.string("alice"), .string("t2"), .string("data1"), .string("read")]) == false)
     }
 }

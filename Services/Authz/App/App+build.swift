@@ -15,7 +15,9 @@ public struct AuthzDependencies: Sendable {
     }
 }
 
-public func buildAuthz(reader: SettingsReader, dependencies: AuthzDependencies = .init(), logger: Logger? = nil) async throws -> some ApplicationProtocol {
+public func buildAuthz(reader: SettingsReader, dependencies: AuthzDependencies = .init(), logger: Logger? = nil) async throws
+    -> some ApplicationProtocol
+{
     try await buildAuthz(configuration: AuthzConfiguration(reader: reader), dependencies: dependencies, logger: logger)
 }
 

@@ -356,7 +356,8 @@ final class RegexCache: Sendable {
         guard let regex = self.compile(pattern) else { return [] }
         let ns = text as NSString
         return regex.matches(in: text, range: NSRange(location: 0, length: ns.length)).map { match in
-            match.numberOfRanges > 1 && match.range(at: 1).location != NSNotFound ? ns.substring(with: match.range(at: 1)) : ns.substring(with: match.range)
+            match.numberOfRanges > 1 && match.range(at: 1).location != NSNotFound
+                ? ns.substring(with: match.range(at: 1)) : ns.substring(with: match.range)
         }
     }
 

@@ -108,7 +108,8 @@ public final class Enforcer {
         var seen: [String: Set<[String]>] = [:]
         for line in lines {
             guard self.isKnownType(line.type) else {
-                throw CasbinError.policy(file: self.policySourceName, line: line.lineNumber, reason: "policy type \(line.type) is not defined in the model")
+                throw CasbinError.policy(
+                    file: self.policySourceName, line: line.lineNumber, reason: "policy type \(line.type) is not defined in the model")
             }
             if let filter, !filter.keeps(line) { continue }
             if let count = self.model.roleDefinitions[line.type], line.values.count < count {
@@ -273,7 +274,9 @@ public final class Enforcer {
     /// Appends, keeping priority order when the type has a priority field.
     func insert(_ type: String, _ rule: [String]) {
         var list = self.rules[type] ?? []
-        if self.model.policyDefinitions[type] != nil, let index = self.fieldIndex(type, "priority"), index < rule.count, let priority = Int(rule[index]) {
+        if self.model.policyDefinitions[type] != nil, let index = self.fieldIndex(type, "priority"), index < rule.count,
+            let priority = Int(rule[index])
+        {
             var position = list.count
             while position > 0 {
                 let previous = list[position - 1]
@@ -421,7 +424,8 @@ public final class Enforcer {
             throw CasbinError.invalidRequest("request definition \(context.rtype) is not in the model")
         }
         guard request.count == requestTokens.count else {
-            throw CasbinError.invalidRequest("expected \(requestTokens.count) request values (\(requestTokens.joined(separator: ", "))), got \(request.count)")
+            throw CasbinError.invalidRequest(
+                "expected \(requestTokens.count) request values (\(requestTokens.joined(separator: ", "))), got \(request.count)")
         }
         guard let effect = self.model.effects[context.etype] else { throw CasbinError.invalidRequest("effect \(context.etype) is not in the model") }
         let matcher = try self.compiledMatcher(context)

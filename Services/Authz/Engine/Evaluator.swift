@@ -244,7 +244,8 @@ extension Enforcer {
             for (offset, rule) in list.enumerated() {
                 buckets[rule[roleCandidate.policy], default: []].append(offset)
             }
-            return RuleIndex(kind: .role(name: roleCandidate.name, requestField: roleCandidate.request, domain: roleCandidate.domain, buckets: buckets))
+            return RuleIndex(
+                kind: .role(name: roleCandidate.name, requestField: roleCandidate.request, domain: roleCandidate.domain, buckets: buckets))
         }
         return nil
     }

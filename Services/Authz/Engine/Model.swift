@@ -57,12 +57,18 @@ public struct CasbinModel: Sendable {
             pending = ""
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
             if line.hasPrefix("[") {
-                guard line.hasSuffix("]") else { throw CasbinError.model(file: file, line: pendingLine, reason: "unterminated section header \(line)") }
+                guard line.hasSuffix("]") else {
+                    throw CasbinError.model(file: file, line: pendingLine, reason: "unterminated section header \(line)")
+                }
                 current = String(line.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
                 continue
             }
-            guard let section = current else { throw CasbinError.model(file: file, line: pendingLine, reason: "definition outside a section: \(line)") }
-            guard let equals = line.firstIndex(of: "=") else { throw CasbinError.model(file: file, line: pendingLine, reason: "expected key = value: \(line)") }
+            guard let section = current else {
+                throw CasbinError.model(file: file, line: pendingLine, reason: "definition outside a section: \(line)")
+            }
+            guard let equals = line.firstIndex(of: "=") else {
+                throw CasbinError.model(file: file, line: pendingLine, reason: "expected key = value: \(line)")
+            }
             let key = line[..<equals].trimmingCharacters(in: .whitespaces)
             let value = Self.stripComment(String(line[line.index(after: equals)...])).trimmingCharacters(in: .whitespaces)
             guard !key.isEmpty else { throw CasbinError.model(file: file, line: pendingLine, reason: "missing key before '='") }

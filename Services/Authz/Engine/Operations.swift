@@ -23,7 +23,9 @@ public enum CasbinOperations {
             }
         }
         func string(_ index: Int) throws -> String {
-            guard index < args.count, let s = args[index] as? String else { throw CasbinError.invalidOperation("\(name): argument \(index + 1) must be a string") }
+            guard index < args.count, let s = args[index] as? String else {
+                throw CasbinError.invalidOperation("\(name): argument \(index + 1) must be a string")
+            }
             return s
         }
         func int(_ index: Int) throws -> Int {
@@ -33,12 +35,16 @@ public enum CasbinOperations {
             throw CasbinError.invalidOperation("\(name): argument \(index + 1) must be an integer")
         }
         func bool(_ index: Int) throws -> Bool {
-            guard index < args.count, let b = args[index] as? Bool else { throw CasbinError.invalidOperation("\(name): argument \(index + 1) must be a boolean") }
+            guard index < args.count, let b = args[index] as? Bool else {
+                throw CasbinError.invalidOperation("\(name): argument \(index + 1) must be a boolean")
+            }
             return b
         }
         func function(_ index: Int) throws -> @Sendable (String, String) -> Bool {
             let functionName = try string(index)
-            guard let function = CasbinFunctions.named(functionName) else { throw CasbinError.invalidOperation("unknown matching function \(functionName)") }
+            guard let function = CasbinFunctions.named(functionName) else {
+                throw CasbinError.invalidOperation("unknown matching function \(functionName)")
+            }
             return function
         }
         let rest = { (from: Int) in Array(args.dropFirst(from)) }

@@ -2,7 +2,6 @@ import CasbinEngine
 import Foundation
 import Hummingbird
 import Logging
-
 import ServiceKit
 import Shared
 
@@ -75,7 +74,9 @@ public struct EnforceController<Context: RequestContext>: Sendable {
     /// hot path and the shape is fixed.
     static func encode(_ decision: EnforceDecision) -> ByteBuffer {
         if decision.explain == nil {
-            return ByteBuffer(string: #"{"allowed":"# + (decision.allowed ? "true" : "false") + #","mode":""# + decision.mode + #"","enforced":"# + (decision.enforced ? "true" : "false") + "}")
+            return ByteBuffer(
+                string: #"{"allowed":"# + (decision.allowed ? "true" : "false") + #","mode":""# + decision.mode + #"","enforced":"#
+                    + (decision.enforced ? "true" : "false") + "}")
         }
         var fields: [(String, OrderedJSON.Value)] = [
             ("allowed", .bool(decision.allowed)), ("mode", .string(decision.mode)), ("enforced", .bool(decision.enforced)),
@@ -108,7 +109,8 @@ public struct EnforceController<Context: RequestContext>: Sendable {
         guard self.mode != .off else {
             return requests.map { _ in EnforceDecision(allowed: true, mode: "off", enforced: false) }
         }
-        let outcomes = self.engine.decide(batch: requests.map { [.string($0.subject), .string($0.tenant), .string($0.resource), .string($0.action)] })
+        let outcomes = self.engine.decide(
+            batch: requests.map { [.string($0.subject), .string($0.tenant), .string($0.resource), .string($0.action)] })
         return zip(requests, outcomes).map { request, outcome in
             let decision: Decision
             switch outcome {

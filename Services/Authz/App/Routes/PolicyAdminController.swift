@@ -118,13 +118,15 @@ public struct PolicyAdminController<Context: RequestContext>: Sendable {
             subject: try Self.checked(body.subject, "subject"), resource: try Self.checked(body.resource, "resource"),
             action: try Self.checked(body.action, "action")
         )
-        return try await self.change([.add(StoredRule(ptype: "p", values: [rule.subject, tenant, rule.resource, rule.action]))], tenant: tenant, status: .created)
+        return try await self.change(
+            [.add(StoredRule(ptype: "p", values: [rule.subject, tenant, rule.resource, rule.action]))], tenant: tenant, status: .created)
     }
 
     @Sendable func removePolicy(_ request: Request, context: Context) async throws -> Response {
         let tenant = try Self.tenant(request)
         let rule = try Self.queryRule(request)
-        return try await self.change([.remove(StoredRule(ptype: "p", values: [rule.subject, tenant, rule.resource, rule.action]))], tenant: tenant, missingIs404: true)
+        return try await self.change(
+            [.remove(StoredRule(ptype: "p", values: [rule.subject, tenant, rule.resource, rule.action]))], tenant: tenant, missingIs404: true)
     }
 
     @Sendable func listRoles(_ request: Request, context: Context) async throws -> Response {
@@ -156,7 +158,10 @@ public struct PolicyAdminController<Context: RequestContext>: Sendable {
         let decision: Decision
         do {
             decision = try self.engine.decide(
-                [.string(subject), .string(tenant), .string(try Self.checked(body.resource, "resource")), .string(try Self.checked(body.action, "action"))],
+                [
+                    .string(subject), .string(tenant), .string(try Self.checked(body.resource, "resource")),
+                    .string(try Self.checked(body.action, "action")),
+                ],
                 explain: true
             )
         } catch let error as CasbinError {
@@ -188,10 +193,14 @@ public struct PolicyAdminController<Context: RequestContext>: Sendable {
         for line in lines {
             switch line.type {
             case "p":
-                guard line.values.count == 4 else { throw ServiceError.badRequest("import:\(line.lineNumber): p rules need 4 values (sub, dom, obj, act)") }
+                guard line.values.count == 4 else {
+                    throw ServiceError.badRequest("import:\(line.lineNumber): p rules need 4 values (sub, dom, obj, act)")
+                }
                 guard line.values[1] == tenant else { throw ServiceError.badRequest("import:\(line.lineNumber): domain must be \(tenant)") }
             case "g":
-                guard line.values.count == 3 else { throw ServiceError.badRequest("import:\(line.lineNumber): g rules need 3 values (user, role, dom)") }
+                guard line.values.count == 3 else {
+                    throw ServiceError.badRequest("import:\(line.lineNumber): g rules need 3 values (user, role, dom)")
+                }
                 guard line.values[2] == tenant else { throw ServiceError.badRequest("import:\(line.lineNumber): domain must be \(tenant)") }
             default:
                 throw ServiceError.badRequest("import:\(line.lineNumber): unknown rule type \(line.type)")
