@@ -450,11 +450,13 @@ public final class Enforcer {
         let eftIndex = self.model.policyDefinitions[context.ptype]?.firstIndex(of: "eft")
         var firstAllow: [String]?
         let candidates = try self.candidates(context: context, matcher: matcher, request: request, list: list)
-        func consider(_ rule: [String]) throws -> Decision? {
+        func consider(_ rule: [String], _ expr: Expr?) throws -> Decision? {
             guard rule.count == policyTokenCount else {
                 throw CasbinError.evaluation("invalid policy size: expected \(policyTokenCount), got \(rule.count), pvals: \(rule)")
             }
-            guard try evaluator.truthy(matcher.expr, rule: rule) else { return nil }
+            if let expr {
+                guard try evaluator.truthy(expr, rule: rule) else { return nil }
+            }
             let eft = eftIndex.map { rule[$0] } ?? "allow"
             switch effect {
             case .allowOverride:
@@ -471,12 +473,12 @@ public final class Enforcer {
             return nil
         }
         if let candidates {
-            for index in candidates {
-                if let decision = try consider(list[index]) { return decision }
+            for index in candidates.indices {
+                if let decision = try consider(list[index], candidates.residual) { return decision }
             }
         } else {
             for rule in list {
-                if let decision = try consider(rule) { return decision }
+                if let decision = try consider(rule, matcher.expr) { return decision }
             }
         }
         switch effect {

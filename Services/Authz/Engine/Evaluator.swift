@@ -171,11 +171,14 @@ struct RuleIndex {
     }
 
     var kind: Kind
+    /// The matcher without the conjuncts the index already guarantees for its candidates
+    /// (nil: nothing left, every candidate matches).
+    var residual: Expr?
 }
 
 extension Enforcer {
-    /// Rule indices to visit in order, or nil to scan every rule.
-    func candidates(context: EnforceContext, matcher: CompiledMatcher, request: [CasbinValue], list: [[String]]) throws -> [Int]? {
+    /// Rule indices to visit in order and what is left to check on them, or nil to scan every rule.
+    func candidates(context: EnforceContext, matcher: CompiledMatcher, request: [CasbinValue], list: [[String]]) throws -> (indices: [Int], residual: Expr?)? {
         guard list.count >= 16 else { return nil }
         let key = context.ptype + "|" + matcher.key
         let index: RuleIndex
@@ -191,10 +194,10 @@ extension Enforcer {
         case .equality(let fields, let buckets):
             var parts: [String] = []
             for field in fields {
-                guard case .string(let s) = request[field] else { return [] }
+                guard case .string(let s) = request[field] else { return ([], nil) }
                 parts.append(s)
             }
-            return buckets[parts.joined(separator: "\u{1F}")] ?? []
+            return (buckets[parts.joined(separator: "\u{1F}")] ?? [], index.residual)
         case .role(let name, let field, let domainExpr, let buckets):
             guard case .string(let subject) = request[field], let manager = self.roleManagers[name], manager.matchingFunction == nil else {
                 return nil
@@ -209,7 +212,7 @@ extension Enforcer {
             for role in manager.closure(of: subject, domain: domain) {
                 result.append(contentsOf: buckets[role] ?? [])
             }
-            return result.sorted()
+            return (result.sorted(), index.residual)
         }
     }
 
@@ -217,27 +220,38 @@ extension Enforcer {
         // A rule of the wrong size must surface as an error, which only a full scan reports.
         guard list.allSatisfy({ $0.count == policyTokenCount }) else { return nil }
         var pairs: [(request: Int, policy: Int)] = []
-        var roleCandidate: (name: String, request: Int, policy: Int, domain: Expr?)?
-        for conjunct in matcher.expr.conjuncts {
+        var pairConjuncts: Set<Int> = []
+        var roleCandidate: (name: String, request: Int, policy: Int, domain: Expr?, conjunct: Int)?
+        let conjuncts = matcher.expr.conjuncts
+        for (position, conjunct) in conjuncts.enumerated() {
             switch conjunct {
             case .compare(.eq, .requestField(let r), .policyField(let p)), .compare(.eq, .policyField(let p), .requestField(let r)):
                 pairs.append((r, p))
+                pairConjuncts.insert(position)
             case .role(let name, let arguments):
                 if case .requestField(let r) = arguments[0], case .policyField(let p) = arguments[1], roleCandidate == nil {
                     let domain = arguments.count > 2 ? arguments[2] : nil
                     if let domain, domain.referencesPolicy { continue }
-                    roleCandidate = (name, r, p, domain)
+                    roleCandidate = (name, r, p, domain, position)
                 }
             default:
                 continue
             }
+        }
+        /// The conjuncts not in `covered`, re-joined in their order; nil when none remain.
+        func residual(without covered: Set<Int>) -> Expr? {
+            var result: Expr?
+            for (position, conjunct) in conjuncts.enumerated() where !covered.contains(position) {
+                result = result.map { .and($0, conjunct) } ?? conjunct
+            }
+            return result
         }
         if !pairs.isEmpty {
             var buckets: [String: [Int]] = [:]
             for (offset, rule) in list.enumerated() {
                 buckets[pairs.map { rule[$0.policy] }.joined(separator: "\u{1F}"), default: []].append(offset)
             }
-            return RuleIndex(kind: .equality(requestFields: pairs.map(\.request), buckets: buckets))
+            return RuleIndex(kind: .equality(requestFields: pairs.map(\.request), buckets: buckets), residual: residual(without: pairConjuncts))
         }
         if let roleCandidate {
             var buckets: [String: [Int]] = [:]
@@ -245,7 +259,9 @@ extension Enforcer {
                 buckets[rule[roleCandidate.policy], default: []].append(offset)
             }
             return RuleIndex(
-                kind: .role(name: roleCandidate.name, requestField: roleCandidate.request, domain: roleCandidate.domain, buckets: buckets))
+                kind: .role(name: roleCandidate.name, requestField: roleCandidate.request, domain: roleCandidate.domain, buckets: buckets),
+                residual: residual(without: [roleCandidate.conjunct])
+            )
         }
         return nil
     }

@@ -45,19 +45,19 @@ public struct EnforceController<Context: RequestContext>: Sendable {
     static var maxBatch: Int { 10_000 }
 
     @Sendable func enforce(_ request: Request, context: Context) async throws -> Response {
-        let body = try await request.decodeJSON(EnforceRequest.self, limit: 64 * 1024)
+        let body = try EnforceBodyParser.parseRequest(try await Self.collect(request, limit: 64 * 1024))
         try Self.validate(body)
         let decision = self.decide([body], explain: body.explain ?? false, logger: context.logger)[0]
         return Self.json(Self.encode(decision))
     }
 
     @Sendable func batch(_ request: Request, context: Context) async throws -> Response {
-        let body = try await request.decodeJSON(BatchRequest.self, limit: 16 << 20)
+        let body = try EnforceBodyParser.parseBatch(try await Self.collect(request, limit: 16 << 20))
         guard body.requests.count <= Self.maxBatch else {
             throw ServiceError.badRequest("at most \(Self.maxBatch) requests per batch")
         }
         for item in body.requests { try Self.validate(item) }
-        let results = self.decide(body.requests, explain: body.explain ?? false, logger: context.logger)
+        let results = self.decide(body.requests, explain: body.explain, logger: context.logger)
         var buffer = ByteBuffer()
         buffer.reserveCapacity(32 + results.count * 48)
         buffer.writeString(#"{"mode":""# + self.mode.rawValue + #"","results":["#)
@@ -94,6 +94,15 @@ public struct EnforceController<Context: RequestContext>: Sendable {
 
     static func json(_ buffer: ByteBuffer) -> Response {
         Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: buffer))
+    }
+
+    static func collect(_ request: Request, limit: Int) async throws -> ByteBuffer {
+        var request = request
+        do {
+            return try await request.collectBody(upTo: limit)
+        } catch {
+            throw ServiceError(.contentTooLarge, message: "Request body is larger than \(limit) bytes")
+        }
     }
 
     static func validate(_ request: EnforceRequest) throws {
