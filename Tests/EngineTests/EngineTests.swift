@@ -203,3 +203,24 @@ struct RBACQueryTests {
         #expect(try enforcer.enforce([.string("alice"), .string("t2"), .string("data1"), .string("read")]) == false)
     }
 }
+
+@Suite("Rule index upkeep")
+struct RuleIndexUpkeepTests {
+    @Test("adding and removing rules at run time is seen by indexed decisions")
+    func runtimeChanges() throws {
+        let policy = (0..<40).map { "p, user\($0), data\($0), read" }.joined(separator: "\n")
+        let enforcer = try Enforcer(model: try CasbinModel(text: EngineErrorTests.rbac), policySource: { policy })
+        let request: [CasbinValue] = [.string("alice"), .string("data7"), .string("write")]
+        #expect(try enforcer.enforce(request) == false)
+        try enforcer.addPolicy("p", ["alice", "data7", "write"])
+        #expect(try enforcer.enforceEx(request) == Decision(allowed: true, explain: ["alice", "data7", "write"]))
+        try enforcer.addPolicy("g", ["bob", "alice"])
+        #expect(try enforcer.enforce([.string("bob"), .string("data7"), .string("write")]))
+        try enforcer.removePolicy("p", ["alice", "data7", "write"])
+        #expect(try enforcer.enforce(request) == false)
+        #expect(try enforcer.enforce([.string("user3"), .string("data3"), .string("read")]))
+        try enforcer.removeFilteredPolicy("p", fieldIndex: 0, ["user3"])
+        #expect(try enforcer.enforce([.string("user3"), .string("data3"), .string("read")]) == false)
+        #expect(try enforcer.enforce([.string("user39"), .string("data39"), .string("read")]))
+    }
+}

@@ -63,9 +63,10 @@ public final class Enforcer {
     public var policySourceName = "policy"
     public private(set) var isFiltered = false
 
-    var compiledMatchers: [String: CompiledMatcher] = [:]
+    var compiledMatchers: [EnforceContext: CompiledMatcher] = [:]
     var evalCache: [String: Expr] = [:]
-    var indexes: [String: RuleIndex] = [:]
+    /// Rule indexes per enforce context; dropped for a policy type whenever its rules change.
+    var indexes: [EnforceContext: RuleIndex] = [:]
 
     /// Creates an enforcer and loads the policy from `policySource` (if any).
     public init(model: CasbinModel, policySource: (@Sendable () throws -> String)? = nil, policySourceName: String = "policy") throws {
@@ -237,6 +238,10 @@ public final class Enforcer {
         guard self.isKnownType(type) else { throw CasbinError.invalidOperation("policy type \(type) is not defined in the model") }
     }
 
+    func dropIndexes(_ type: String) {
+        self.indexes = self.indexes.filter { $0.key.ptype != type }
+    }
+
     public func hasPolicy(_ type: String, _ rule: [String]) -> Bool {
         if let set = self.membership[type] { return set.contains(rule) }
         let set = Set(self.rules[type] ?? [])
@@ -267,7 +272,7 @@ public final class Enforcer {
                 try self.link(type, rule, add: true)
             }
         }
-        self.indexes[type] = nil
+        self.dropIndexes(type)
         return true
     }
 
@@ -306,7 +311,7 @@ public final class Enforcer {
                 if self.isRoleType(type) && self.autoBuildRoleLinks { try self.link(type, rule, add: false) }
             }
         }
-        self.indexes[type] = nil
+        self.dropIndexes(type)
         return true
     }
 
@@ -333,7 +338,7 @@ public final class Enforcer {
         if self.isRoleType(type) && self.autoBuildRoleLinks {
             for rule in removed { try self.link(type, rule, add: false) }
         }
-        self.indexes[type] = nil
+        self.dropIndexes(type)
         return true
     }
 
@@ -355,7 +360,7 @@ public final class Enforcer {
                 try self.link(type, after, add: true)
             }
         }
-        self.indexes[type] = nil
+        self.dropIndexes(type)
         return true
     }
 
@@ -502,8 +507,8 @@ public final class Enforcer {
     }
 
     func compiledMatcher(_ context: EnforceContext) throws -> CompiledMatcher {
+        if let cached = self.compiledMatchers[context] { return cached }
         let key = "\(context.mtype)|\(context.rtype)|\(context.ptype)"
-        if let cached = self.compiledMatchers[key] { return cached }
         guard let text = self.model.matchers[context.mtype] else { throw CasbinError.invalidRequest("matcher \(context.mtype) is not in the model") }
         let scope = ExpressionScope(
             requestKey: context.rtype, requestTokens: self.model.requestDefinitions[context.rtype] ?? [], policyKey: context.ptype,
@@ -511,7 +516,7 @@ public final class Enforcer {
         )
         let expr = try ExpressionParser.parse(text, scope: scope)
         let compiled = CompiledMatcher(key: key, expr: expr, scope: scope, usesPolicy: expr.referencesPolicy)
-        self.compiledMatchers[key] = compiled
+        self.compiledMatchers[context] = compiled
         return compiled
     }
 

@@ -180,7 +180,8 @@ extension Enforcer {
     /// Rule indices to visit in order and what is left to check on them, or nil to scan every rule.
     func candidates(context: EnforceContext, matcher: CompiledMatcher, request: [CasbinValue], list: [[String]]) throws -> (indices: [Int], residual: Expr?)? {
         guard list.count >= 16 else { return nil }
-        let key = context.ptype + "|" + matcher.key
+        // The effect type does not change which rules can match.
+        let key = EnforceContext(rtype: context.rtype, ptype: context.ptype, etype: "", mtype: context.mtype)
         let index: RuleIndex
         if let cached = self.indexes[key] {
             index = cached
