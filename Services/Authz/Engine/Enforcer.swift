@@ -64,6 +64,9 @@ public final class Enforcer {
     public private(set) var isFiltered = false
 
     var compiledMatchers: [EnforceContext: CompiledMatcher] = [:]
+    var standardMatcher: CompiledMatcher?
+    /// The index of the standard context, kept outside the dictionary for the same reason.
+    var standardIndex: RuleIndex?
     var evalCache: [String: Expr] = [:]
     /// Rule indexes per enforce context; dropped for a policy type whenever its rules change.
     var indexes: [EnforceContext: RuleIndex] = [:]
@@ -125,6 +128,7 @@ public final class Enforcer {
         self.sortByPriority()
         self.sortBySubjectHierarchy()
         self.indexes.removeAll()
+        self.standardIndex = nil
         try self.buildRoleLinks()
     }
 
@@ -223,6 +227,7 @@ public final class Enforcer {
     public func setRoleMatchingFunction(_ roleType: String, _ function: (@Sendable (String, String) -> Bool)?) {
         self.roleManagers[roleType]?.matchingFunction = function
         self.indexes.removeAll()
+        self.standardIndex = nil
     }
 
     /// `AddNamedDomainMatchingFunc(ptype, name, fn)`: pattern matching of domains in `g`.
@@ -240,6 +245,7 @@ public final class Enforcer {
 
     func dropIndexes(_ type: String) {
         self.indexes = self.indexes.filter { $0.key.ptype != type }
+        if type == "p" { self.standardIndex = nil }
     }
 
     public func hasPolicy(_ type: String, _ rule: [String]) -> Bool {
@@ -368,6 +374,7 @@ public final class Enforcer {
     public func clearPolicy() {
         self.rules.removeAll()
         self.indexes.removeAll()
+        self.standardIndex = nil
     }
 
     public func policies(_ type: String = "p") -> [[String]] { self.rules[type] ?? [] }
@@ -425,16 +432,19 @@ public final class Enforcer {
     /// Decides a request and names the rule that decided it.
     public func enforceEx(_ request: [CasbinValue], context: EnforceContext = .standard) throws -> Decision {
         guard self.enforcementEnabled else { return Decision(allowed: true, explain: []) }
-        guard let requestTokens = self.model.requestDefinitions[context.rtype] else {
+        let matcher = try self.compiledMatcher(context)
+        let requestTokens = matcher.scope.requestTokens
+        guard !requestTokens.isEmpty else {
             throw CasbinError.invalidRequest("request definition \(context.rtype) is not in the model")
         }
         guard request.count == requestTokens.count else {
             throw CasbinError.invalidRequest(
                 "expected \(requestTokens.count) request values (\(requestTokens.joined(separator: ", "))), got \(request.count)")
         }
-        guard let effect = self.model.effects[context.etype] else { throw CasbinError.invalidRequest("effect \(context.etype) is not in the model") }
-        let matcher = try self.compiledMatcher(context)
-        let policyTokenCount = self.model.policyDefinitions[context.ptype]?.count ?? 0
+        guard let effect = context.etype == "e" ? matcher.standardEffect : self.model.effects[context.etype] else {
+            throw CasbinError.invalidRequest("effect \(context.etype) is not in the model")
+        }
+        let policyTokenCount = matcher.scope.policyTokens.count
         let list = self.rules[context.ptype] ?? []
         var evaluator = Evaluator(enforcer: self, request: request, scope: matcher.scope)
 
@@ -452,7 +462,7 @@ public final class Enforcer {
             }
         }
 
-        let eftIndex = self.model.policyDefinitions[context.ptype]?.firstIndex(of: "eft")
+        let eftIndex = matcher.eftIndex
         var firstAllow: [String]?
         let candidates = try self.candidates(context: context, matcher: matcher, request: request, list: list)
         func consider(_ rule: [String], _ expr: Expr?) throws -> Decision? {
@@ -507,6 +517,9 @@ public final class Enforcer {
     }
 
     func compiledMatcher(_ context: EnforceContext) throws -> CompiledMatcher {
+        // The standard context is nearly every call: skip hashing four strings for it.
+        let isStandard = context.rtype == "r" && context.ptype == "p" && context.mtype == "m"
+        if isStandard, let standard = self.standardMatcher { return standard }
         if let cached = self.compiledMatchers[context] { return cached }
         let key = "\(context.mtype)|\(context.rtype)|\(context.ptype)"
         guard let text = self.model.matchers[context.mtype] else { throw CasbinError.invalidRequest("matcher \(context.mtype) is not in the model") }
@@ -515,8 +528,12 @@ public final class Enforcer {
             policyTokens: self.model.policyDefinitions[context.ptype] ?? [], roleKeys: Set(self.model.roleDefinitions.keys)
         )
         let expr = try ExpressionParser.parse(text, scope: scope)
-        let compiled = CompiledMatcher(key: key, expr: expr, scope: scope, usesPolicy: expr.referencesPolicy)
+        let compiled = CompiledMatcher(
+            key: key, expr: expr, scope: scope, usesPolicy: expr.referencesPolicy, standardEffect: self.model.effects["e"],
+            eftIndex: scope.policyTokens.firstIndex(of: "eft")
+        )
         self.compiledMatchers[context] = compiled
+        if isStandard { self.standardMatcher = compiled }
         return compiled
     }
 
@@ -536,4 +553,7 @@ struct CompiledMatcher {
     var expr: Expr
     var scope: ExpressionScope
     var usesPolicy: Bool
+    /// The effect `e`, looked up once.
+    var standardEffect: PolicyEffect?
+    var eftIndex: Int?
 }

@@ -181,14 +181,17 @@ extension Enforcer {
     func candidates(context: EnforceContext, matcher: CompiledMatcher, request: [CasbinValue], list: [[String]]) throws -> (indices: [Int], residual: Expr?)? {
         guard list.count >= 16 else { return nil }
         // The effect type does not change which rules can match.
+        let isStandard = context.rtype == "r" && context.ptype == "p" && context.mtype == "m"
         let key = EnforceContext(rtype: context.rtype, ptype: context.ptype, etype: "", mtype: context.mtype)
         let index: RuleIndex
-        if let cached = self.indexes[key] {
+        if isStandard, let standard = self.standardIndex {
+            index = standard
+        } else if !isStandard, let cached = self.indexes[key] {
             index = cached
         } else {
             guard let built = self.buildIndex(matcher: matcher, list: list, policyTokenCount: self.model.policyDefinitions[context.ptype]?.count ?? 0)
             else { return nil }
-            self.indexes[key] = built
+            if isStandard { self.standardIndex = built } else { self.indexes[key] = built }
             index = built
         }
         switch index.kind {

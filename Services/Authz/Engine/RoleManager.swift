@@ -95,7 +95,8 @@ final class RoleManager {
 
     /// Every role reachable from `name` within the level limit (itself included).
     func closure(of name: String, domain: String = "") -> Set<String> {
-        self.closure(of: name, domain: domain, table: self.view(for: domain))
+        if let cached = self.closures[domain]?[name] { return cached }
+        return self.closure(of: name, domain: domain, table: self.view(for: domain))
     }
 
     private func closure(of name: String, domain: String, table: [String: [String]]) -> Set<String> {
