@@ -33,8 +33,9 @@ struct EnforceBodyParserTests {
         for sample in samples {
             #expect(try self.parse(String(decoding: try JSONEncoder().encode(sample), as: UTF8.self)) == sample)
         }
-        #expect(try self.parse(#" { "action" : "a", "resource":"r","tenant":"\u0074\ud83d\ude00","subject":"s","extra":[1,{"x":null}] } "#)
-            == EnforceRequest(subject: "s", tenant: "t😀", resource: "r", action: "a"))
+        #expect(
+            try self.parse(#" { "action" : "a", "resource":"r","tenant":"\u0074\ud83d\ude00","subject":"s","extra":[1,{"x":null}] } "#)
+                == EnforceRequest(subject: "s", tenant: "t😀", resource: "r", action: "a"))
     }
 
     @Test("bad bodies get the same clear messages as the Codable path")
@@ -52,12 +53,14 @@ struct EnforceBodyParserTests {
 
     @Test("batches name the failing element")
     func batch() throws {
-        let parsed = try EnforceBodyParser.parseBatch(ByteBuffer(string: #"{"explain":true,"requests":[{"subject":"s","tenant":"t","resource":"r","action":"a"}]}"#))
+        let parsed = try EnforceBodyParser.parseBatch(
+            ByteBuffer(string: #"{"explain":true,"requests":[{"subject":"s","tenant":"t","resource":"r","action":"a"}]}"#))
         #expect(parsed.explain)
         #expect(parsed.requests == [EnforceRequest(subject: "s", tenant: "t", resource: "r", action: "a")])
         #expect(throws: ServiceError.self) { try EnforceBodyParser.parseBatch(ByteBuffer(string: #"{"requests":[{"subject":"s"}]}"#)) }
         do {
-            _ = try EnforceBodyParser.parseBatch(ByteBuffer(string: #"{"requests":[{"subject":"s","tenant":"t","resource":"r","action":"a"},{"subject":1}]}"#))
+            _ = try EnforceBodyParser.parseBatch(
+                ByteBuffer(string: #"{"requests":[{"subject":"s","tenant":"t","resource":"r","action":"a"},{"subject":1}]}"#))
         } catch let error as ServiceError {
             #expect(error.body.message == "requests.1.subject must be of type String")
         }

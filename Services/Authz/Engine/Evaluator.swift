@@ -178,7 +178,9 @@ struct RuleIndex {
 
 extension Enforcer {
     /// Rule indices to visit in order and what is left to check on them, or nil to scan every rule.
-    func candidates(context: EnforceContext, matcher: CompiledMatcher, request: [CasbinValue], list: [[String]]) throws -> (indices: [Int], residual: Expr?)? {
+    func candidates(context: EnforceContext, matcher: CompiledMatcher, request: [CasbinValue], list: [[String]]) throws -> (
+        indices: [Int], residual: Expr?
+    )? {
         guard list.count >= 16 else { return nil }
         // The effect type does not change which rules can match.
         let isStandard = context.rtype == "r" && context.ptype == "p" && context.mtype == "m"

@@ -33,7 +33,10 @@ enum EnforceBodyParser {
                 guard case .array(let items) = value else { throw ServiceError.badRequest("requests must be of type Array") }
                 requests = try items.enumerated().map { try self.request(from: $0.element, path: "requests.\($0.offset)") }
             case "explain":
-                if case .bool(let flag) = value { explain = flag } else if case .null = value {} else {
+                if case .bool(let flag) = value {
+                    explain = flag
+                } else if case .null = value {
+                } else {
                     throw ServiceError.badRequest("explain must be of type Bool")
                 }
             default:
@@ -57,7 +60,10 @@ enum EnforceBodyParser {
                 }
                 strings[key] = s
             case "explain":
-                if case .bool(let flag) = value { explain = flag } else if case .null = value {} else {
+                if case .bool(let flag) = value {
+                    explain = flag
+                } else if case .null = value {
+                } else {
                     throw ServiceError.badRequest("explain must be of type Bool")
                 }
             default:
@@ -67,7 +73,8 @@ enum EnforceBodyParser {
         for key in ["subject", "tenant", "resource", "action"] where strings[key] == nil {
             throw ServiceError.badRequest(path == "body" ? "\(key) is required" : "\(path).\(key) is required")
         }
-        return EnforceRequest(subject: strings["subject"]!, tenant: strings["tenant"]!, resource: strings["resource"]!, action: strings["action"]!, explain: explain)
+        return EnforceRequest(
+            subject: strings["subject"]!, tenant: strings["tenant"]!, resource: strings["resource"]!, action: strings["action"]!, explain: explain)
     }
 
     static func parse(_ buffer: ByteBuffer) throws -> Value {
@@ -165,8 +172,9 @@ enum EnforceBodyParser {
             let start = index
             if index < bytes.count && bytes[index] == UInt8(ascii: "-") { index += 1 }
             var digits = 0
-            while index < bytes.count, (0x30...0x39).contains(bytes[index]) || bytes[index] == UInt8(ascii: ".") || bytes[index] == UInt8(ascii: "e")
-                || bytes[index] == UInt8(ascii: "E") || bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-")
+            while index < bytes.count,
+                (0x30...0x39).contains(bytes[index]) || bytes[index] == UInt8(ascii: ".") || bytes[index] == UInt8(ascii: "e")
+                    || bytes[index] == UInt8(ascii: "E") || bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-")
             {
                 index += 1
                 digits += 1
