@@ -55,13 +55,22 @@ enum CompareOp: Sendable { case eq, ne, lt, le, gt, ge, regex, notRegex }
 enum ArithmeticOp: Sendable { case add, sub, mul, div, mod }
 
 /// Names the parser resolves: request and policy tokens, and role definitions.
-struct ExpressionScope {
+/// A class so an evaluator holds one reference instead of copying five collections per decision.
+final class ExpressionScope: Sendable {
     /// `r` (or `r2`) and its tokens.
-    var requestKey: String
-    var requestTokens: [String]
-    var policyKey: String
-    var policyTokens: [String]
-    var roleKeys: Set<String>
+    let requestKey: String
+    let requestTokens: [String]
+    let policyKey: String
+    let policyTokens: [String]
+    let roleKeys: Set<String>
+
+    init(requestKey: String, requestTokens: [String], policyKey: String, policyTokens: [String], roleKeys: Set<String>) {
+        self.requestKey = requestKey
+        self.requestTokens = requestTokens
+        self.policyKey = policyKey
+        self.policyTokens = policyTokens
+        self.roleKeys = roleKeys
+    }
 }
 
 /// Tokenizer + recursive-descent parser.

@@ -73,6 +73,8 @@ public struct EnforceController<Context: RequestContext>: Sendable {
     /// `{"allowed":…,"mode":…,"enforced":…[,"explain":[…]]}`, written directly: decisions are the
     /// hot path and the shape is fixed.
     static func encode(_ decision: EnforceDecision) -> ByteBuffer {
+        // The common answers are four fixed strings: no formatting per decision.
+        if decision.explain == nil, let fixed = Self.fixed(decision) { return fixed }
         if decision.explain == nil {
             return ByteBuffer(
                 string: #"{"allowed":"# + (decision.allowed ? "true" : "false") + #","mode":""# + decision.mode + #"","enforced":"#
@@ -90,6 +92,16 @@ public struct EnforceController<Context: RequestContext>: Sendable {
         buffer.writeBuffer(&list)
         buffer.writeString("}")
         return buffer
+    }
+
+    static func fixed(_ decision: EnforceDecision) -> ByteBuffer? {
+        switch (decision.allowed, decision.mode, decision.enforced) {
+        case (true, "on", true): FixedDecisions.allowedOn
+        case (false, "on", true): FixedDecisions.deniedOn
+        case (true, "log", false): FixedDecisions.allowedLog
+        case (false, "log", false): FixedDecisions.deniedLog
+        default: nil
+        }
     }
 
     static func json(_ buffer: ByteBuffer) -> Response {
@@ -145,4 +157,12 @@ public struct EnforceController<Context: RequestContext>: Sendable {
             )
         }
     }
+}
+
+/// Pre-encoded decisions (generic types cannot hold static stored properties).
+enum FixedDecisions {
+    static let allowedOn = ByteBuffer(string: #"{"allowed":true,"mode":"on","enforced":true}"#)
+    static let deniedOn = ByteBuffer(string: #"{"allowed":false,"mode":"on","enforced":true}"#)
+    static let allowedLog = ByteBuffer(string: #"{"allowed":true,"mode":"log","enforced":false}"#)
+    static let deniedLog = ByteBuffer(string: #"{"allowed":false,"mode":"log","enforced":false}"#)
 }
