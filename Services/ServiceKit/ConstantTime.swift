@@ -1,3 +1,12 @@
+import Crypto
+
+/// Lower-case hex SHA-256: how high-entropy secrets (API tokens) are stored and looked up.
+public enum SecretDigest {
+    public static func sha256Hex(_ text: String) -> String {
+        SHA256.hash(data: Array(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
 /// Secret comparison whose running time does not depend on where the inputs differ.
 public enum ConstantTime {
     /// Compares two byte strings in time that depends only on their lengths.

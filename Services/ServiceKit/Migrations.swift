@@ -6,9 +6,9 @@ import SQLKit
 public struct Migration: Sendable {
     public var version: Int
     public var name: String
-    public var statements: @Sendable (SQLDialectKind) -> [String]
+    public var statements: @Sendable (SQLDialectKind) throws -> [String]
 
-    public init(version: Int, name: String, statements: @escaping @Sendable (SQLDialectKind) -> [String]) {
+    public init(version: Int, name: String, statements: @escaping @Sendable (SQLDialectKind) throws -> [String]) {
         self.version = version
         self.name = name
         self.statements = statements
@@ -44,7 +44,7 @@ public struct Migrator: Sendable {
                 }
                 let rows = try await sql.raw("SELECT version FROM \(unsafeRaw: table) WHERE version = \(bind: migration.version)").all()
                 guard rows.isEmpty else { return false }
-                for statement in migration.statements(database.dialect) {
+                for statement in try migration.statements(database.dialect) {
                     try await sql.raw(SQLQueryString(statement)).run()
                 }
                 try await sql.raw(

@@ -184,7 +184,7 @@ struct AuthzServiceTests {
             try await replicaA.refresh(force: true)
             try await replicaB.refresh(force: true)
             let request: [CasbinValue] = [.string("user:zoe"), .string("t1"), .string("app"), .string("write")]
-            #expect(try replicaB.decide(request, explain: false).allowed == false)
+            #expect(try replicaB.decide(request).allowed == false)
             let before = replicaB.currentVersion
 
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -192,8 +192,8 @@ struct AuthzServiceTests {
                 let changedAt = ContinuousClock.now
                 _ = try await SQLPolicyStore(database: database).apply([.add(StoredRule(ptype: "g", values: ["user:zoe", "member", "t1"]))])
                 try await replicaA.refresh()
-                #expect(try replicaA.decide(request, explain: false).allowed)
-                while try !replicaB.decide(request, explain: false).allowed {
+                #expect(try replicaA.decide(request).allowed)
+                while try !replicaB.decide(request).allowed {
                     #expect(ContinuousClock.now - changedAt < .seconds(1), "replica B did not see the change within 1 s")
                     if ContinuousClock.now - changedAt > .seconds(2) { break }
                     try await Task.sleep(for: .milliseconds(20))
@@ -212,5 +212,21 @@ struct AuthzServiceTests {
         let policy = try String(contentsOf: root.appendingPathComponent("config/authz/default_policy.csv"), encoding: .utf8)
         #expect(DefaultPolicy.model == model.trimmingCharacters(in: .newlines))
         #expect(DefaultPolicy.policy == policy.trimmingCharacters(in: .newlines))
+    }
+}
+
+@Suite("Authz migrations")
+struct AuthzMigrationTests {
+    @Test("the default roles are seeded into a fresh store", arguments: TestDatabases.backends)
+    func seedsDefaultRoles(backend: String) async throws {
+        let location = try await TestDatabases.freshLocation(backend, name: "authz-seed")
+        let (version, rules) = try await DatabaseFactory.withDatabase(location, logger: TestDatabases.logger) { database in
+            try await AuthzMigrations.migrator.migrate(database, logger: TestDatabases.logger)
+            return try await SQLPolicyStore(database: database).load()
+        }
+        let expected = try PolicyCSV.parse(DefaultPolicy.policy).map { StoredRule(ptype: $0.type, values: $0.values) }
+        #expect(!expected.isEmpty)
+        #expect(rules == expected)
+        #expect(version == 1)
     }
 }

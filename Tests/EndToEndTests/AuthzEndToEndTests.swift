@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import GatewayApp
 import Shared
+import TestSupport
 import Testing
 
 /// The authorization chain through the real executables: gateway → authz decisions, policy
@@ -65,7 +66,7 @@ struct AuthzEndToEndTests {
 
     @Test("streamhub-authz eval answers one JSON line per request, errors included")
     func evalCommand() throws {
-        let dir = try TestDatabasesDir.make()
+        let dir = try TestDatabases.temporaryDirectory()
         try """
         [request_definition]
         r = sub, obj, act
@@ -98,13 +99,5 @@ struct AuthzEndToEndTests {
         #expect(lines.first == #"{"allowed":true,"explain":["admin","/apps/:id","read"]}"#)
         #expect(lines.dropFirst().first == #"{"allowed":false,"explain":[]}"#)
         #expect(lines.dropFirst(2).allSatisfy { $0.hasPrefix(#"{"error":"#) })
-    }
-}
-
-enum TestDatabasesDir {
-    static func make() throws -> String {
-        let path = NSTemporaryDirectory() + "streamhub-eval-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
     }
 }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import ServiceKit
 import Shared
 import TestSupport
 import Testing
@@ -96,7 +97,7 @@ struct EndToEndTests {
     @Test("client-sent X-StreamHub-* headers have no effect")
     func spoofedHeaders() async throws {
         try await self.withStack { stack, client in
-            let forged = Base64URLForTests.encode(#"{"kind":"apiToken","scope":"global","subject":"token:forged","superadmin":true}"#)
+            let forged = Base64URL.encode(Data(#"{"kind":"apiToken","scope":"global","subject":"token:forged","superadmin":true}"#.utf8))
             let response = try await client.call(
                 stack.gatewayURL + "/api/v1/apps",
                 headers: [("X-StreamHub-Principal", forged), ("X-StreamHub-Internal-Token", Stack.internalToken)]
@@ -135,13 +136,6 @@ struct EndToEndTests {
             #expect(result.status == 2, "\(service): \(result.stderr)")
             #expect(result.stderr.contains("STREAMHUB_INTERNAL_TOKEN is required"), "\(service): \(result.stderr)")
         }
-    }
-}
-
-enum Base64URLForTests {
-    static func encode(_ text: String) -> String {
-        Data(text.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
     }
 }
 

@@ -74,9 +74,14 @@ public enum CasbinFunctions {
     }
 
     public static func keyGet2(_ key1: String, _ key2: String, _ pathVar: String) -> String {
+        self.keyGet(key1, key2, pathVar, variable: ":[^/]+", capture: "([^/]+)") { String($0.dropFirst()) }
+    }
+
+    /// The value `key1` has for the variable `pathVar` of `key2`, `""` when it does not match.
+    static func keyGet(_ key1: String, _ key2: String, _ pathVar: String, variable: String, capture: String, name: (String) -> String) -> String {
         let pattern = key2.replacingOccurrences(of: "/*", with: "/.*")
-        let names = RegexCache.shared.allMatches(pattern, regex: ":[^/]+").map { String($0.dropFirst()) }
-        let regex = "^" + RegexCache.shared.replace(pattern, regex: ":[^/]+", with: "([^/]+)") + "$"
+        let names = RegexCache.shared.allMatches(pattern, regex: variable).map(name)
+        let regex = "^" + RegexCache.shared.replace(pattern, regex: variable, with: capture) + "$"
         guard let groups = RegexCache.shared.groups(key1, pattern: regex) else { return "" }
         for (index, name) in names.enumerated() where name == pathVar && index < groups.count {
             return groups[index]
@@ -92,14 +97,7 @@ public enum CasbinFunctions {
     }
 
     public static func keyGet3(_ key1: String, _ key2: String, _ pathVar: String) -> String {
-        let pattern = key2.replacingOccurrences(of: "/*", with: "/.*")
-        let names = RegexCache.shared.allMatches(pattern, regex: "\\{[^/]+?\\}").map { String($0.dropFirst().dropLast()) }
-        let regex = "^" + RegexCache.shared.replace(pattern, regex: "\\{[^/]+?\\}", with: "([^/]+?)") + "$"
-        guard let groups = RegexCache.shared.groups(key1, pattern: regex) else { return "" }
-        for (index, name) in names.enumerated() where name == pathVar && index < groups.count {
-            return groups[index]
-        }
-        return ""
+        self.keyGet(key1, key2, pathVar, variable: "\\{[^/]+?\\}", capture: "([^/]+?)") { String($0.dropFirst().dropLast()) }
     }
 
     /// Like keyMatch3, and a name used twice must capture the same value.

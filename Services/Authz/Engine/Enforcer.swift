@@ -521,7 +521,6 @@ public final class Enforcer {
         let isStandard = context.rtype == "r" && context.ptype == "p" && context.mtype == "m"
         if isStandard, let standard = self.standardMatcher { return standard }
         if let cached = self.compiledMatchers[context] { return cached }
-        let key = "\(context.mtype)|\(context.rtype)|\(context.ptype)"
         guard let text = self.model.matchers[context.mtype] else { throw CasbinError.invalidRequest("matcher \(context.mtype) is not in the model") }
         let scope = ExpressionScope(
             requestKey: context.rtype, requestTokens: self.model.requestDefinitions[context.rtype] ?? [], policyKey: context.ptype,
@@ -529,7 +528,7 @@ public final class Enforcer {
         )
         let expr = try ExpressionParser.parse(text, scope: scope)
         let compiled = CompiledMatcher(
-            key: key, expr: expr, scope: scope, usesPolicy: expr.referencesPolicy, standardEffect: self.model.effects["e"],
+            expr: expr, scope: scope, usesPolicy: expr.referencesPolicy, standardEffect: self.model.effects["e"],
             eftIndex: scope.policyTokens.firstIndex(of: "eft")
         )
         self.compiledMatchers[context] = compiled
@@ -549,7 +548,6 @@ public final class Enforcer {
 
 /// A matcher parsed once per (matcher, request type, policy type).
 struct CompiledMatcher {
-    var key: String
     var expr: Expr
     var scope: ExpressionScope
     var usesPolicy: Bool

@@ -47,11 +47,6 @@ public indirect enum CasbinValue: Sendable, Equatable, CustomStringConvertible {
         default: throw CasbinError.invalidRequest("unsupported request value \(json)")
         }
     }
-
-    var stringValue: String? {
-        if case .string(let s) = self { return s }
-        return nil
-    }
 }
 
 /// Everything that can go wrong loading or evaluating a model or policy.

@@ -57,8 +57,7 @@ public func buildGateway(
     router.addServiceMiddleware(metrics: metrics)
     router.add(
         middleware: GatewayProxy(
-            configuration: configuration, upstream: upstream, credentials: credentials, authorization: authorization, metrics: metrics,
-            startedAt: startedAt
+            configuration: configuration, upstream: upstream, credentials: credentials, authorization: authorization, startedAt: startedAt
         )
     )
     router.addHealthRoute(startedAt: startedAt)

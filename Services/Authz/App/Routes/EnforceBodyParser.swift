@@ -33,18 +33,21 @@ enum EnforceBodyParser {
                 guard case .array(let items) = value else { throw ServiceError.badRequest("requests must be of type Array") }
                 requests = try items.enumerated().map { try self.request(from: $0.element, path: "requests.\($0.offset)") }
             case "explain":
-                if case .bool(let flag) = value {
-                    explain = flag
-                } else if case .null = value {
-                } else {
-                    throw ServiceError.badRequest("explain must be of type Bool")
-                }
+                explain = try self.optionalBool(value, name: "explain") ?? explain
             default:
                 continue
             }
         }
         guard let requests else { throw ServiceError.badRequest("requests is required") }
         return (requests, explain)
+    }
+
+    static func optionalBool(_ value: Value, name: String) throws -> Bool? {
+        switch value {
+        case .bool(let flag): return flag
+        case .null: return nil
+        default: throw ServiceError.badRequest("\(name) must be of type Bool")
+        }
     }
 
     static func request(from value: Value, path: String) throws -> EnforceRequest {
@@ -60,12 +63,7 @@ enum EnforceBodyParser {
                 }
                 strings[key] = s
             case "explain":
-                if case .bool(let flag) = value {
-                    explain = flag
-                } else if case .null = value {
-                } else {
-                    throw ServiceError.badRequest("explain must be of type Bool")
-                }
+                explain = try self.optionalBool(value, name: "explain") ?? explain
             default:
                 continue
             }

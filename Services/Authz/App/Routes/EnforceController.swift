@@ -32,16 +32,6 @@ public struct EnforceController<Context: RequestContext>: Sendable {
         group.post("enforce/batch", use: self.batch)
     }
 
-    struct BatchRequest: Decodable {
-        var requests: [EnforceRequest]
-        var explain: Bool?
-    }
-
-    struct BatchResponse: Encodable {
-        var mode: String
-        var results: [EnforceDecision]
-    }
-
     static var maxBatch: Int { 10_000 }
 
     @Sendable func enforce(_ request: Request, context: Context) async throws -> Response {

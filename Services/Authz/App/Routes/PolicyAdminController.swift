@@ -161,8 +161,7 @@ public struct PolicyAdminController<Context: RequestContext>: Sendable {
                 [
                     .string(subject), .string(tenant), .string(try Self.checked(body.resource, "resource")),
                     .string(try Self.checked(body.action, "action")),
-                ],
-                explain: true
+                ]
             )
         } catch let error as CasbinError {
             throw ServiceError(.unprocessableContent, message: "The policy could not be evaluated: \(error)")

@@ -43,7 +43,7 @@ public final class PolicyEngine: @unchecked Sendable {
     }
 
     /// Decides one request.
-    public func decide(_ request: [CasbinValue], explain: Bool) throws -> Decision {
+    public func decide(_ request: [CasbinValue]) throws -> Decision {
         try self.lock.withLock { try self.enforcer.enforceEx(request, context: .standard) }
     }
 

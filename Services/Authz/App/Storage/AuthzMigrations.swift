@@ -29,7 +29,7 @@ public enum AuthzMigrations {
             },
             Migration(version: 2, name: "default roles") { _ in
                 // The built-in roles from config/authz/default_policy.csv.
-                let lines = (try? PolicyCSV.parse(DefaultPolicy.policy, file: "default_policy.csv")) ?? []
+                let lines = try PolicyCSV.parse(DefaultPolicy.policy, file: "default_policy.csv")
                 return lines.map { line in
                     let values = line.values + Array(repeating: "", count: max(0, 6 - line.values.count))
                     let quoted = values.prefix(6).map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }.joined(separator: ", ")

@@ -15,18 +15,16 @@ public struct GatewayProxy<Context: GatewayRequestContextProtocol>: RouterMiddle
     let upstream: any UpstreamClient
     let credentials: CredentialResolver
     let authorization: AuthorizationClient
-    let metrics: ServiceMetrics
     let startedAt: Date
 
     public init(
         configuration: GatewayConfiguration, upstream: any UpstreamClient, credentials: CredentialResolver, authorization: AuthorizationClient,
-        metrics: ServiceMetrics, startedAt: Date
+        startedAt: Date
     ) {
         self.configuration = configuration
         self.upstream = upstream
         self.credentials = credentials
         self.authorization = authorization
-        self.metrics = metrics
         self.startedAt = startedAt
     }
 

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -125,7 +124,7 @@ public actor ApiTokenCache {
     }
 
     static func key(for token: String) -> String {
-        SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        SecretDigest.sha256Hex(token)
     }
 
     /// - Returns: nil on a miss; `.some(nil)` for a cached rejection.

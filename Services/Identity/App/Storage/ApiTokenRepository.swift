@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import SQLKit
 import ServiceKit
@@ -88,7 +87,7 @@ public enum ApiTokenMinter {
 
     /// Lower-case hex SHA-256 of the token: how it is stored and looked up.
     public static func hash(_ token: String) -> String {
-        SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        SecretDigest.sha256Hex(token)
     }
 
     /// The first characters shown in listings (`sk_` + 8).
