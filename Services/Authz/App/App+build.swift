@@ -52,12 +52,17 @@ public func buildAuthz(
     router.addHealthRoute(startedAt: startedAt)
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
     let internalRoutes = router.group("/internal/v1").add(middleware: InternalTokenMiddleware(token: configuration.common.internalToken))
-    EnforceController<BasicRequestContext>(engine: engine, mode: configuration.enforcement, metrics: metrics).addRoutes(to: internalRoutes)
+    let enforce = EnforceController<BasicRequestContext>(engine: engine, mode: configuration.enforcement, metrics: metrics)
+    enforce.addRoutes(to: internalRoutes)
     let api = router.group("/api/v1").add(middleware: InternalTokenMiddleware(token: configuration.common.internalToken))
     PolicyAdminController<BasicRequestContext>(engine: engine, store: store).addRoutes(to: api)
 
     var app = Application(
         router: router,
+        server: EventLoopRoutes(
+            routes: enforce.eventLoopRoutes, internalToken: configuration.common.internalToken, metrics: metrics,
+            serverName: "streamhub-authz", logger: logger
+        ).server,
         configuration: .init(address: .hostname(configuration.common.host, port: configuration.common.port), serverName: "streamhub-authz"),
         services: services,
         logger: logger

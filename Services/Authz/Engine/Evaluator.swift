@@ -17,6 +17,10 @@ struct Evaluator {
     /// The matcher's verdict: a true boolean or a non-zero number.
     mutating func truthy(_ expr: Expr, rule: [String]) throws -> Bool {
         self.rule = rule
+        switch expr {
+        case .and, .or, .compare(.eq, _, _), .compare(.ne, _, _): return try self.boolean(expr)
+        default: break
+        }
         switch try self.evaluate(expr) {
         case .bool(let b): return b
         case .number(let n): return n != 0
@@ -103,7 +107,22 @@ struct Evaluator {
         }
     }
 
+    /// An operand of `&&` / `||` (or a whole matcher), which must be a boolean. The logical
+    /// operators and string equality are answered here without building values: they are most of
+    /// every matcher, evaluated once per candidate rule.
     mutating func boolean(_ expr: Expr) throws -> Bool {
+        switch expr {
+        case .and(let a, let b):
+            return try self.boolean(a) && self.boolean(b)
+        case .or(let a, let b):
+            return try self.boolean(a) || self.boolean(b)
+        case .compare(let op, let a, let b) where op == .eq || op == .ne:
+            if let left = self.plainString(a), let right = self.plainString(b) {
+                return (left == right) == (op == .eq)
+            }
+        default:
+            break
+        }
         switch try self.evaluate(expr) {
         case .bool(let b): return b
         case let other: throw CasbinError.evaluation("expected a boolean, got \(other)")

@@ -6,82 +6,89 @@ import Shared
 /// Foundation's `JSONDecoder` was a fifth of a batch's cost; the shapes are fixed and small.
 /// Errors carry the same messages `decodeJSON` gives (`subject is required`, …).
 enum EnforceBodyParser {
-    indirect enum Value {
-        case string(String)
-        case number
-        case bool(Bool)
-        case null
-        case array([Value])
-        case object([(String, Value)])
-    }
-
     struct Invalid: Error {
         var message: String
     }
 
+    /// The keys the enforce bodies know, matched on the raw bytes (no `String` per key).
+    enum Key {
+        case subject, tenant, resource, action, explain, requests, other
+    }
+
+    /// `POST /internal/v1/enforce`: one request object.
     static func parseRequest(_ buffer: ByteBuffer) throws -> EnforceRequest {
-        try self.request(from: self.parse(buffer), path: "body")
+        try self.document(buffer) { reader, problem in
+            guard reader.peek == UInt8(ascii: "{") else {
+                try reader.skipValue(depth: 0)
+                problem.note("body must be of type object")
+                return nil
+            }
+            return try reader.request(item: nil, problem: &problem)
+        }
     }
 
+    /// `POST /internal/v1/enforce/batch`: `{"requests":[…], "explain"?: bool}`.
     static func parseBatch(_ buffer: ByteBuffer) throws -> (requests: [EnforceRequest], explain: Bool) {
-        guard case .object(let fields) = try self.parse(buffer) else { throw ServiceError.badRequest("body must be of type object") }
-        var requests: [EnforceRequest]?
-        var explain = false
-        for (key, value) in fields {
-            switch key {
-            case "requests":
-                guard case .array(let items) = value else { throw ServiceError.badRequest("requests must be of type Array") }
-                requests = try items.enumerated().map { try self.request(from: $0.element, path: "requests.\($0.offset)") }
-            case "explain":
-                explain = try self.optionalBool(value, name: "explain") ?? explain
-            default:
-                continue
+        try self.document(buffer) { reader, problem in
+            guard reader.peek == UInt8(ascii: "{") else {
+                try reader.skipValue(depth: 0)
+                problem.note("body must be of type object")
+                return nil
             }
-        }
-        guard let requests else { throw ServiceError.badRequest("requests is required") }
-        return (requests, explain)
-    }
-
-    static func optionalBool(_ value: Value, name: String) throws -> Bool? {
-        switch value {
-        case .bool(let flag): return flag
-        case .null: return nil
-        default: throw ServiceError.badRequest("\(name) must be of type Bool")
-        }
-    }
-
-    static func request(from value: Value, path: String) throws -> EnforceRequest {
-        guard case .object(let fields) = value else { throw ServiceError.badRequest("\(path) must be of type object") }
-        var strings: [String: String] = [:]
-        var explain: Bool?
-        for (key, value) in fields {
-            switch key {
-            case "subject", "tenant", "resource", "action":
-                guard case .string(let s) = value else {
-                    let where_ = path == "body" ? key : "\(path).\(key)"
-                    throw ServiceError.badRequest("\(where_) must be of type String")
+            var requests: [EnforceRequest]?
+            var explain = false
+            try reader.object(depth: 0) { reader, key in
+                switch key {
+                case .requests:
+                    guard reader.peek == UInt8(ascii: "[") else {
+                        try reader.skipValue(depth: 1)
+                        problem.note("requests must be of type Array")
+                        return
+                    }
+                    var items: [EnforceRequest] = []
+                    items.reserveCapacity(reader.remaining / 64)
+                    try reader.array(depth: 1) { reader, position in
+                        guard reader.peek == UInt8(ascii: "{") else {
+                            try reader.skipValue(depth: 2)
+                            problem.note("requests.\(position) must be of type object")
+                            return
+                        }
+                        if let item = try reader.request(item: position, problem: &problem) { items.append(item) }
+                    }
+                    requests = items
+                case .explain:
+                    explain = try reader.optionalBool(problem: &problem) ?? explain
+                default:
+                    try reader.skipValue(depth: 1)
                 }
-                strings[key] = s
-            case "explain":
-                explain = try self.optionalBool(value, name: "explain") ?? explain
-            default:
-                continue
             }
+            guard let requests else {
+                problem.note("requests is required")
+                return nil
+            }
+            return (requests, explain)
         }
-        for key in ["subject", "tenant", "resource", "action"] where strings[key] == nil {
-            throw ServiceError.badRequest(path == "body" ? "\(key) is required" : "\(path).\(key) is required")
-        }
-        return EnforceRequest(
-            subject: strings["subject"]!, tenant: strings["tenant"]!, resource: strings["resource"]!, action: strings["action"]!, explain: explain)
     }
 
-    static func parse(_ buffer: ByteBuffer) throws -> Value {
+    /// The first client mistake in document order, reported only once the whole body proved to be
+    /// JSON (a syntax error anywhere wins, as with a decoder that reads the whole body first).
+    struct Problem {
+        var message: String?
+
+        mutating func note(_ message: @autoclosure () -> String) {
+            if self.message == nil { self.message = message() }
+        }
+    }
+
+    static func document<T>(_ buffer: ByteBuffer, _ body: (inout Reader, inout Problem) throws -> T?) throws -> T {
         guard buffer.readableBytes > 0 else { throw ServiceError.badRequest("Request body is required") }
-        return try buffer.withUnsafeReadableBytes { bytes in
+        var problem = Problem()
+        let result: T? = try buffer.withUnsafeReadableBytes { bytes in
             var reader = Reader(bytes: bytes)
             do {
                 reader.skipWhitespace()
-                let value = try reader.value(depth: 0)
+                guard reader.index < bytes.count else { throw Invalid(message: "empty") }
+                let value = try body(&reader, &problem)
                 reader.skipWhitespace()
                 guard reader.index == bytes.count else { throw Invalid(message: "trailing characters") }
                 return value
@@ -89,6 +96,9 @@ enum EnforceBodyParser {
                 throw ServiceError.badRequest("Request body is not valid JSON")
             }
         }
+        if let message = problem.message { throw ServiceError.badRequest(message) }
+        guard let result else { throw ServiceError.badRequest("Request body is not valid JSON") }
+        return result
     }
 
     struct Reader {
@@ -106,63 +116,173 @@ enum EnforceBodyParser {
             index += count
         }
 
-        mutating func value(depth: Int) throws -> Value {
+        var peek: UInt8? { self.index < self.bytes.count ? self.bytes[self.index] : nil }
+        var remaining: Int { self.bytes.count - self.index }
+
+        /// Reads `{…}`, handing each key and the reader (positioned at the value, which the
+        /// closure must consume) to `field`.
+        mutating func object(depth: Int, _ field: (inout Reader, Key) throws -> Void) throws {
             guard depth < 64 else { throw Invalid(message: "too deep") }
-            guard index < bytes.count else { throw Invalid(message: "truncated") }
-            switch bytes[index] {
-            case UInt8(ascii: "{"):
+            index += 1
+            skipWhitespace()
+            if peek == UInt8(ascii: "}") {
                 index += 1
-                var fields: [(String, Value)] = []
+                return
+            }
+            while true {
                 skipWhitespace()
-                if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
-                    index += 1
-                    return .object(fields)
-                }
-                while true {
-                    skipWhitespace()
-                    guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw Invalid(message: "expected a key") }
-                    let key = try string()
-                    skipWhitespace()
-                    try expect(":")
-                    skipWhitespace()
-                    fields.append((key, try value(depth: depth + 1)))
-                    skipWhitespace()
-                    guard index < bytes.count else { throw Invalid(message: "truncated") }
-                    if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-                    if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(fields) }
-                    throw Invalid(message: "expected , or }")
-                }
-            case UInt8(ascii: "["):
+                guard peek == UInt8(ascii: "\"") else { throw Invalid(message: "expected a key") }
+                let key = try self.key()
+                skipWhitespace()
+                try expect(":")
+                skipWhitespace()
+                guard index < bytes.count else { throw Invalid(message: "truncated") }
+                try field(&self, key)
+                skipWhitespace()
+                guard let next = peek else { throw Invalid(message: "truncated") }
                 index += 1
-                var items: [Value] = []
+                if next == UInt8(ascii: ",") { continue }
+                if next == UInt8(ascii: "}") { return }
+                throw Invalid(message: "expected , or }")
+            }
+        }
+
+        /// Reads `[…]`, handing each element's position to `element`, which must consume it.
+        mutating func array(depth: Int, _ element: (inout Reader, Int) throws -> Void) throws {
+            guard depth < 64 else { throw Invalid(message: "too deep") }
+            index += 1
+            skipWhitespace()
+            if peek == UInt8(ascii: "]") {
+                index += 1
+                return
+            }
+            var position = 0
+            while true {
                 skipWhitespace()
-                if index < bytes.count && bytes[index] == UInt8(ascii: "]") {
-                    index += 1
-                    return .array(items)
+                guard index < bytes.count else { throw Invalid(message: "truncated") }
+                try element(&self, position)
+                position += 1
+                skipWhitespace()
+                guard let next = peek else { throw Invalid(message: "truncated") }
+                index += 1
+                if next == UInt8(ascii: ",") { continue }
+                if next == UInt8(ascii: "]") { return }
+                throw Invalid(message: "expected , or ]")
+            }
+        }
+
+        /// Checks any JSON value and moves past it.
+        mutating func skipValue(depth: Int) throws {
+            guard let first = peek else { throw Invalid(message: "truncated") }
+            switch first {
+            case UInt8(ascii: "{"): try object(depth: depth) { reader, _ in try reader.skipValue(depth: depth + 1) }
+            case UInt8(ascii: "["): try array(depth: depth) { reader, _ in try reader.skipValue(depth: depth + 1) }
+            case UInt8(ascii: "\""): _ = try string()
+            case UInt8(ascii: "t"): try expect("true")
+            case UInt8(ascii: "f"): try expect("false")
+            case UInt8(ascii: "n"): try expect("null")
+            default: try number()
+            }
+        }
+
+        /// One enforce request object; nil (with the problem noted) when a field is missing or mistyped.
+        mutating func request(item: Int?, problem: inout Problem) throws -> EnforceRequest? {
+            var subject: String?
+            var tenant: String?
+            var resource: String?
+            var action: String?
+            var explain: Bool?
+            var valid = true
+            func name(_ key: String) -> String { item.map { "requests.\($0).\(key)" } ?? key }
+            try self.object(depth: item == nil ? 0 : 2) { reader, key in
+                switch key {
+                case .subject, .tenant, .resource, .action:
+                    guard reader.peek == UInt8(ascii: "\"") else {
+                        try reader.skipValue(depth: 3)
+                        valid = false
+                        problem.note("\(name(Self.name(of: key))) must be of type String")
+                        return
+                    }
+                    let value = try reader.string()
+                    switch key {
+                    case .subject: subject = value
+                    case .tenant: tenant = value
+                    case .resource: resource = value
+                    default: action = value
+                    }
+                case .explain:
+                    let flag = try reader.optionalBool(problem: &problem)
+                    if flag == nil && reader.lastWasMistyped { valid = false }
+                    explain = flag ?? explain
+                default:
+                    try reader.skipValue(depth: 3)
                 }
-                while true {
-                    skipWhitespace()
-                    items.append(try value(depth: depth + 1))
-                    skipWhitespace()
-                    guard index < bytes.count else { throw Invalid(message: "truncated") }
-                    if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-                    if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
-                    throw Invalid(message: "expected , or ]")
-                }
-            case UInt8(ascii: "\""):
-                return .string(try string())
+            }
+            guard valid else { return nil }
+            guard let subject else { problem.note("\(name("subject")) is required"); return nil }
+            guard let tenant else { problem.note("\(name("tenant")) is required"); return nil }
+            guard let resource else { problem.note("\(name("resource")) is required"); return nil }
+            guard let action else { problem.note("\(name("action")) is required"); return nil }
+            return EnforceRequest(subject: subject, tenant: tenant, resource: resource, action: action, explain: explain)
+        }
+
+        static func name(of key: Key) -> String {
+            switch key {
+            case .subject: "subject"
+            case .tenant: "tenant"
+            case .resource: "resource"
+            case .action: "action"
+            case .explain: "explain"
+            case .requests: "requests"
+            case .other: "other"
+            }
+        }
+
+        var lastWasMistyped = false
+
+        /// `true`, `false` or `null` (nil); anything else is noted as `explain must be of type Bool`.
+        mutating func optionalBool(problem: inout Problem) throws -> Bool? {
+            self.lastWasMistyped = false
+            switch peek {
             case UInt8(ascii: "t"):
                 try expect("true")
-                return .bool(true)
+                return true
             case UInt8(ascii: "f"):
                 try expect("false")
-                return .bool(false)
+                return false
             case UInt8(ascii: "n"):
                 try expect("null")
-                return .null
+                return nil
             default:
-                try number()
-                return .number
+                try skipValue(depth: 3)
+                self.lastWasMistyped = true
+                problem.note("explain must be of type Bool")
+                return nil
+            }
+        }
+
+        /// A key, compared on its raw bytes when it has no escapes.
+        mutating func key() throws -> Key {
+            let start = index + 1
+            var end = start
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+            if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+                index = end + 1
+                return Self.key(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+            }
+            let text = try string()
+            return text.utf8.withContiguousStorageIfAvailable { Self.key(UnsafeRawBufferPointer($0)) } ?? Self.key(Array(text.utf8))
+        }
+
+        static func key(_ raw: some Collection<UInt8>) -> Key {
+            func equals(_ literal: StaticString) -> Bool {
+                raw.count == literal.utf8CodeUnitCount && raw.elementsEqual(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+            }
+            switch raw.count {
+            case 6: return equals("action") ? .action : equals("tenant") ? .tenant : .other
+            case 7: return equals("subject") ? .subject : equals("explain") ? .explain : .other
+            case 8: return equals("resource") ? .resource : equals("requests") ? .requests : .other
+            default: return .other
             }
         }
 

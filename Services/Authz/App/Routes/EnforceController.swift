@@ -35,19 +35,44 @@ public struct EnforceController<Context: RequestContext>: Sendable {
     static var maxBatch: Int { 10_000 }
 
     @Sendable func enforce(_ request: Request, context: Context) async throws -> Response {
-        let body = try EnforceBodyParser.parseRequest(try await Self.collect(request, limit: 64 * 1024))
-        try Self.validate(body)
-        let decision = self.decide([body], explain: body.explain ?? false, logger: context.logger)[0]
-        return Self.json(Self.encode(decision))
+        Self.json(try self.single(try await Self.collect(request, limit: Self.singleLimit), logger: context.logger))
     }
 
     @Sendable func batch(_ request: Request, context: Context) async throws -> Response {
-        let body = try EnforceBodyParser.parseBatch(try await Self.collect(request, limit: 16 << 20))
-        guard body.requests.count <= Self.maxBatch else {
+        Self.json(try self.batch(try await Self.collect(request, limit: Self.batchLimit), logger: context.logger))
+    }
+
+    static var singleLimit: Int { 64 * 1024 }
+    static var batchLimit: Int { 16 << 20 }
+
+    /// The same two routes answered on the event loop (see ``EventLoopRoute``): the decision is
+    /// synchronous and short, so the hot path skips the task and body streaming per request.
+    public var eventLoopRoutes: [EventLoopRoute] {
+        [
+            EventLoopRoute(path: "/internal/v1/enforce", bodyLimit: Self.singleLimit) { request in
+                try self.single(request.body, logger: request.logger)
+            },
+            EventLoopRoute(path: "/internal/v1/enforce/batch", bodyLimit: Self.batchLimit) { request in
+                try self.batch(request.body, logger: request.logger)
+            },
+        ]
+    }
+
+    /// One decision: the JSON body of `POST /internal/v1/enforce`.
+    func single(_ body: ByteBuffer, logger: @autoclosure () -> Logger) throws -> ByteBuffer {
+        let request = try EnforceBodyParser.parseRequest(body)
+        try Self.validate(request)
+        return Self.encode(self.decide([request], explain: request.explain ?? false, logger: logger())[0])
+    }
+
+    /// Many decisions: the JSON body of `POST /internal/v1/enforce/batch`.
+    func batch(_ body: ByteBuffer, logger: @autoclosure () -> Logger) throws -> ByteBuffer {
+        let parsed = try EnforceBodyParser.parseBatch(body)
+        guard parsed.requests.count <= Self.maxBatch else {
             throw ServiceError.badRequest("at most \(Self.maxBatch) requests per batch")
         }
-        for item in body.requests { try Self.validate(item) }
-        let results = self.decide(body.requests, explain: body.explain, logger: context.logger)
+        for item in parsed.requests { try Self.validate(item) }
+        let results = self.decide(parsed.requests, explain: parsed.explain, logger: logger())
         var buffer = ByteBuffer()
         buffer.reserveCapacity(32 + results.count * 48)
         buffer.writeString(#"{"mode":""# + self.mode.rawValue + #"","results":["#)
@@ -57,7 +82,7 @@ public struct EnforceController<Context: RequestContext>: Sendable {
             buffer.writeBuffer(&encoded)
         }
         buffer.writeString("]}")
-        return Self.json(buffer)
+        return buffer
     }
 
     /// `{"allowed":…,"mode":…,"enforced":…[,"explain":[…]]}`, written directly: decisions are the
@@ -116,7 +141,7 @@ public struct EnforceController<Context: RequestContext>: Sendable {
         }
     }
 
-    func decide(_ requests: [EnforceRequest], explain: Bool, logger: Logger) -> [EnforceDecision] {
+    func decide(_ requests: [EnforceRequest], explain: Bool, logger: @autoclosure () -> Logger) -> [EnforceDecision] {
         guard self.mode != .off else {
             return requests.map { _ in EnforceDecision(allowed: true, mode: "off", enforced: false) }
         }
@@ -127,13 +152,13 @@ public struct EnforceController<Context: RequestContext>: Sendable {
             switch outcome {
             case .success(let d): decision = d
             case .failure(let error):
-                logger.error("policy evaluation failed", metadata: ["error": "\(error)"])
+                logger().error("policy evaluation failed", metadata: ["error": "\(error)"])
                 decision = Decision(allowed: false, explain: [])
             }
             if !decision.allowed {
                 self.denialCounter.increment()
                 if self.mode == .log {
-                    logger.notice(
+                    logger().notice(
                         "would deny",
                         metadata: [
                             "subject": "\(request.subject)", "tenant": "\(request.tenant)", "permission": "\(request.resource):\(request.action)",
