@@ -4,20 +4,23 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 import Shared
 import Synchronization
 
 /// A route answered on the connection's event loop, before Hummingbird's router.
 ///
 /// For internal hot paths whose work is short and synchronous (an authz decision): no task per
-/// request, no hop to the concurrency pool, no streamed body. The route behaves as the same route
-/// behind ``addServiceMiddleware(metrics:)`` and ``InternalTokenMiddleware`` would: the internal
-/// token is checked in constant time, the request id is echoed (or made), the request is counted
-/// in the service's metrics, and errors are NestJS bodies.
+/// request, no hop to the concurrency pool, no streamed body, no conversion of the request head
+/// to HTTP types. The route behaves as the same route behind ``addServiceMiddleware(metrics:)``
+/// and ``InternalTokenMiddleware`` would: the internal token is checked in constant time, the
+/// request id is echoed (or made), the request is counted in the service's metrics, and errors
+/// are NestJS bodies.
 public struct EventLoopRoute: Sendable {
     public struct Request {
-        public let headers: HTTPFields
+        public let headers: HTTPHeaders
         public let body: ByteBuffer
         public let requestID: String
         let baseLogger: Logger
@@ -30,13 +33,13 @@ public struct EventLoopRoute: Sendable {
         }
     }
 
-    public let method: HTTPRequest.Method
+    public let method: HTTPMethod
     public let path: String
     public let bodyLimit: Int
     /// Answers with a JSON body (status 200) or throws a ``ServiceError``.
     public let respond: @Sendable (Request) throws -> ByteBuffer
 
-    public init(method: HTTPRequest.Method = .post, path: String, bodyLimit: Int, respond: @escaping @Sendable (Request) throws -> ByteBuffer) {
+    public init(method: HTTPMethod = .POST, path: String, bodyLimit: Int, respond: @escaping @Sendable (Request) throws -> ByteBuffer) {
         self.method = method
         self.path = path
         self.bodyLimit = bodyLimit
@@ -60,31 +63,67 @@ public struct EventLoopRoutes: Sendable {
         self.logger = logger
     }
 
-    func route(for head: HTTPRequest) -> EventLoopRoute? {
-        guard let target = head.path else { return nil }
+    func route(for head: HTTPRequestHead) -> EventLoopRoute? {
+        let target = head.uri
         let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[..<$0] } ?? target[...]
         return self.routes.first { $0.method == head.method && $0.path == path }
     }
 
     /// A Hummingbird HTTP/1 server whose connections answer these routes on the event loop.
     public var server: HTTPServerBuilder {
-        .http1(configuration: .init(additionalChannelHandlers: [EventLoopRouteHandler(routes: self)]))
+        HTTPServerBuilder { responder in EventLoopHTTP1Channel(responder: responder, routes: self) }
     }
 }
 
-/// Sits after the HTTP/1 codec. A request for one of its routes is answered here when nothing is
-/// pending on the connection; everything else, and anything arriving while Hummingbird still owes
-/// a response on this connection, passes through unchanged, so pipelined responses stay in order.
+/// Hummingbird's HTTP/1 child channel with ``EventLoopRouteHandler`` right after the HTTP/1
+/// decoder (Hummingbird's own `additionalChannelHandlers` sit after the conversion to HTTP types,
+/// which was a tenth of a decision's cost).
+struct EventLoopHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
+    typealias Value = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
+
+    let responder: HTTPChannelHandler.Responder
+    let routes: EventLoopRoutes
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            // Hummingbird's defaults for the decoder limits and pipeline options.
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderFieldSize = 80 * 1024
+            limits.maxHeaderListSize = 80 * 1024
+            limits.maxHeaderFieldCount = 1000
+            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                withPipeliningAssistance: false,
+                withErrorHandling: false,
+                withOutboundHeaderValidation: false,
+                withEncoderConfiguration: .init(),
+                withDecoderLimitConfiguration: limits
+            )
+            try channel.pipeline.syncOperations.addHandler(EventLoopRouteHandler(routes: self.routes))
+            try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
+            return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await self.handleHTTP(asyncChannel: value, logger: logger)
+    }
+}
+
+/// Sits right after the HTTP/1 decoder. A request for one of its routes is answered here when
+/// nothing is pending on the connection; everything else, and anything arriving while Hummingbird
+/// still owes a response on this connection, passes through unchanged, so pipelined responses
+/// stay in order.
 final class EventLoopRouteHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
 
     enum State {
         case idle
         case passing
-        case answering(route: EventLoopRoute, head: HTTPRequest, body: ByteBuffer, tooLarge: Bool, start: ContinuousClock.Instant)
+        case answering(route: EventLoopRoute, head: HTTPRequestHead, body: ByteBuffer, tooLarge: Bool, start: ContinuousClock.Instant)
     }
 
     let routes: EventLoopRoutes
@@ -109,7 +148,7 @@ final class EventLoopRouteHandler: ChannelDuplexHandler, RemovableChannelHandler
                 context.fireChannelRead(data)
             }
         case (.answering(let route, let head, var body, var tooLarge, let start), .body(var chunk)):
-            self.state = .idle  // drop the reference so `body` is uniquely owned while appending
+            self.state = .idle  // drop the enum's reference so `body` is uniquely owned while appending
             if !tooLarge {
                 if body.readableBytes + chunk.readableBytes > route.bodyLimit {
                     tooLarge = true
@@ -146,16 +185,22 @@ final class EventLoopRouteHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.write(data, promise: promise)
     }
 
-    func answer(context: ChannelHandlerContext, route: EventLoopRoute, head: HTTPRequest, body: ByteBuffer, tooLarge: Bool, start: ContinuousClock.Instant) {
-        let requestID = RequestIDMiddleware<BasicRequestContext>.acceptableID(head.headerFields[.requestID]) ?? RequestID().description
+    func answer(
+        context: ChannelHandlerContext, route: EventLoopRoute, head: HTTPRequestHead, body: ByteBuffer, tooLarge: Bool,
+        start: ContinuousClock.Instant
+    ) {
+        let requestID =
+            RequestIDMiddleware<BasicRequestContext>.acceptableID(head.headers.first(name: StreamHubHeader.requestID)) ?? RequestID().description
         let status: HTTPResponse.Status
         var payload: ByteBuffer
-        if let presented = head.headerFields[.streamHubInternalToken], ConstantTime.equals(Array(presented.utf8), self.routes.internalToken) {
+        if let presented = head.headers.first(name: StreamHubHeader.internalToken),
+            ConstantTime.equals(Array(presented.utf8), self.routes.internalToken)
+        {
             if tooLarge {
                 (status, payload) = Self.error(ServiceError(.contentTooLarge, message: "Request body is larger than \(route.bodyLimit) bytes"))
             } else {
                 do {
-                    payload = try route.respond(.init(headers: head.headerFields, body: body, requestID: requestID, baseLogger: self.routes.logger))
+                    payload = try route.respond(.init(headers: head.headers, body: body, requestID: requestID, baseLogger: self.routes.logger))
                     status = .ok
                 } catch let error as ServiceError {
                     (status, payload) = Self.error(error)
@@ -169,23 +214,25 @@ final class EventLoopRouteHandler: ChannelDuplexHandler, RemovableChannelHandler
         } else {
             (status, payload) = Self.error(ServiceError(.unauthorized, message: "Missing or invalid internal token"))
         }
-        let close = head.headerFields[.connection]?.lowercased() == "close"
-        var fields = HTTPFields()
-        fields.reserveCapacity(6)
-        fields[.contentType] = "application/json; charset=utf-8"
-        fields[.contentLength] = String(payload.readableBytes)
-        fields[.requestID] = requestID
-        fields[.date] = HTTPDate.now()
-        fields[.server] = self.routes.serverName
-        if close { fields[.connection] = "close" }
-        context.write(self.wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
-        context.write(self.wrapOutboundOut(.body(payload)), promise: nil)
+        let keepAlive = head.isKeepAlive
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(6)
+        headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
+        headers.add(name: "Content-Length", value: String(payload.readableBytes))
+        headers.add(name: "X-Request-Id", value: requestID)
+        headers.add(name: "Date", value: HTTPDate.now())
+        headers.add(name: "Server", value: self.routes.serverName)
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        let responseHead = HTTPResponseHead(
+            version: .http1_1, status: HTTPResponseStatus(statusCode: status.code, reasonPhrase: status.reasonPhrase), headers: headers)
+        context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(payload))), promise: nil)
         self.routes.metrics.recordRequest(method: head.method.rawValue, status: status.code, duration: .now - start)
-        if close {
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
-        } else {
+        if keepAlive {
             context.write(self.wrapOutboundOut(.end(nil)), promise: nil)
             self.needsFlush = true
+        } else {
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
         }
     }
 

@@ -276,7 +276,8 @@ enum EnforceBodyParser {
 
         static func key(_ raw: some Collection<UInt8>) -> Key {
             func equals(_ literal: StaticString) -> Bool {
-                raw.count == literal.utf8CodeUnitCount && raw.elementsEqual(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+                raw.count == literal.utf8CodeUnitCount
+                    && raw.elementsEqual(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
             }
             switch raw.count {
             case 6: return equals("action") ? .action : equals("tenant") ? .tenant : .other
