@@ -69,6 +69,32 @@ public struct EventLoopRoutes: Sendable {
         return self.routes.first { $0.method == head.method && $0.path == path }
     }
 
+    /// Registers the same routes on Hummingbird's router (after ``addServiceMiddleware(metrics:)``),
+    /// which answers them when a pipelined request waits behind one of the router's own: one
+    /// definition, one behaviour on both paths.
+    public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
+        for route in self.routes {
+            guard let method = HTTPRequest.Method(route.method.rawValue) else { continue }
+            router.on(RouterPath(route.path), method: method) { request, context -> Response in
+                guard let presented = request.headers[.streamHubInternalToken], ConstantTime.equals(Array(presented.utf8), self.internalToken)
+                else {
+                    throw ServiceError(.unauthorized, message: "Missing or invalid internal token")
+                }
+                var request = request
+                let body: ByteBuffer
+                do {
+                    body = try await request.collectBody(upTo: route.bodyLimit)
+                } catch {
+                    throw ServiceError(.contentTooLarge, message: "Request body is larger than \(route.bodyLimit) bytes")
+                }
+                let requestID = context.logger[metadataKey: "request_id"].map { "\($0)" } ?? RequestID().description
+                let headers = HTTPHeaders(request.headers.map { ($0.name.canonicalName, $0.value) })
+                let payload = try route.respond(.init(headers: headers, body: body, requestID: requestID, baseLogger: context.logger))
+                return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: payload))
+            }
+        }
+    }
+
     /// A Hummingbird HTTP/1 server whose connections answer these routes on the event loop.
     public var server: HTTPServerBuilder {
         HTTPServerBuilder { responder in EventLoopHTTP1Channel(responder: responder, routes: self) }

@@ -33,14 +33,21 @@ struct AuthzServiceTests {
         return try await client.execute(uri: path, method: .post, headers: headers, body: ByteBuffer(string: body))
     }
 
+    /// The enforce routes answer on the event loop in a live server and through Hummingbird's
+    /// router otherwise (and when a pipelined request waits behind a router one): both must agree.
+    enum Path: String, CaseIterable, Sendable {
+        case router, eventLoop
+        var setup: TestingSetup { self == .router ? .router : .live }
+    }
+
     func decision(_ response: TestResponse) throws -> EnforceDecision {
         try JSONDecoder().decode(EnforceDecision.self, from: Data(buffer: response.body))
     }
 
-    @Test("on: the default roles decide, with the deciding rule when asked")
-    func enforceOn() async throws {
+    @Test("on: the default roles decide, with the deciding rule when asked", arguments: Path.allCases)
+    func enforceOn(path: Path) async throws {
         let (app, _) = try await self.makeApp(mode: "on")
-        try await app.test(.router) { (client: any TestClientProtocol) async throws in
+        try await app.test(path.setup) { (client: any TestClientProtocol) async throws in
             let allowed = try await self.post(
                 client, "/internal/v1/enforce", #"{"subject":"user:ann","tenant":"t1","resource":"app","action":"write","explain":true}"#)
             #expect(allowed.status == .ok)
@@ -55,26 +62,26 @@ struct AuthzServiceTests {
         }
     }
 
-    @Test("off evaluates nothing; log evaluates but does not enforce")
-    func modes() async throws {
+    @Test("off evaluates nothing; log evaluates but does not enforce", arguments: Path.allCases)
+    func modes(path: Path) async throws {
         let (off, _) = try await self.makeApp(mode: "off")
-        try await off.test(.router) { (client: any TestClientProtocol) async throws in
+        try await off.test(path.setup) { (client: any TestClientProtocol) async throws in
             let response = try await self.post(
                 client, "/internal/v1/enforce", #"{"subject":"user:x","tenant":"t1","resource":"app","action":"write"}"#)
             #expect(try self.decision(response) == EnforceDecision(allowed: true, mode: "off", enforced: false))
         }
         let (log, _) = try await self.makeApp(mode: "log")
-        try await log.test(.router) { (client: any TestClientProtocol) async throws in
+        try await log.test(path.setup) { (client: any TestClientProtocol) async throws in
             let response = try await self.post(
                 client, "/internal/v1/enforce", #"{"subject":"user:x","tenant":"t1","resource":"app","action":"write"}"#)
             #expect(try self.decision(response) == EnforceDecision(allowed: false, mode: "log", enforced: false))
         }
     }
 
-    @Test("batch answers every request in order")
-    func batch() async throws {
+    @Test("batch answers every request in order", arguments: Path.allCases)
+    func batch(path: Path) async throws {
         let (app, _) = try await self.makeApp()
-        try await app.test(.router) { (client: any TestClientProtocol) async throws in
+        try await app.test(path.setup) { (client: any TestClientProtocol) async throws in
             let body =
                 #"{"requests":[{"subject":"user:ann","tenant":"t1","resource":"app","action":"read"},{"subject":"user:bob","tenant":"t1","resource":"app","action":"read"},{"subject":"user:ann","tenant":"t1","resource":"stream","action":"write"}]}"#
             let response = try await self.post(client, "/internal/v1/enforce/batch", body)
@@ -86,17 +93,37 @@ struct AuthzServiceTests {
         }
     }
 
-    @Test("bad enforce input is a 400; no internal token is a 401")
-    func badInput() async throws {
+    @Test("bad enforce input is a 400; no internal token is a 401", arguments: Path.allCases)
+    func badInput(path: Path) async throws {
         let (app, _) = try await self.makeApp()
-        try await app.test(.router) { (client: any TestClientProtocol) async throws in
+        try await app.test(path.setup) { (client: any TestClientProtocol) async throws in
+            func rejected(_ uri: String, _ body: String) async throws -> (HTTPResponse.Status, String) {
+                let response = try await self.post(client, uri, body)
+                #expect(response.headers[.contentType] == "application/json; charset=utf-8")
+                let error = try JSONDecoder().decode(ErrorBody.self, from: Data(buffer: response.body))
+                #expect(error.statusCode == response.status.code)
+                return (response.status, error.message)
+            }
+            let enforce = "/internal/v1/enforce"
             #expect(
-                try await self.post(client, "/internal/v1/enforce", #"{"subject":"","tenant":"t1","resource":"app","action":"read"}"#).status
-                    == .badRequest)
-            #expect(try await self.post(client, "/internal/v1/enforce", #"{"subject":5}"#).status == .badRequest)
-            #expect(try await self.post(client, "/internal/v1/enforce", "nope").status == .badRequest)
-            let noToken = try await client.execute(uri: "/internal/v1/enforce", method: .post, body: ByteBuffer(string: "{}"))
+                try await rejected(enforce, #"{"subject":"","tenant":"t1","resource":"app","action":"read"}"#) == (
+                    .badRequest, "subject must not be empty"
+                ))
+            #expect(try await rejected(enforce, #"{"subject":5}"#) == (.badRequest, "subject must be of type String"))
+            #expect(try await rejected(enforce, #"{"tenant":"t1","resource":"app","action":"read"}"#) == (.badRequest, "subject is required"))
+            #expect(try await rejected(enforce, "nope") == (.badRequest, "Request body is not valid JSON"))
+            #expect(try await rejected(enforce, "") == (.badRequest, "Request body is required"))
+            let huge = #"{"subject":""# + String(repeating: "x", count: 70_000) + #""}"#
+            #expect(try await rejected(enforce, huge) == (.contentTooLarge, "Request body is larger than 65536 bytes"))
+            let batch = "/internal/v1/enforce/batch"
+            #expect(
+                try await rejected(batch, #"{"requests":[{"subject":"s","tenant":"t","resource":"r","action":"a"},{"subject":1}]}"#)
+                    == (.badRequest, "requests.1.subject must be of type String"))
+            #expect(try await rejected(batch, #"{"requests":{}}"#) == (.badRequest, "requests must be of type Array"))
+            #expect(try await rejected(batch, #"{"explain":true}"#) == (.badRequest, "requests is required"))
+            let noToken = try await client.execute(uri: enforce, method: .post, body: ByteBuffer(string: "{}"))
             #expect(noToken.status == .unauthorized)
+            #expect(String(buffer: noToken.body) == #"{"statusCode":401,"message":"Missing or invalid internal token","error":"Unauthorized"}"#)
         }
     }
 

@@ -51,18 +51,17 @@ public func buildAuthz(
     router.addServiceMiddleware(metrics: metrics)
     router.addHealthRoute(startedAt: startedAt)
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
-    let internalRoutes = router.group("/internal/v1").add(middleware: InternalTokenMiddleware(token: configuration.common.internalToken))
-    let enforce = EnforceController<BasicRequestContext>(engine: engine, mode: configuration.enforcement, metrics: metrics)
-    enforce.addRoutes(to: internalRoutes)
+    let enforce = EventLoopRoutes(
+        routes: EnforceController(engine: engine, mode: configuration.enforcement, metrics: metrics).routes,
+        internalToken: configuration.common.internalToken, metrics: metrics, serverName: "streamhub-authz", logger: logger
+    )
+    enforce.addRoutes(to: router)
     let api = router.group("/api/v1").add(middleware: InternalTokenMiddleware(token: configuration.common.internalToken))
     PolicyAdminController<BasicRequestContext>(engine: engine, store: store).addRoutes(to: api)
 
     var app = Application(
         router: router,
-        server: EventLoopRoutes(
-            routes: enforce.eventLoopRoutes, internalToken: configuration.common.internalToken, metrics: metrics,
-            serverName: "streamhub-authz", logger: logger
-        ).server,
+        server: enforce.server,
         configuration: .init(address: .hostname(configuration.common.host, port: configuration.common.port), serverName: "streamhub-authz"),
         services: services,
         logger: logger

@@ -9,7 +9,7 @@ import Shared
 /// internal token. Answers `{allowed, mode, enforced}` per request under `STREAMHUB_AUTHZ_ENFORCE`:
 /// `off` evaluates nothing; `log` evaluates, logs and counts would-be denials; `on` evaluates and
 /// marks the decision as enforced.
-public struct EnforceController<Context: RequestContext>: Sendable {
+public struct EnforceController: Sendable {
     let engine: PolicyEngine
     let mode: EnforcementMode
     let metrics: ServiceMetrics
@@ -27,27 +27,15 @@ public struct EnforceController<Context: RequestContext>: Sendable {
         self.denialCounter = metrics.counter("streamhub_authz_denials_total", labels: [("mode", mode.rawValue)])
     }
 
-    public func addRoutes(to group: RouterGroup<Context>) {
-        group.post("enforce", use: self.enforce)
-        group.post("enforce/batch", use: self.batch)
-    }
-
     static var maxBatch: Int { 10_000 }
-
-    @Sendable func enforce(_ request: Request, context: Context) async throws -> Response {
-        Self.json(try self.single(try await Self.collect(request, limit: Self.singleLimit), logger: context.logger))
-    }
-
-    @Sendable func batch(_ request: Request, context: Context) async throws -> Response {
-        Self.json(try self.batch(try await Self.collect(request, limit: Self.batchLimit), logger: context.logger))
-    }
 
     static var singleLimit: Int { 64 * 1024 }
     static var batchLimit: Int { 16 << 20 }
 
-    /// The same two routes answered on the event loop (see ``EventLoopRoute``): the decision is
-    /// synchronous and short, so the hot path skips the task and body streaming per request.
-    public var eventLoopRoutes: [EventLoopRoute] {
+    /// Both routes, answered on the event loop (see ``EventLoopRoute``; also registered on the
+    /// router for requests pipelined behind a router request): a decision is synchronous and
+    /// short, so the hot path skips the task and the body stream per request.
+    public var routes: [EventLoopRoute] {
         [
             EventLoopRoute(path: "/internal/v1/enforce", bodyLimit: Self.singleLimit) { request in
                 try self.single(request.body, logger: request.logger)
@@ -116,19 +104,6 @@ public struct EnforceController<Context: RequestContext>: Sendable {
         case (true, "log", false): FixedDecisions.allowedLog
         case (false, "log", false): FixedDecisions.deniedLog
         default: nil
-        }
-    }
-
-    static func json(_ buffer: ByteBuffer) -> Response {
-        Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: buffer))
-    }
-
-    static func collect(_ request: Request, limit: Int) async throws -> ByteBuffer {
-        var request = request
-        do {
-            return try await request.collectBody(upTo: limit)
-        } catch {
-            throw ServiceError(.contentTooLarge, message: "Request body is larger than \(limit) bytes")
         }
     }
 
