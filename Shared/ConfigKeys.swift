@@ -9,6 +9,7 @@ public enum ConfigKey {
     public static let jwtSecret = "STREAMHUB_JWT_SECRET"
     public static let metricsToken = "METRICS_TOKEN"
     public static let authzEnforce = "STREAMHUB_AUTHZ_ENFORCE"
+    public static let authzModel = "STREAMHUB_AUTHZ_MODEL"
     public static let clusterToken = "STREAMHUB_CLUSTER_TOKEN"
     public static let identityURL = "IDENTITY_URL"
     public static let authzURL = "AUTHZ_URL"

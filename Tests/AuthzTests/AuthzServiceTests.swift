@@ -186,6 +186,70 @@ struct AuthzServiceTests {
         #expect(!rules.contains(StoredRule(ptype: "p", values: ["user:carl", "t2", "config", "write"])))
     }
 
+    @Test("STREAMHUB_AUTHZ_MODEL replaces the built-in model: here objects match as keyMatch paths")
+    func customModel() async throws {
+        let directory = try TestDatabases.temporaryDirectory()
+        let path = directory + "/paths.conf"
+        try """
+        [request_definition]
+        r = sub, dom, obj, act
+        [policy_definition]
+        p = sub, dom, obj, act
+        [role_definition]
+        g = _, _, _
+        [policy_effect]
+        e = some(where (p.eft == allow))
+        [matchers]
+        m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && keyMatch(r.obj, p.obj) && r.act == p.act
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let store = InMemoryPolicyStore(rules: [
+            StoredRule(ptype: "p", values: ["reader", "t1", "stream/*", "read"]), StoredRule(ptype: "g", values: ["user:ann", "reader", "t1"]),
+        ])
+        let app = try await buildAuthz(
+            reader: .values(["STREAMHUB_INTERNAL_TOKEN": Self.internalToken, "STREAMHUB_AUTHZ_ENFORCE": "on", "STREAMHUB_AUTHZ_MODEL": path]),
+            dependencies: AuthzDependencies(store: store)
+        )
+        try await app.test(.live) { (client: any TestClientProtocol) async throws in
+            let live = try await self.post(
+                client, "/internal/v1/enforce", #"{"subject":"user:ann","tenant":"t1","resource":"stream/live","action":"read"}"#)
+            #expect(try self.decision(live) == EnforceDecision(allowed: true, mode: "on", enforced: true))
+            let other = try await self.post(
+                client, "/internal/v1/enforce", #"{"subject":"user:ann","tenant":"t1","resource":"app/x","action":"read"}"#)
+            #expect(try self.decision(other).allowed == false)
+        }
+    }
+
+    @Test("a model the service cannot use stops start-up with the variable, file and reason")
+    func badModels() throws {
+        let directory = try TestDatabases.temporaryDirectory()
+        func message(_ model: String?) -> String? {
+            var values = ["STREAMHUB_INTERNAL_TOKEN": Self.internalToken, "STREAMHUB_AUTHZ_MODEL": directory + "/missing.conf"]
+            if let model {
+                let path = directory + "/model-\(abs(model.hashValue)).conf"
+                try? model.write(toFile: path, atomically: true, encoding: .utf8)
+                values["STREAMHUB_AUTHZ_MODEL"] = path
+            }
+            do {
+                _ = try AuthzConfiguration(reader: .values(values))
+                return nil
+            } catch let error as ConfigurationError {
+                return error.description
+            } catch {
+                return "unexpected \(error)"
+            }
+        }
+        let sections =
+            "[policy_definition]\np = sub, dom, obj, act\n[role_definition]\ng = _, _, _\n[policy_effect]\ne = some(where (p.eft == allow))\n"
+        #expect(message(nil)?.contains("STREAMHUB_AUTHZ_MODEL: cannot read") == true)
+        let threeFields = message("[request_definition]\nr = sub, obj, act\n" + sections + "[matchers]\nm = r.sub == p.sub\n")
+        #expect(threeFields?.contains("[request_definition] r must have 4 fields (sub, dom, obj, act), has 3") == true)
+        let badMatcher = message("[request_definition]\nr = sub, dom, obj, act\n" + sections + "[matchers]\nm = r.sub == (p.sub\n")
+        #expect(badMatcher?.contains("STREAMHUB_AUTHZ_MODEL: \(directory)") == true && badMatcher?.contains("matcher") == true)
+        let noSection = message("[request_definition]\nr = sub, dom, obj, act\n")
+        #expect(noSection?.contains("STREAMHUB_AUTHZ_MODEL: ") == true)
+        #expect(noSection?.contains(directory) == true)
+    }
+
     @Test("global credentials must name the tenant; the built-in domain cannot be written")
     func tenantRules() async throws {
         let (app, _) = try await self.makeApp()

@@ -42,8 +42,7 @@ public func buildAuthz(
         store = SQLPolicyStore(database: database)
         migrate = { [logger] in try await AuthzMigrations.migrator.migrate(database, logger: logger) }
     }
-    let model = try CasbinModel(text: DefaultPolicy.model, file: "default_model.conf")
-    let engine = try PolicyEngine(model: model, store: store)
+    let engine = try PolicyEngine(model: configuration.model, store: store)
     services.append(PolicyWatcher(engine: engine, logger: logger))
 
     let startedAt = Date()

@@ -516,6 +516,12 @@ public final class Enforcer {
         }
     }
 
+    /// Parses the matcher of `context` (the standard one by default) without deciding anything, so
+    /// a syntax error can stop start-up instead of failing the first decision.
+    public func checkMatcher(_ context: EnforceContext = .standard) throws {
+        _ = try self.compiledMatcher(context)
+    }
+
     func compiledMatcher(_ context: EnforceContext) throws -> CompiledMatcher {
         // The standard context is nearly every call: skip hashing four strings for it.
         let isStandard = context.rtype == "r" && context.ptype == "p" && context.mtype == "m"
