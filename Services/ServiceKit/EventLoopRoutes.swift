@@ -8,7 +8,6 @@ import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 import Shared
-import Synchronization
 
 /// A route answered on the connection's event loop, before Hummingbird's router.
 ///
@@ -157,6 +156,10 @@ final class EventLoopRouteHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Requests handed to Hummingbird whose response has not ended yet.
     var owed = 0
     var needsFlush = false
+    /// Per connection, so the hot path shares no lock: the `Date` value of the current second and
+    /// the counter of successful requests.
+    var date: (second: Int, value: String) = (-1, "")
+    var okCounter: MetricCounter?
 
     init(routes: EventLoopRoutes) {
         self.routes = routes
@@ -216,7 +219,7 @@ final class EventLoopRouteHandler: ChannelDuplexHandler, RemovableChannelHandler
         start: ContinuousClock.Instant
     ) {
         let requestID =
-            RequestIDMiddleware<BasicRequestContext>.acceptableID(head.headers.first(name: StreamHubHeader.requestID)) ?? RequestID().description
+            RequestIDs.resolve(head.headers.first(name: StreamHubHeader.requestID))
         let status: HTTPResponse.Status
         var payload: ByteBuffer
         if let presented = head.headers.first(name: StreamHubHeader.internalToken),
@@ -246,14 +249,22 @@ final class EventLoopRouteHandler: ChannelDuplexHandler, RemovableChannelHandler
         headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
         headers.add(name: "Content-Length", value: String(payload.readableBytes))
         headers.add(name: "X-Request-Id", value: requestID)
-        headers.add(name: "Date", value: HTTPDate.now())
+        let second = time(nil)
+        if self.date.second != second { self.date = (second, HTTPDate.format(second)) }
+        headers.add(name: "Date", value: self.date.value)
         headers.add(name: "Server", value: self.routes.serverName)
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let responseHead = HTTPResponseHead(
             version: .http1_1, status: HTTPResponseStatus(statusCode: status.code, reasonPhrase: status.reasonPhrase), headers: headers)
         context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(payload))), promise: nil)
-        self.routes.metrics.recordRequest(method: head.method.rawValue, status: status.code, duration: .now - start)
+        if status == .ok {
+            if self.okCounter == nil { self.okCounter = self.routes.metrics.requestCounter(method: head.method.rawValue, status: 200) }
+            self.okCounter?.increment()
+            self.routes.metrics.recordDuration(.now - start)
+        } else {
+            self.routes.metrics.recordRequest(method: head.method.rawValue, status: status.code, duration: .now - start)
+        }
         if keepAlive {
             context.write(self.wrapOutboundOut(.end(nil)), promise: nil)
             self.needsFlush = true
@@ -267,21 +278,10 @@ final class EventLoopRouteHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 }
 
-/// The `Date` header value (IMF-fixdate), formatted at most once per second.
+/// The `Date` header value (IMF-fixdate).
 public enum HTTPDate {
-    static let cache = Mutex<(second: Int, value: String)>((-1, ""))
     static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
     static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-
-    public static func now() -> String {
-        let second = time(nil)
-        return self.cache.withLock { cache in
-            if cache.second != second {
-                cache = (second, self.format(second))
-            }
-            return cache.value
-        }
-    }
 
     public static func format(_ second: Int) -> String {
         var seconds = time_t(second)

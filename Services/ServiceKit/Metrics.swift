@@ -43,8 +43,14 @@ public final class ServiceMetrics: Sendable {
 
     /// Counts one finished request.
     public func recordRequest(method: String, status: Int, duration: Duration) {
+        self.requestCounter(method: method, status: status).increment()
+        self.duration.record(duration)
+    }
+
+    /// The request counter for a method and status; callers on a hot path may keep it.
+    public func requestCounter(method: String, status: Int) -> Counter {
         let key = status &* 31 &+ method.utf8.count &* 7 &+ Int(method.utf8.first ?? 0)
-        let counter = self.requestCounters.withLock { counters in
+        return self.requestCounters.withLock { counters in
             if let existing = counters[key] { return existing }
             let created = self.registry.makeCounter(
                 name: "streamhub_http_requests_total",
@@ -53,7 +59,10 @@ public final class ServiceMetrics: Sendable {
             counters[key] = created
             return created
         }
-        counter.increment()
+    }
+
+    /// Records one request's duration in `streamhub_http_request_duration_seconds`.
+    public func recordDuration(_ duration: Duration) {
         self.duration.record(duration)
     }
 

@@ -21,7 +21,7 @@ public struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         // A fresh id is Hummingbird's (random prefix + counter): unique without a syscall per request.
-        let id = Self.acceptableID(request.headers[.requestID]) ?? RequestID().description
+        let id = RequestIDs.resolve(request.headers[.requestID])
         var context = context
         context.logger[metadataKey: "request_id"] = .string(id)
         var response = try await next(request, context)
@@ -29,13 +29,23 @@ public struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
         return response
     }
 
+}
+
+/// Request ids: the caller's when sane, else a fresh one.
+public enum RequestIDs {
     /// A client-sent id is kept only if it is short and made of safe characters, so it cannot forge log lines.
-    public static func acceptableID(_ value: String?) -> String? {
+    public static func acceptable(_ value: String?) -> String? {
         guard let value, !value.isEmpty, value.utf8.count <= 128 else { return nil }
         let allowed = value.utf8.allSatisfy { byte in
             (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
                 || byte == 0x2D || byte == 0x5F || byte == 0x2E || byte == 0x3A
         }
         return allowed ? value : nil
+    }
+
+    /// The caller's id when acceptable, else a new one (Hummingbird's: random prefix + counter,
+    /// unique without a syscall per request).
+    public static func resolve(_ value: String?) -> String {
+        self.acceptable(value) ?? RequestID().description
     }
 }

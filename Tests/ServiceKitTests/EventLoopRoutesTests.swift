@@ -180,4 +180,10 @@ struct EventLoopRoutesTests {
             #expect(closed)
         }
     }
+
+    @Test("Date headers are IMF-fixdate (RFC 9110's example)")
+    func dates() {
+        #expect(HTTPDate.format(784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(HTTPDate.format(0) == "Thu, 01 Jan 1970 00:00:00 GMT")
+    }
 }

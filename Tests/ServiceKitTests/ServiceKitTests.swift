@@ -59,10 +59,10 @@ struct PrimitiveTests {
 
     @Test("client request ids are kept only when short and safe")
     func requestIDs() {
-        #expect(RequestIDMiddleware<BasicRequestContext>.acceptableID("abc-123_x.y:z") == "abc-123_x.y:z")
-        #expect(RequestIDMiddleware<BasicRequestContext>.acceptableID("bad id") == nil)
-        #expect(RequestIDMiddleware<BasicRequestContext>.acceptableID("line\nbreak") == nil)
-        #expect(RequestIDMiddleware<BasicRequestContext>.acceptableID(String(repeating: "a", count: 129)) == nil)
+        #expect(RequestIDs.acceptable("abc-123_x.y:z") == "abc-123_x.y:z")
+        #expect(RequestIDs.acceptable("bad id") == nil)
+        #expect(RequestIDs.acceptable("line\nbreak") == nil)
+        #expect(RequestIDs.acceptable(String(repeating: "a", count: 129)) == nil)
     }
 }
 
