@@ -180,6 +180,7 @@ let package = Package(
             name: "ServiceKitTests",
             dependencies: [
                 "TestSupport", "ServiceKit", "Shared", .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             path: "Tests/ServiceKitTests"
         ),

@@ -209,6 +209,27 @@ final class EventLoopRouteHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.fireChannelReadComplete()
     }
 
+    /// Back-pressure: a client that sends requests without reading the answers fills the socket's
+    /// send buffer; then the channel turns unwritable and no more requests are read until it drains,
+    /// so answers cannot pile up in memory.
+    var readPending = false
+
+    func read(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            context.read()
+        } else {
+            self.readPending = true
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && self.readPending {
+            self.readPending = false
+            context.read()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = self.unwrapOutboundIn(data) { self.owed = max(0, self.owed - 1) }
         context.write(data, promise: promise)

@@ -4,9 +4,11 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
-import ServiceKit
+import NIOEmbedded
 import Shared
 import Testing
+
+@testable import ServiceKit
 
 #if canImport(Glibc)
     import Glibc
@@ -185,5 +187,36 @@ struct EventLoopRoutesTests {
     func dates() {
         #expect(HTTPDate.format(784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")
         #expect(HTTPDate.format(0) == "Thu, 01 Jan 1970 00:00:00 GMT")
+    }
+
+    /// Counts the read requests that reach the socket.
+    final class ReadCounter: ChannelOutboundHandler {
+        typealias OutboundIn = Never
+        var reads = 0
+        func read(context: ChannelHandlerContext) {
+            self.reads += 1
+            context.read()
+        }
+    }
+
+    @Test("a connection whose answers are not read stops being read until it drains")
+    func backPressure() throws {
+        let counter = ReadCounter()
+        let routes = EventLoopRoutes(
+            routes: [], internalToken: Self.token, metrics: ServiceMetrics(service: "test"), serverName: "t", logger: Logger(label: "test"))
+        let channel = EmbeddedChannel(handlers: [counter, EventLoopRouteHandler(routes: routes)])
+        channel.read()
+        #expect(counter.reads == 1)
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.read()
+        channel.read()
+        #expect(counter.reads == 1)
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        #expect(counter.reads == 2)
+        channel.read()
+        #expect(counter.reads == 3)
+        _ = try channel.finish()
     }
 }
