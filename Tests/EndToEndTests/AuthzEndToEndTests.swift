@@ -64,6 +64,37 @@ struct AuthzEndToEndTests {
         try await client.shutdown()
     }
 
+    @Test("enforce log: the request goes on; authz logs the would-be denial with the gateway's request id and counts it")
+    func logModeThroughGateway() async throws {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let metricsToken = "e2e-metrics-token-0123456789"
+        let stack = try await Stack(extra: ["STREAMHUB_AUTHZ_ENFORCE": "log", "LOG_LEVEL": "notice", "METRICS_TOKEN": metricsToken])
+        do {
+            try await stack.start(client: client)
+            let now = Int64(Date().timeIntervalSince1970)
+            let session = SessionTokenVerifier(secret: Stack.jwtSecret).sign(SessionClaims(sub: "ann", tenantId: "t1", iat: now, exp: now + 600))
+            let response = try await client.call(
+                stack.gatewayURL + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)"), ("X-Request-Id", "e2e-log-1")])
+            #expect(response.status == 200)
+            #expect(response.header("X-Request-Id") == "e2e-log-1")
+            let line = try #require(stack.log("authz").split(separator: "\n").first { $0.contains(#""msg":"would deny""#) })
+            let fields = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(fields["subject"] as? String == "user:ann")
+            #expect(fields["tenant"] as? String == "t1")
+            #expect(fields["permission"] as? String == "app:read")
+            #expect(fields["request_id"] as? String == "e2e-log-1")
+            let metrics = try await client.call(
+                "http://127.0.0.1:\(stack.ports["authz"]!)/metrics", headers: [("Authorization", "Bearer \(metricsToken)")])
+            #expect(metrics.body.contains(#"streamhub_authz_denials_total{service="authz",mode="log"} 1"#))
+        } catch {
+            await stack.stopAll()
+            try? await client.shutdown()
+            throw error
+        }
+        await stack.stopAll()
+        try await client.shutdown()
+    }
+
     @Test("streamhub-authz eval answers one JSON line per request, errors included")
     func evalCommand() throws {
         let dir = try TestDatabases.temporaryDirectory()
