@@ -264,6 +264,37 @@ struct AuthzServiceTests {
         }
     }
 
+    @Test("PostgreSQL pushes changes (LISTEN/NOTIFY): a replica polling only every 30 s sees one within 1 s", arguments: TestDatabases.backends)
+    func pushed(backend: String) async throws {
+        let location = try await TestDatabases.freshLocation(backend, name: "authz")
+        try await DatabaseFactory.withDatabase(location, logger: TestDatabases.logger) { database in
+            try await AuthzMigrations.migrator.migrate(database, logger: TestDatabases.logger)
+            let store = SQLPolicyStore(database: database)
+            guard backend == "postgres" else {
+                #expect(try await store.listen({}) == false, "SQLite has no push: the watcher polls")
+                return
+            }
+            let replica = try PolicyEngine(model: try CasbinModel(text: DefaultPolicy.model), store: store)
+            try await replica.refresh(force: true)
+            let request: [CasbinValue] = [.string("user:pia"), .string("t1"), .string("app"), .string("write")]
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await PolicyWatcher(engine: replica, interval: .seconds(30), logger: TestDatabases.logger).run() }
+                try await Task.sleep(for: .seconds(1))  // the first poll has run; the listener is up
+                let changedAt = ContinuousClock.now
+                // Written by another replica's store, as through another authz process.
+                _ = try await SQLPolicyStore(database: database).apply([.add(StoredRule(ptype: "g", values: ["user:pia", "member", "t1"]))])
+                while try !replica.decide(request).allowed && ContinuousClock.now - changedAt < .seconds(3) {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                let elapsed = ContinuousClock.now - changedAt
+                #expect(try replica.decide(request).allowed)
+                #expect(elapsed < .seconds(1), "pushed change took \(elapsed)")
+                print("authz: a pushed policy change was in force on the other replica after \(elapsed)")
+                group.cancelAll()
+            }
+        }
+    }
+
     @Test("a change made through one replica is in force on another within 1 s", arguments: TestDatabases.backends)
     func replicas(backend: String) async throws {
         let location = try await TestDatabases.freshLocation(backend, name: "authz")

@@ -27,6 +27,18 @@ public protocol PolicyStore: Sendable {
     func load() async throws -> (version: Int64, rules: [StoredRule])
     /// Applies `changes` in one transaction; returns the new version and how many changed rows.
     func apply(_ changes: [PolicyChange]) async throws -> (version: Int64, changed: Int)
+    /// Calls `onChange` whenever any writer (any replica) commits a change, until cancelled.
+    /// Returns false at once when the store cannot push changes (then polling is all there is).
+    func listen(_ onChange: @escaping @Sendable () async -> Void) async throws -> Bool
+}
+
+extension PolicyStore {
+    public func listen(_ onChange: @escaping @Sendable () async -> Void) async throws -> Bool { false }
+}
+
+/// The PostgreSQL channel every policy change is announced on (`NOTIFY`, sent on commit).
+public enum PolicyChannel {
+    public static let name = "streamhub_authz_policy"
 }
 
 public actor InMemoryPolicyStore: PolicyStore {
@@ -101,6 +113,17 @@ public struct SQLPolicyStore: PolicyStore {
         }
     }
 
+    /// On PostgreSQL: `LISTEN` on a connection of the pool's, held while listening.
+    public func listen(_ onChange: @escaping @Sendable () async -> Void) async throws -> Bool {
+        guard let postgres = self.database as? PostgresStore else { return false }
+        try await postgres.client.withConnection { connection in
+            try await connection.listen(on: PolicyChannel.name) { notifications in
+                for try await _ in notifications { await onChange() }
+            }
+        }
+        return true
+    }
+
     public func apply(_ changes: [PolicyChange]) async throws -> (version: Int64, changed: Int) {
         for change in changes {
             let rule: StoredRule
@@ -142,6 +165,10 @@ public struct SQLPolicyStore: PolicyStore {
             }
             if changed > 0 {
                 try await sql.raw("UPDATE authz_policy_version SET version = version + 1 WHERE id = 1").run()
+                if self.database.dialect == .postgres {
+                    // Delivered to every listening replica when the transaction commits.
+                    try await sql.raw("SELECT pg_notify(\(bind: PolicyChannel.name), '')").run()
+                }
             }
             let version = try await sql.raw("SELECT version FROM authz_policy_version WHERE id = 1").first(decoding: VersionRow.self)?.version ?? 0
             return (version, changed)
