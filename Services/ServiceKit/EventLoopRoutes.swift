@@ -19,7 +19,6 @@ import Shared
 /// are NestJS bodies.
 public struct EventLoopRoute: Sendable {
     public struct Request {
-        public let headers: HTTPHeaders
         public let body: ByteBuffer
         public let requestID: String
         let baseLogger: Logger
@@ -37,6 +36,9 @@ public struct EventLoopRoute: Sendable {
     public let bodyLimit: Int
     /// Answers with a JSON body (status 200) or throws a ``ServiceError``.
     public let respond: @Sendable (Request) throws -> ByteBuffer
+
+    /// The 413 for a body over ``bodyLimit``.
+    var tooLarge: ServiceError { ServiceError(.contentTooLarge, message: "Request body is larger than \(self.bodyLimit) bytes") }
 
     public init(method: HTTPMethod = .POST, path: String, bodyLimit: Int, respond: @escaping @Sendable (Request) throws -> ByteBuffer) {
         self.method = method
@@ -75,20 +77,16 @@ public struct EventLoopRoutes: Sendable {
         for route in self.routes {
             guard let method = HTTPRequest.Method(route.method.rawValue) else { continue }
             router.on(RouterPath(route.path), method: method) { request, context -> Response in
-                guard let presented = request.headers[.streamHubInternalToken], ConstantTime.equals(Array(presented.utf8), self.internalToken)
-                else {
-                    throw ServiceError(.unauthorized, message: "Missing or invalid internal token")
-                }
+                try InternalToken.check(request.headers[.streamHubInternalToken], expected: self.internalToken)
                 var request = request
                 let body: ByteBuffer
                 do {
                     body = try await request.collectBody(upTo: route.bodyLimit)
                 } catch {
-                    throw ServiceError(.contentTooLarge, message: "Request body is larger than \(route.bodyLimit) bytes")
+                    throw route.tooLarge
                 }
                 let requestID = context.logger[metadataKey: "request_id"].map { "\($0)" } ?? RequestID().description
-                let headers = HTTPHeaders(request.headers.map { ($0.name.canonicalName, $0.value) })
-                let payload = try route.respond(.init(headers: headers, body: body, requestID: requestID, baseLogger: context.logger))
+                let payload = try route.respond(.init(body: body, requestID: requestID, baseLogger: context.logger))
                 return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: payload))
             }
         }
@@ -243,26 +241,19 @@ final class EventLoopRouteHandler: ChannelDuplexHandler, RemovableChannelHandler
             RequestIDs.resolve(head.headers.first(name: StreamHubHeader.requestID))
         let status: HTTPResponse.Status
         var payload: ByteBuffer
-        if let presented = head.headers.first(name: StreamHubHeader.internalToken),
-            ConstantTime.equals(Array(presented.utf8), self.routes.internalToken)
-        {
-            if tooLarge {
-                (status, payload) = Self.error(ServiceError(.contentTooLarge, message: "Request body is larger than \(route.bodyLimit) bytes"))
-            } else {
-                do {
-                    payload = try route.respond(.init(headers: head.headers, body: body, requestID: requestID, baseLogger: self.routes.logger))
-                    status = .ok
-                } catch let error as ServiceError {
-                    (status, payload) = Self.error(error)
-                } catch {
-                    var logger = self.routes.logger
-                    logger[metadataKey: "request_id"] = .string(requestID)
-                    logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))"])
-                    (status, payload) = Self.error(ServiceError(.internalServerError, message: "Internal server error"))
-                }
-            }
-        } else {
-            (status, payload) = Self.error(ServiceError(.unauthorized, message: "Missing or invalid internal token"))
+        do {
+            try InternalToken.check(
+                head.headers.first(name: StreamHubHeader.internalToken), expected: self.routes.internalToken)
+            if tooLarge { throw route.tooLarge }
+            payload = try route.respond(.init(body: body, requestID: requestID, baseLogger: self.routes.logger))
+            status = .ok
+        } catch let error as ServiceError {
+            (status, payload) = (error.status, OrderedJSON.encode(error.body))
+        } catch {
+            var logger = self.routes.logger
+            logger[metadataKey: "request_id"] = .string(requestID)
+            logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))"])
+            (status, payload) = (.internalServerError, OrderedJSON.encode(ErrorBody(statusCode: 500, message: "Internal server error")))
         }
         let keepAlive = head.isKeepAlive
         var headers = HTTPHeaders()
@@ -292,10 +283,6 @@ final class EventLoopRouteHandler: ChannelDuplexHandler, RemovableChannelHandler
         } else {
             context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
         }
-    }
-
-    static func error(_ error: ServiceError) -> (HTTPResponse.Status, ByteBuffer) {
-        (error.status, OrderedJSON.encode(error.body))
     }
 }
 

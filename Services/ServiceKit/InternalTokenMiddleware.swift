@@ -12,10 +12,18 @@ public struct InternalTokenMiddleware<Context: RequestContext>: RouterMiddleware
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let presented = request.headers[.streamHubInternalToken], ConstantTime.equals(Array(presented.utf8), self.token) else {
+        try InternalToken.check(request.headers[.streamHubInternalToken], expected: self.token)
+        return try await next(request, context)
+    }
+}
+
+public enum InternalToken {
+    /// The one check every internal route makes: the presented token equals `expected`, compared
+    /// in constant time; else 401.
+    public static func check(_ presented: String?, expected: [UInt8]) throws {
+        guard let presented, ConstantTime.equals(Array(presented.utf8), expected) else {
             throw ServiceError(.unauthorized, message: "Missing or invalid internal token")
         }
-        return try await next(request, context)
     }
 }
 

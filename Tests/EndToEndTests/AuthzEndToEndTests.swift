@@ -11,10 +11,7 @@ import Testing
 struct AuthzEndToEndTests {
     @Test("enforce on: a member without a role gets 403; once an admin assigns one, 200")
     func enforcementThroughGateway() async throws {
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
-        let stack = try await Stack(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"])
-        do {
-            try await stack.start(client: client)
+        try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
             let base = stack.gatewayURL
             let token = try stack.seedToken(name: "e2e").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             let now = Int64(Date().timeIntervalSince1970)
@@ -55,22 +52,13 @@ struct AuthzEndToEndTests {
                 headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")], body: #"{"user":"#
             )
             #expect(badJSON.status == 400)
-        } catch {
-            await stack.stopAll()
-            try? await client.shutdown()
-            throw error
         }
-        await stack.stopAll()
-        try await client.shutdown()
     }
 
     @Test("enforce log: the request goes on; authz logs the would-be denial with the gateway's request id and counts it")
     func logModeThroughGateway() async throws {
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
         let metricsToken = "e2e-metrics-token-0123456789"
-        let stack = try await Stack(extra: ["STREAMHUB_AUTHZ_ENFORCE": "log", "LOG_LEVEL": "notice", "METRICS_TOKEN": metricsToken])
-        do {
-            try await stack.start(client: client)
+        try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "log", "LOG_LEVEL": "notice", "METRICS_TOKEN": metricsToken]) { stack, client in
             let now = Int64(Date().timeIntervalSince1970)
             let session = SessionTokenVerifier(secret: Stack.jwtSecret).sign(SessionClaims(sub: "ann", tenantId: "t1", iat: now, exp: now + 600))
             let response = try await client.call(
@@ -86,13 +74,7 @@ struct AuthzEndToEndTests {
             let metrics = try await client.call(
                 "http://127.0.0.1:\(stack.ports["authz"]!)/metrics", headers: [("Authorization", "Bearer \(metricsToken)")])
             #expect(metrics.body.contains(#"streamhub_authz_denials_total{service="authz",mode="log"} 1"#))
-        } catch {
-            await stack.stopAll()
-            try? await client.shutdown()
-            throw error
         }
-        await stack.stopAll()
-        try await client.shutdown()
     }
 
     @Test("streamhub-authz eval answers one JSON line per request, errors included")

@@ -10,25 +10,9 @@ import Testing
 struct EndToEndTests {
     static let metricsToken = "e2e-metrics-token-0123456789"
 
-    func withStack(extra: [String: String] = [:], services: [String] = Stack.services, _ body: (Stack, HTTPClient) async throws -> Void) async throws
-    {
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
-        let stack = try await Stack(extra: extra)
-        do {
-            try await stack.start(services, client: client)
-            try await body(stack, client)
-        } catch {
-            await stack.stopAll()
-            try? await client.shutdown()
-            throw error
-        }
-        await stack.stopAll()
-        try await client.shutdown()
-    }
-
     @Test("the README's first calls: health, seed-token, /apps, bad tokens, unknown routes, metrics")
     func walkingSkeleton() async throws {
-        try await self.withStack(extra: ["METRICS_TOKEN": Self.metricsToken]) { stack, client in
+        try await Stack.with(extra: ["METRICS_TOKEN": Self.metricsToken]) { stack, client in
             let base = stack.gatewayURL
             let health = try await client.call(base + "/api/v1/health")
             #expect(health.status == 200)
@@ -96,7 +80,7 @@ struct EndToEndTests {
 
     @Test("client-sent X-StreamHub-* headers have no effect")
     func spoofedHeaders() async throws {
-        try await self.withStack { stack, client in
+        try await Stack.with { stack, client in
             let forged = Base64URL.encode(Data(#"{"kind":"apiToken","scope":"global","subject":"token:forged","superadmin":true}"#.utf8))
             let response = try await client.call(
                 stack.gatewayURL + "/api/v1/apps",
@@ -109,7 +93,7 @@ struct EndToEndTests {
 
     @Test("metrics are a plain 404 when METRICS_TOKEN is unset")
     func metricsDisabled() async throws {
-        try await self.withStack(services: ["gateway"]) { stack, client in
+        try await Stack.with(services: ["gateway"]) { stack, client in
             let response = try await client.call(stack.gatewayURL + "/metrics", headers: [("Authorization", "Bearer anything")])
             #expect(response.status == 404)
         }
@@ -117,7 +101,7 @@ struct EndToEndTests {
 
     @Test("a stopped upstream is a 503 in the error body; the gateway stays up")
     func upstreamStopped() async throws {
-        try await self.withStack { stack, client in
+        try await Stack.with { stack, client in
             let token = try stack.seedToken(name: "e2e").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(try await client.call(stack.gatewayURL + "/api/v1/apps", headers: [("Authorization", "Bearer \(token)")]).status == 200)
             let exitStatus = try await stack.stop("media")

@@ -29,6 +29,24 @@ final class Stack: @unchecked Sendable {
 
     static func binary(_ name: String) -> String { binDir + "/" + name }
 
+    /// Starts `services` with `extra` settings, runs `body`, and stops everything however it ends.
+    static func with(
+        extra: [String: String] = [:], services: [String] = Stack.services, _ body: (Stack, HTTPClient) async throws -> Void
+    ) async throws {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let stack = try await Stack(extra: extra)
+        do {
+            try await stack.start(services, client: client)
+            try await body(stack, client)
+        } catch {
+            await stack.stopAll()
+            try? await client.shutdown()
+            throw error
+        }
+        await stack.stopAll()
+        try await client.shutdown()
+    }
+
     init(extra: [String: String] = [:]) async throws {
         self.dataDir = try TestDatabases.temporaryDirectory()
         var ports: [String: Int] = [:]

@@ -11,7 +11,7 @@ enum EnforceBodyParser {
     }
 
     /// The keys the enforce bodies know, matched on the raw bytes (no `String` per key).
-    enum Key {
+    enum Key: String {
         case subject, tenant, resource, action, explain, requests, other
     }
 
@@ -192,15 +192,14 @@ enum EnforceBodyParser {
             var resource: String?
             var action: String?
             var explain: Bool?
-            var valid = true
+            // A mistyped or missing field is noted in `problem`; the first note is what the caller throws.
             func name(_ key: String) -> String { item.map { "requests.\($0).\(key)" } ?? key }
             try self.object(depth: item == nil ? 0 : 2) { reader, key in
                 switch key {
                 case .subject, .tenant, .resource, .action:
                     guard reader.peek == UInt8(ascii: "\"") else {
                         try reader.skipValue(depth: 3)
-                        valid = false
-                        problem.note("\(name(Self.name(of: key))) must be of type String")
+                        problem.note("\(name(key.rawValue)) must be of type String")
                         return
                     }
                     let value = try reader.string()
@@ -211,14 +210,11 @@ enum EnforceBodyParser {
                     default: action = value
                     }
                 case .explain:
-                    let flag = try reader.optionalBool(problem: &problem)
-                    if flag == nil && reader.lastWasMistyped { valid = false }
-                    explain = flag ?? explain
+                    explain = try reader.optionalBool(problem: &problem) ?? explain
                 default:
                     try reader.skipValue(depth: 3)
                 }
             }
-            guard valid else { return nil }
             guard let subject else { problem.note("\(name("subject")) is required"); return nil }
             guard let tenant else { problem.note("\(name("tenant")) is required"); return nil }
             guard let resource else { problem.note("\(name("resource")) is required"); return nil }
@@ -226,23 +222,8 @@ enum EnforceBodyParser {
             return EnforceRequest(subject: subject, tenant: tenant, resource: resource, action: action, explain: explain)
         }
 
-        static func name(of key: Key) -> String {
-            switch key {
-            case .subject: "subject"
-            case .tenant: "tenant"
-            case .resource: "resource"
-            case .action: "action"
-            case .explain: "explain"
-            case .requests: "requests"
-            case .other: "other"
-            }
-        }
-
-        var lastWasMistyped = false
-
         /// `true`, `false` or `null` (nil); anything else is noted as `explain must be of type Bool`.
         mutating func optionalBool(problem: inout Problem) throws -> Bool? {
-            self.lastWasMistyped = false
             switch peek {
             case UInt8(ascii: "t"):
                 try expect("true")
@@ -255,7 +236,6 @@ enum EnforceBodyParser {
                 return nil
             default:
                 try skipValue(depth: 3)
-                self.lastWasMistyped = true
                 problem.note("explain must be of type Bool")
                 return nil
             }

@@ -12,7 +12,6 @@ import Shared
 public struct EnforceController: Sendable {
     let engine: PolicyEngine
     let mode: EnforcementMode
-    let metrics: ServiceMetrics
 
     let allowedCounter: MetricCounter
     let deniedCounter: MetricCounter
@@ -21,7 +20,6 @@ public struct EnforceController: Sendable {
     public init(engine: PolicyEngine, mode: EnforcementMode, metrics: ServiceMetrics) {
         self.engine = engine
         self.mode = mode
-        self.metrics = metrics
         self.allowedCounter = metrics.counter("streamhub_authz_decisions_total", labels: [("allowed", "true")])
         self.deniedCounter = metrics.counter("streamhub_authz_decisions_total", labels: [("allowed", "false")])
         self.denialCounter = metrics.counter("streamhub_authz_denials_total", labels: [("mode", mode.rawValue)])
