@@ -43,17 +43,38 @@ let package = Package(
             path: "Shared",
             swiftSettings: swiftSettings
         ),
-        // Server glue every service shares: errors, health, metrics, internal token, storage, configuration.
+        // Server glue every service shares: errors, request context, health, metrics, internal token and
+        // internal calls, session tokens, configuration. No database driver: the gateway links only this.
         .target(
             name: "ServiceKit",
             dependencies: [
                 "Shared",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+            ],
+            path: "Services/ServiceKit",
+            swiftSettings: swiftSettings
+        ),
+        // Storage every service with tables shares: SQLKit over SQLite or PostgreSQL, migrations,
+        // readiness of the database, change notification. The gateway does not link it.
+        .target(
+            name: "ServiceStorage",
+            dependencies: [
+                "Shared", "ServiceKit",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
@@ -62,14 +83,9 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
-                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
-                .product(name: "HummingbirdCore", package: "hummingbird"),
             ],
-            path: "Services/ServiceKit",
+            path: "Services/ServiceStorage",
             swiftSettings: swiftSettings
         ),
         .target(
@@ -77,7 +93,6 @@ let package = Package(
             dependencies: [
                 "Shared", "ServiceKit",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ],
@@ -93,7 +108,7 @@ let package = Package(
         .target(
             name: "IdentityApp",
             dependencies: [
-                "Shared", "ServiceKit",
+                "Shared", "ServiceKit", "ServiceStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SQLKit", package: "sql-kit"),
@@ -117,13 +132,13 @@ let package = Package(
         .executableTarget(
             name: "CasbinBench",
             dependencies: ["CasbinEngine"],
-            path: "Benchmarks/CasbinBench",
+            path: "benchmarks/CasbinBench",
             swiftSettings: swiftSettings
         ),
         .target(
             name: "AuthzApp",
             dependencies: [
-                "Shared", "ServiceKit", "CasbinEngine",
+                "Shared", "ServiceKit", "ServiceStorage", "CasbinEngine",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "SQLKit", package: "sql-kit"),
             ],
@@ -142,7 +157,7 @@ let package = Package(
         .target(
             name: "MediaApp",
             dependencies: [
-                "Shared", "ServiceKit",
+                "Shared", "ServiceKit", "ServiceStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "SQLKit", package: "sql-kit"),
             ],
@@ -158,7 +173,7 @@ let package = Package(
         .executableTarget(
             name: "StreamHubCLI",
             dependencies: [
-                "Shared", "ServiceKit", "IdentityApp",
+                "Shared", "ServiceKit", "ServiceStorage", "IdentityApp",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
@@ -168,7 +183,7 @@ let package = Package(
         // Helpers shared by test targets: temporary SQLite files, an isolated Postgres schema per test.
         .target(
             name: "TestSupport",
-            dependencies: ["ServiceKit", "Shared", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ServiceKit", "ServiceStorage", "Shared", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport"
         ),
         .testTarget(
@@ -179,7 +194,7 @@ let package = Package(
         .testTarget(
             name: "ServiceKitTests",
             dependencies: [
-                "TestSupport", "ServiceKit", "Shared", .product(name: "HummingbirdTesting", package: "hummingbird"),
+                "TestSupport", "ServiceKit", "ServiceStorage", "Shared", .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             path: "Tests/ServiceKitTests"
@@ -197,7 +212,7 @@ let package = Package(
             name: "IdentityTests",
             dependencies: [
                 "TestSupport",
-                "IdentityApp", "ServiceKit", "Shared",
+                "IdentityApp", "ServiceKit", "ServiceStorage", "Shared",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             path: "Tests/IdentityTests"
@@ -206,7 +221,7 @@ let package = Package(
             name: "MediaTests",
             dependencies: [
                 "TestSupport",
-                "MediaApp", "ServiceKit", "Shared",
+                "MediaApp", "ServiceKit", "ServiceStorage", "Shared",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             path: "Tests/MediaTests"
@@ -214,7 +229,7 @@ let package = Package(
         .testTarget(
             name: "AuthzTests",
             dependencies: [
-                "TestSupport", "AuthzApp", "CasbinEngine", "ServiceKit", "Shared",
+                "TestSupport", "AuthzApp", "CasbinEngine", "ServiceKit", "ServiceStorage", "Shared",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             path: "Tests/AuthzTests"
@@ -228,7 +243,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "Shared", "ServiceKit", "TestSupport", "GatewayApp",
+                "Shared", "ServiceKit", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Tests/EndToEndTests"

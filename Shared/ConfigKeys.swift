@@ -6,6 +6,7 @@ public enum ConfigKey {
     public static let internalToken = "STREAMHUB_INTERNAL_TOKEN"
     public static let dataDir = "STREAMHUB_DATA_DIR"
     public static let databaseURL = "DATABASE_URL"
+    public static let databaseConnectTimeout = "DATABASE_CONNECT_TIMEOUT_S"
     public static let jwtSecret = "STREAMHUB_JWT_SECRET"
     public static let metricsToken = "METRICS_TOKEN"
     public static let authzEnforce = "STREAMHUB_AUTHZ_ENFORCE"

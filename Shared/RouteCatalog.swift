@@ -5,7 +5,8 @@ public enum ServiceName: String, Codable, Sendable, CaseIterable {
 
 /// How a route authenticates its caller.
 public enum AuthKind: String, Codable, Sendable {
-    /// No credential needed (a credential, if sent, is still resolved and must be valid).
+    /// No credential needed; the gateway never resolves one, so a stale or broken credential sent
+    /// along does not break a public page (docs/architecture.md).
     case `public`
     /// An `sk_` token or a dashboard JWT.
     case authenticated
@@ -100,6 +101,8 @@ public enum RouteCatalog {
 
     /// Root mounts forwarded to the media gateway unchanged: streamed, never enveloped.
     public static let mediaMounts: [String] = ["/hls", "/samples", "/sdk", "/play", "/embed", "/assets"]
+    /// The methods the media mounts answer (the `Allow` of their 405).
+    public static let mediaMountMethods: [String] = ["GET", "HEAD", "OPTIONS"]
 
     /// The prefix of every public API route.
     public static let apiPrefix = "/api/v1"
@@ -124,6 +127,8 @@ public enum RouteCatalog {
                 return .route(route, parameters: parameters)
             }
             allowed.append(route.method)
+            // A GET route answers HEAD too, so `Allow` says so.
+            if route.method == "GET" { allowed.append("HEAD") }
         }
         return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
     }

@@ -3,10 +3,15 @@ import Foundation
 import IdentityApp
 import Logging
 import ServiceKit
+import ServiceStorage
 import Shared
 
 @main
 struct StreamHubCommand: AsyncParsableCommand {
+    static func main() async {
+        await Self.mainReportingFailures()
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "streamhub",
         abstract: "Operator tool for the StreamHub control plane.",
@@ -19,26 +24,61 @@ struct SeedTokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "seed-token",
         abstract: "Mint a global sk_ token into identity's store and print it (shown once; only its hash is kept).",
-        discussion: "Uses DATABASE_URL when set, else the SQLite store under STREAMHUB_DATA_DIR (default .streamhub/data)."
+        discussion: """
+            Uses DATABASE_URL when set; else the SQLite store that `streamhub up --data-dir DIR` runs on (DIR/data), \
+            or, without --data-dir, the one under STREAMHUB_DATA_DIR (default .streamhub/data). The store must exist: \
+            start the system once first.
+            """
     )
 
     @Option(name: .long, help: "A name to recognise the token by in listings.")
     var name: String
 
-    @Option(name: .long, help: "Data directory of the SQLite store (overrides STREAMHUB_DATA_DIR).")
+    @Option(name: .long, help: "The data directory `streamhub up --data-dir` was given (default of up: .streamhub).")
     var dataDir: String?
+
+    func validate() throws {
+        if let problem = Identifier.problem(self.name) { throw ValidationError("--name \(problem)") }
+        guard self.name.count <= 100 else { throw ValidationError("--name must be at most 100 characters") }
+    }
 
     func run() async throws {
         var values = ProcessInfo.processInfo.environment
-        if let dataDir { values[ConfigKey.dataDir] = dataDir }
-        let location: StorageLocation
+        if let dataDir { values[ConfigKey.dataDir] = UpCommand.storeDirectory(dataDir: dataDir) }
         do {
-            location = try StorageLocation(reader: SettingsReader.values(values), name: "identity")
+            let location = try StorageLocation(reader: SettingsReader.values(values), name: "identity")
+            print(try await TokenSeeder.mint(name: self.name, location: location, create: false))
         } catch let error as ConfigurationError {
-            throw ValidationError(error.message)
+            throw CLIFailure(error.message)
+        } catch let error as StorageError {
+            throw CLIFailure("\(error)")
         }
-        let token = try await TokenSeeder.mint(name: self.name, location: location)
-        print(token)
+    }
+}
+
+/// A failure the CLI reports as one line on stderr with exit code 2 (no usage block: the command
+/// line was fine, the situation is not).
+struct CLIFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension AsyncParsableCommand {
+    /// Runs the command; a ``CLIFailure`` prints `streamhub: <message>` and exits 2.
+    static func mainReportingFailures() async {
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch let failure as CLIFailure {
+            FileHandle.standardError.write(Data("streamhub: \(failure.description)\n".utf8))
+            Foundation.exit(2)
+        } catch {
+            exit(withError: error)
+        }
     }
 }
 
@@ -50,14 +90,14 @@ enum TokenSeeder {
         return logger
     }
 
-    static func mint(name: String, location: StorageLocation) async throws -> String {
+    /// - Parameter create: whether a missing SQLite store may be created (`up` on a first run);
+    ///   false makes it an error, so a wrong `--data-dir` never prints a token nobody will accept.
+    static func mint(name: String, location: StorageLocation, create: Bool) async throws -> String {
         let logger = Self.quietLogger
-        let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty, trimmed.count <= 100 else { throw ValidationError("--name must be 1 to 100 characters") }
-        return try await DatabaseFactory.withDatabase(location, logger: logger) { database in
+        return try await DatabaseFactory.withDatabase(location, create: create, logger: logger) { database in
             try await IdentityMigrations.migrator.migrate(database, logger: logger)
             let minted = try await ApiTokenMinter.mint(
-                NewApiToken(name: trimmed, scope: .global), into: SQLApiTokenRepository(database: database), now: Date()
+                NewApiToken(name: name, scope: .global), into: SQLApiTokenRepository(database: database), now: Date()
             )
             return minted.token
         }

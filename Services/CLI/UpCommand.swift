@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import ServiceKit
+import ServiceStorage
 import Shared
 import Synchronization
 
@@ -42,9 +43,22 @@ struct UpCommand: AsyncParsableCommand {
         guard (1...65532).contains(self.port) else { throw ValidationError("--port must be in 1...65532") }
     }
 
+    /// Where the services keep their SQLite files for a given `--data-dir` (`seed-token` uses the same).
+    static func storeDirectory(dataDir: String) -> String {
+        (dataDir as NSString).standardizingPath + "/data"
+    }
+
     func run() async throws {
         for stopSignal in [SIGINT, SIGTERM] {
             signal(stopSignal) { received in receivedStopSignal.store(received, ordering: .relaxed) }
+        }
+        // Every port must be free before anything starts: a second `up` must not mistake the first
+        // one's services for its own and report success.
+        let taken = Self.services.map { self.port + $0.offset }.filter { !Self.isFree(port: $0) }
+        guard taken.isEmpty else {
+            throw CLIFailure(
+                "port\(taken.count == 1 ? "" : "s") \(taken.map(String.init).joined(separator: ", ")) on 127.0.0.1 \(taken.count == 1 ? "is" : "are") in use "
+                    + "(another `streamhub up`? stop it, or pick other ports with --port)")
         }
         let binDir = try Self.ensureBinaries()
         let dataDir = (self.dataDir as NSString).standardizingPath
@@ -54,7 +68,7 @@ struct UpCommand: AsyncParsableCommand {
             environment[key] = value
         }
         environment[ConfigKey.host] = "127.0.0.1"
-        environment[ConfigKey.dataDir] = environment[ConfigKey.dataDir] ?? dataDir + "/data"
+        environment[ConfigKey.dataDir] = Self.storeDirectory(dataDir: dataDir)
         environment[ConfigKey.identityURL] = "http://127.0.0.1:\(self.port + 1)"
         environment[ConfigKey.authzURL] = "http://127.0.0.1:\(self.port + 2)"
         environment[ConfigKey.mediaURL] = "http://127.0.0.1:\(self.port + 3)"
@@ -68,7 +82,7 @@ struct UpCommand: AsyncParsableCommand {
                 try await supervisor.start(
                     name: service.name, executable: binDir + "/" + service.binary, environment: env, logFile: dataDir + "/logs/\(service.name).log"
                 )
-                let healthPath = service.name == "gateway" ? "/api/v1/health" : "/internal/v1/health"
+                let healthPath = "/internal/v1/ready"
                 try await Self.waitHealthy(
                     client: client, url: "http://127.0.0.1:\(self.port + service.offset)\(healthPath)", name: service.name, supervisor: supervisor
                 )
@@ -78,9 +92,9 @@ struct UpCommand: AsyncParsableCommand {
             say("")
             say("StreamHub is running at http://127.0.0.1:\(self.port)/api/v1")
             if try await TokenSeeder.hasActiveGlobalToken(location: identityStore) {
-                say("A global token was minted on the first run; mint another with: streamhub seed-token --name NAME --data-dir \(dataDir)/data")
+                say("A global token was minted on the first run; mint another with: streamhub seed-token --name NAME --data-dir \(dataDir)")
             } else {
-                let token = try await TokenSeeder.mint(name: "streamhub up (first run)", location: identityStore)
+                let token = try await TokenSeeder.mint(name: "streamhub up (first run)", location: identityStore, create: true)
                 say("Global API token (shown once): \(token)")
                 say("  curl -H \"Authorization: Bearer \(token)\" http://127.0.0.1:\(self.port)/api/v1/apps")
             }
@@ -97,7 +111,7 @@ struct UpCommand: AsyncParsableCommand {
             if signal != 0 {
                 reason = signal == SIGINT ? "Ctrl-C" : "SIGTERM"
             } else if let name = await supervisor.anyExited() {
-                reason = "\(name) exited unexpectedly (see its log)"
+                reason = "\(name) exited unexpectedly: \(await supervisor.lastMessage(name))"
             } else {
                 try? await Task.sleep(for: .milliseconds(100))
             }
@@ -105,7 +119,7 @@ struct UpCommand: AsyncParsableCommand {
         say("\nStopping (\(reason))…")
         await supervisor.stopAll()
         say("Stopped.")
-        if reason.contains("unexpectedly") { throw ExitCode(1) }
+        if reason.contains("unexpectedly") { throw CLIFailure(reason) }
     }
 
     /// The directory of the service executables, building them first when run from the package
@@ -116,7 +130,7 @@ struct UpCommand: AsyncParsableCommand {
         let missing = Self.services.map(\.binary).filter { !FileManager.default.isExecutableFile(atPath: binDir + "/" + $0) }
         guard !missing.isEmpty else { return binDir }
         guard FileManager.default.fileExists(atPath: "Package.swift") else {
-            throw ValidationError("missing service executables next to \(me): \(missing.joined(separator: ", "))")
+            throw CLIFailure("missing service executables next to \(me): \(missing.joined(separator: ", "))")
         }
         say("Building \(missing.joined(separator: ", "))…")
         let release = binDir.hasSuffix("/release") || binDir.contains("/release/")
@@ -126,7 +140,7 @@ struct UpCommand: AsyncParsableCommand {
             build.arguments = ["swift", "build", "--product", product] + (release ? ["-c", "release"] : [])
             try build.run()
             build.waitUntilExit()
-            guard build.terminationStatus == 0 else { throw ValidationError("building \(product) failed") }
+            guard build.terminationStatus == 0 else { throw CLIFailure("building \(product) failed") }
         }
         return binDir
     }
@@ -151,7 +165,7 @@ struct UpCommand: AsyncParsableCommand {
         ]
         let text = "# generated by `streamhub up`; keep private\n" + values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)\n" }.joined()
         guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw ValidationError("cannot write \(path)")
+            throw CLIFailure("cannot write \(path)")
         }
         return values
     }
@@ -160,14 +174,31 @@ struct UpCommand: AsyncParsableCommand {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             if await supervisor.hasExited(name) {
-                throw ValidationError("\(name) exited during start-up; see its log")
+                throw CLIFailure("\(name) stopped during start-up: \(await supervisor.lastMessage(name))")
             }
             if let response = try? await client.execute(HTTPClientRequest(url: url), timeout: .seconds(2)), response.status == .ok {
+                // Ready only counts if it is still ours that answers.
+                if await supervisor.hasExited(name) { continue }
                 return
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw ValidationError("\(name) did not become healthy within 60 s; see its log")
+        throw CLIFailure("\(name) did not become ready within 60 s: \(await supervisor.lastMessage(name))")
+    }
+
+    /// Whether nothing listens on `port` on loopback.
+    static func isFree(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        } == 0
     }
 }
 
@@ -175,11 +206,13 @@ struct UpCommand: AsyncParsableCommand {
 actor ProcessSupervisor {
     var processes: [(name: String, process: Process)] = []
     var exited: Set<String> = []
+    /// Where each service's log of this run starts (logs are appended across runs).
+    var logStarts: [String: (path: String, offset: UInt64)] = [:]
 
     func start(name: String, executable: String, environment: [String: String], logFile: String) throws {
         if !FileManager.default.fileExists(atPath: logFile) { _ = FileManager.default.createFile(atPath: logFile, contents: nil) }
-        guard let log = FileHandle(forWritingAtPath: logFile) else { throw ValidationError("cannot write \(logFile)") }
-        log.seekToEndOfFile()
+        guard let log = FileHandle(forWritingAtPath: logFile) else { throw CLIFailure("cannot write \(logFile)") }
+        self.logStarts[name] = (logFile, log.seekToEndOfFile())
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.environment = environment
@@ -198,6 +231,22 @@ actor ProcessSupervisor {
     }
 
     func hasExited(_ name: String) -> Bool { self.exited.contains(name) }
+
+    /// The service's own last words in this run: its last log line, as plain text (the `msg` and
+    /// `error` of a JSON line).
+    func lastMessage(_ name: String) -> String {
+        guard let start = self.logStarts[name], let handle = FileHandle(forReadingAtPath: start.path) else { return "no log" }
+        defer { try? handle.close() }
+        handle.seek(toFileOffset: start.offset)
+        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        guard let line = text.split(separator: "\n").last(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty }) else {
+            return "it wrote nothing (log: \(start.path))"
+        }
+        if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let message = object["msg"] as? String {
+            return [message, object["error"] as? String].compactMap { $0 }.joined(separator: ": ")
+        }
+        return String(line)
+    }
 
     func anyExited() -> String? { self.exited.first }
 

@@ -26,7 +26,7 @@ public struct EventLoopRoute: Sendable {
         /// The service logger with this request's id.
         public var logger: Logger {
             var logger = self.baseLogger
-            logger[metadataKey: "request_id"] = .string(self.requestID)
+            logger[metadataKey: RequestIDs.logKey] = .string(self.requestID)
             return logger
         }
     }
@@ -73,7 +73,7 @@ public struct EventLoopRoutes: Sendable {
     /// Registers the same routes on Hummingbird's router (after ``addServiceMiddleware(metrics:)``),
     /// which answers them when a pipelined request waits behind one of the router's own: one
     /// definition, one behaviour on both paths.
-    public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
+    public func addRoutes<Context: ServiceRequestContextProtocol>(to router: Router<Context>) {
         for route in self.routes {
             guard let method = HTTPRequest.Method(route.method.rawValue) else { continue }
             router.on(RouterPath(route.path), method: method) { request, context -> Response in
@@ -85,8 +85,7 @@ public struct EventLoopRoutes: Sendable {
                 } catch {
                     throw route.tooLarge
                 }
-                let requestID = context.logger[metadataKey: "request_id"].map { "\($0)" } ?? RequestID().description
-                let payload = try route.respond(.init(body: body, requestID: requestID, baseLogger: context.logger))
+                let payload = try route.respond(.init(body: body, requestID: context.requestID, baseLogger: context.logger))
                 return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: payload))
             }
         }
@@ -155,9 +154,9 @@ final class EventLoopRouteHandler: ChannelDuplexHandler, RemovableChannelHandler
     var owed = 0
     var needsFlush = false
     /// Per connection, so the hot path shares no lock: the `Date` value of the current second and
-    /// the counter of successful requests.
+    /// the instruments of successful requests.
     var date: (second: Int, value: String) = (-1, "")
-    var okCounter: MetricCounter?
+    var okInstruments: ServiceMetrics.RequestInstruments?
 
     init(routes: EventLoopRoutes) {
         self.routes = routes
@@ -251,7 +250,7 @@ final class EventLoopRouteHandler: ChannelDuplexHandler, RemovableChannelHandler
             (status, payload) = (error.status, OrderedJSON.encode(error.body))
         } catch {
             var logger = self.routes.logger
-            logger[metadataKey: "request_id"] = .string(requestID)
+            logger[metadataKey: RequestIDs.logKey] = .string(requestID)
             logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))"])
             (status, payload) = (.internalServerError, OrderedJSON.encode(ErrorBody(statusCode: 500, message: "Internal server error")))
         }
@@ -271,11 +270,25 @@ final class EventLoopRouteHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(payload))), promise: nil)
         if status == .ok {
-            if self.okCounter == nil { self.okCounter = self.routes.metrics.requestCounter(method: head.method.rawValue, status: 200) }
-            self.okCounter?.increment()
-            self.routes.metrics.recordDuration(.now - start)
+            if self.okInstruments == nil {
+                self.okInstruments = self.routes.metrics.requestInstruments(method: head.method.rawValue, status: 200)
+            }
+            self.okInstruments?.record(.now - start)
         } else {
             self.routes.metrics.recordRequest(method: head.method.rawValue, status: status.code, duration: .now - start)
+        }
+        // The access log of the decision hot path is at debug: a line per decision at info would
+        // cost more than the decision (docs/architecture.md, "Logs").
+        if self.routes.logger.logLevel <= .debug {
+            var logger = self.routes.logger
+            logger[metadataKey: RequestIDs.logKey] = .string(requestID)
+            let (seconds, attoseconds) = (ContinuousClock.now - start).components
+            logger.debug(
+                "request",
+                metadata: [
+                    "method": .string(head.method.rawValue), "route": .string(route.path), "status": .stringConvertible(status.code),
+                    "duration_ms": .stringConvertible(Double(seconds) * 1000 + Double(attoseconds) / 1e15),
+                ])
         }
         if keepAlive {
             context.write(self.wrapOutboundOut(.end(nil)), promise: nil)

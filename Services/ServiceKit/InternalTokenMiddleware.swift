@@ -26,14 +26,3 @@ public enum InternalToken {
         }
     }
 }
-
-extension Request {
-    /// The principal the gateway forwarded; anonymous when absent. A malformed header is a 400.
-    public func forwardedPrincipal() throws -> Principal {
-        guard let header = self.headers[.streamHubPrincipal] else { return .anonymous }
-        guard let principal = PrincipalHeader.decode(header) else {
-            throw ServiceError.badRequest("Malformed principal header")
-        }
-        return principal
-    }
-}

@@ -22,52 +22,87 @@ public enum MetricsAccess: Equatable, Sendable {
     }
 }
 
+/// A metric every StreamHub service may expose: its name and the `# HELP` text.
+public struct MetricName: Sendable, Hashable {
+    /// The base name; `unit` is appended (`streamhub_http_requests` + `total`).
+    public var base: String
+    public var unit: String
+    public var help: String
+
+    public init(_ base: String, unit: String, help: String) {
+        self.base = base
+        self.unit = unit
+        self.help = help
+    }
+
+    public var name: String { "\(self.base)_\(self.unit)" }
+
+    var descriptor: MetricNameDescriptor { MetricNameDescriptor(metricName: self.base, unitName: self.unit, helpText: self.help) }
+
+    public static let httpRequests = MetricName(
+        "streamhub_http_requests", unit: "total", help: "Requests answered, by service, method and status.")
+    public static let httpDuration = MetricName(
+        "streamhub_http_request_duration", unit: "seconds", help: "Time to answer a request, by service, method and status.")
+    public static let authzDecisions = MetricName(
+        "streamhub_authz_decisions", unit: "total", help: "Authorization decisions made by authz, by outcome.")
+    public static let authzDenials = MetricName(
+        "streamhub_authz_denials", unit: "total", help: "Denials (enforced in mode on, would-be in mode log), counted once, by authz.")
+    public static let authzUnavailable = MetricName(
+        "streamhub_authz_unavailable", unit: "total", help: "Permission checks the gateway could not get an answer to from authz.")
+}
+
 /// Per-service Prometheus metrics: a registry of its own plus the request counters every service keeps.
 public final class ServiceMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     public let service: String
-    let duration: DurationHistogram
-    /// Request counters by method and status, created once each (the registry lookup builds label
+    /// Request instruments by method and status, created once each (the registry lookup builds label
     /// keys under a lock; this keeps it off the hot path).
-    let requestCounters = Mutex<[Int: Counter]>([:])
+    let instruments = Mutex<[String: RequestInstruments]>([:])
+
+    /// The counter and duration histogram of one method and status.
+    public struct RequestInstruments: Sendable {
+        let counter: Prometheus.Counter
+        let duration: DurationHistogram
+
+        /// Counts one request that took `duration`.
+        public func record(_ duration: Duration) {
+            self.counter.increment()
+            self.duration.record(duration)
+        }
+    }
+
+    static let buckets: [Duration] = [
+        .milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10),
+    ]
 
     public init(service: String, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.service = service
         self.registry = registry
-        self.duration = registry.makeDurationHistogram(
-            name: "streamhub_http_request_duration_seconds",
-            labels: [("service", service)],
-            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10)]
-        )
     }
 
     /// Counts one finished request.
     public func recordRequest(method: String, status: Int, duration: Duration) {
-        self.requestCounter(method: method, status: status).increment()
-        self.duration.record(duration)
+        self.requestInstruments(method: method, status: status).record(duration)
     }
 
-    /// The request counter for a method and status; callers on a hot path may keep it.
-    public func requestCounter(method: String, status: Int) -> Counter {
-        let key = status &* 31 &+ method.utf8.count &* 7 &+ Int(method.utf8.first ?? 0)
-        return self.requestCounters.withLock { counters in
-            if let existing = counters[key] { return existing }
-            let created = self.registry.makeCounter(
-                name: "streamhub_http_requests_total",
-                labels: [("service", self.service), ("method", method), ("status", String(status))]
+    /// The instruments for a method and status; callers on a hot path may keep them.
+    public func requestInstruments(method: String, status: Int) -> RequestInstruments {
+        let key = "\(method) \(status)"
+        return self.instruments.withLock { instruments in
+            if let existing = instruments[key] { return existing }
+            let labels = [("service", self.service), ("method", method), ("status", String(status))]
+            let created = RequestInstruments(
+                counter: self.registry.makeCounter(descriptor: MetricName.httpRequests.descriptor, labels: labels),
+                duration: self.registry.makeDurationHistogram(descriptor: MetricName.httpDuration.descriptor, labels: labels, buckets: Self.buckets)
             )
-            counters[key] = created
+            instruments[key] = created
             return created
         }
     }
 
-    /// Records one request's duration in `streamhub_http_request_duration_seconds`.
-    public func recordDuration(_ duration: Duration) {
-        self.duration.record(duration)
-    }
-
-    public func counter(_ name: String, labels: [(String, String)] = []) -> Counter {
-        self.registry.makeCounter(name: name, labels: [("service", self.service)] + labels)
+    /// A counter of this service (labelled with `service` and `labels`).
+    public func counter(_ name: MetricName, labels: [(String, String)] = []) -> MetricCounter {
+        self.registry.makeCounter(descriptor: name.descriptor, labels: [("service", self.service)] + labels)
     }
 
     /// The registry in Prometheus text format.
@@ -76,8 +111,9 @@ public final class ServiceMetrics: Sendable {
     }
 }
 
-/// Counts every request (by method and status) into ``ServiceMetrics``.
-public struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+/// Counts every request (by method and status) into ``ServiceMetrics`` and writes the access log:
+/// one line per request at info with method, route pattern, status, duration and request id.
+public struct RequestMetricsMiddleware<Context: ServiceRequestContextProtocol>: RouterMiddleware {
     let metrics: ServiceMetrics
 
     public init(metrics: ServiceMetrics) {
@@ -87,7 +123,17 @@ public struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddlewar
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         let response = try await next(request, context)
-        self.metrics.recordRequest(method: request.method.rawValue, status: response.status.code, duration: ContinuousClock.now - start)
+        let duration = ContinuousClock.now - start
+        self.metrics.recordRequest(method: request.method.rawValue, status: response.status.code, duration: duration)
+        let (seconds, attoseconds) = duration.components
+        context.logger.info(
+            "request",
+            metadata: [
+                "method": .string(request.method.rawValue), "route": .string(context.endpointPath ?? request.uri.path),
+                "status": .stringConvertible(response.status.code),
+                "duration_ms": .stringConvertible(Double(seconds) * 1000 + Double(attoseconds) / 1e15),
+            ]
+        )
         return response
     }
 }
@@ -173,7 +219,7 @@ extension ServiceMetrics {
     public static let processRegistry = PrometheusCollectorRegistry()
 }
 
-extension Router {
+extension Router where Context: ServiceRequestContextProtocol {
     /// The middleware every service starts with, in order: request id, request metrics, NestJS errors.
     public func addServiceMiddleware(metrics: ServiceMetrics) {
         self.add(middleware: RequestIDMiddleware())

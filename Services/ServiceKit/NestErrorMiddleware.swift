@@ -44,6 +44,20 @@ public struct NestErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
+    /// What a Swift type is called in JSON, with its article: clients never see Swift type names.
+    static func jsonKind(_ type: Any.Type) -> String {
+        let name = String(describing: type)
+        if name.hasPrefix("Dictionary") || name.hasPrefix("[") && name.contains(":") { return "an object" }
+        if name.hasPrefix("Array") || name.hasPrefix("[") { return "an array" }
+        switch name {
+        case "String", "Substring", "Character": return "a string"
+        case "Bool": return "a boolean"
+        case "Int", "Int8", "Int16", "Int32", "Int64", "UInt", "UInt8", "UInt16", "UInt32", "UInt64": return "an integer"
+        case "Double", "Float", "Decimal": return "a number"
+        default: return "an object"
+        }
+    }
+
     /// A short, client-safe description of a JSON decoding failure.
     static func describe(_ error: DecodingError) -> String {
         func path(_ context: DecodingError.Context) -> String {
@@ -55,9 +69,9 @@ public struct NestErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             let parent = path(context)
             return parent == "body" ? "\(key.stringValue) is required" : "\(parent).\(key.stringValue) is required"
         case .typeMismatch(let type, let context):
-            return "\(path(context)) must be of type \(type)"
+            return "\(path(context)) must be \(Self.jsonKind(type))"
         case .valueNotFound(let type, let context):
-            return "\(path(context)) must be a non-null \(type)"
+            return "\(path(context)) must be \(Self.jsonKind(type)), not null"
         case .dataCorrupted(let context):
             return context.codingPath.isEmpty ? "Request body is not valid JSON" : "\(path(context)) is invalid"
         @unknown default:

@@ -12,27 +12,31 @@ extension HTTPField.Name {
     public static let clusterToken = HTTPField.Name(StreamHubHeader.clusterToken)!
 }
 
-/// Puts the request id into every log line of the request and echoes it on the response.
+/// Puts the request id into the context and into every log line of the request (`request_id`,
+/// the one key: Hummingbird's own `hb.request.id` is dropped), and echoes it on the response.
 ///
 /// The id comes from `X-Request-Id` when the caller sent a sane one (the gateway always does),
-/// else a new UUID.
-public struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
+/// else a new one.
+public struct RequestIDMiddleware<Context: ServiceRequestContextProtocol>: RouterMiddleware {
     public init() {}
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        // A fresh id is Hummingbird's (random prefix + counter): unique without a syscall per request.
         let id = RequestIDs.resolve(request.headers[.requestID])
         var context = context
-        context.logger[metadataKey: "request_id"] = .string(id)
+        context.requestID = id
+        context.logger[metadataKey: RequestIDs.logKey] = .string(id)
+        context.logger[metadataKey: "hb.request.id"] = nil
         var response = try await next(request, context)
         response.headers[.requestID] = id
         return response
     }
-
 }
 
 /// Request ids: the caller's when sane, else a fresh one.
 public enum RequestIDs {
+    /// The one metadata key of the request id in every log line.
+    public static let logKey = "request_id"
+
     /// A client-sent id is kept only if it is short and made of safe characters, so it cannot forge log lines.
     public static func acceptable(_ value: String?) -> String? {
         guard let value, !value.isEmpty, value.utf8.count <= 128 else { return nil }

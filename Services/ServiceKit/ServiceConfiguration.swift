@@ -59,6 +59,24 @@ public struct SettingsReader: Sendable {
         return value
     }
 
+    /// An optional secret: unset is nil; set, it must be at least `minimumLength` bytes.
+    public func optionalSecret(_ name: String, minimumLength: Int = 32) throws -> String? {
+        guard let value = self.string(name, isSecret: true) else { return nil }
+        guard value.utf8.count >= minimumLength else {
+            throw ConfigurationError("\(name) must be at least \(minimumLength) bytes long when set (got \(value.utf8.count))")
+        }
+        return value
+    }
+
+    /// `STREAMHUB_AUTHZ_ENFORCE`, read the one way every service reads it (default `log`).
+    public func enforcementMode() throws -> EnforcementMode {
+        let text = self.string(Shared.ConfigKey.authzEnforce, default: "log")
+        guard let mode = EnforcementMode(rawValue: text.lowercased()) else {
+            throw ConfigurationError("\(Shared.ConfigKey.authzEnforce) must be off, log or on (got \"\(text)\")")
+        }
+        return mode
+    }
+
     /// An integer in `range`, or `defaultValue` when unset.
     public func int(_ name: String, default defaultValue: Int, range: ClosedRange<Int>) throws -> Int {
         guard let text = self.string(name) else { return defaultValue }
@@ -82,44 +100,35 @@ public struct SettingsReader: Sendable {
     }
 }
 
-/// What every service reads: where to listen, the internal token, metrics gating, storage, logging.
+/// What every service reads: where to listen, the internal token, metrics gating, logging.
+/// (Storage is read by the services that have tables, through `ServiceStorage`.)
 public struct CommonConfiguration: Sendable {
     public var host: String
     public var port: Int
     public var internalToken: String
     public var metricsToken: String?
-    public var storage: StorageLocation
     public var logLevel: Logger.Level
 
-    public init(host: String, port: Int, internalToken: String, metricsToken: String?, storage: StorageLocation, logLevel: Logger.Level = .info) {
+    public init(host: String, port: Int, internalToken: String, metricsToken: String?, logLevel: Logger.Level = .info) {
         self.host = host
         self.port = port
         self.internalToken = internalToken
         self.metricsToken = metricsToken
-        self.storage = storage
         self.logLevel = logLevel
     }
 
-    /// Reads `HOST`, `PORT`, `STREAMHUB_INTERNAL_TOKEN`, `METRICS_TOKEN`, `LOG_LEVEL` and, when
-    /// `usesStorage`, `DATABASE_URL` or `STREAMHUB_DATA_DIR`.
-    /// - Parameters:
-    ///   - defaultPort: the service's own default port.
-    ///   - storageName: the SQLite file name (without extension) the service owns.
-    public init(reader: SettingsReader, defaultPort: Int, storageName: String?) throws {
+    /// Reads `HOST`, `PORT`, `STREAMHUB_INTERNAL_TOKEN`, `METRICS_TOKEN` and `LOG_LEVEL`.
+    /// - Parameter defaultPort: the service's own default port.
+    public init(reader: SettingsReader, defaultPort: Int) throws {
         self.host = reader.string(Shared.ConfigKey.host, default: "127.0.0.1")
         self.port = try reader.int(Shared.ConfigKey.port, default: defaultPort, range: 0...65535)
         self.internalToken = try reader.requiredSecret(Shared.ConfigKey.internalToken)
-        self.metricsToken = reader.string(Shared.ConfigKey.metricsToken, isSecret: true)
+        self.metricsToken = try reader.optionalSecret(Shared.ConfigKey.metricsToken)
         let levelText = reader.string(Shared.ConfigKey.logLevel, default: "info")
         guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
             throw ConfigurationError(
                 "\(Shared.ConfigKey.logLevel) must be one of trace, debug, info, notice, warning, error, critical (got \"\(levelText)\")")
         }
         self.logLevel = level
-        if let storageName {
-            self.storage = try StorageLocation(reader: reader, name: storageName)
-        } else {
-            self.storage = .none
-        }
     }
 }

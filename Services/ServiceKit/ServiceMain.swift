@@ -9,10 +9,24 @@ import ServiceLifecycle
 /// swift-metrics backend, configuration from the environment, a clear message and exit code 2 on a
 /// configuration error, graceful shutdown on SIGTERM/SIGINT.
 public enum ServiceMain {
+    /// - Parameters:
+    ///   - name: the executable's name, prefixed to fatal messages.
+    ///   - usage: printed for `--help`; any other argument is a usage error (exit 64) — the services
+    ///     take their settings from the environment only.
     public static func run<App: ApplicationProtocol>(
         name: String,
+        usage: String,
+        arguments: [String] = Array(CommandLine.arguments.dropFirst()),
         build: (SettingsReader, Logger) async throws -> App
     ) async {
+        if let first = arguments.first {
+            if ["--help", "-h", "help"].contains(first) {
+                print(usage)
+                exit(0)
+            }
+            FileHandle.standardError.write(Data("\(name): unknown argument \(first)\n\n\(usage)\n".utf8))
+            exit(64)
+        }
         LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: ServiceMetrics.processRegistry))
         let logger = Logger(label: name)
@@ -20,19 +34,58 @@ public enum ServiceMain {
         do {
             app = try await build(SettingsReader.environment(), logger)
         } catch let error as ConfigurationError {
-            FileHandle.standardError.write(Data("\(name): \(error.description)\n".utf8))
-            exit(2)
+            Self.fatal(name, error.description, code: 2)
         } catch {
-            FileHandle.standardError.write(Data("\(name): failed to start: \(error)\n".utf8))
-            exit(1)
+            Self.fatal(name, "failed to start: \(error)", code: 1)
         }
         do {
             try await app.runService()
         } catch {
             logger.critical("stopped with an error", metadata: ["error": "\(error)"])
-            exit(1)
+            // The last line of the log is the reason in plain words (`streamhub up` shows it).
+            Self.fatal(name, "stopped: \(error)", code: 1)
         }
     }
+
+    static func fatal(_ name: String, _ message: String, code: Int32) -> Never {
+        FileHandle.standardError.write(Data("\(name): \(message)\n".utf8))
+        exit(code)
+    }
+}
+
+/// What `--help` prints for each service executable.
+public enum ServiceUsage {
+    static func text(_ binary: String, _ summary: String, _ keys: String) -> String {
+        """
+        USAGE: \(binary)
+
+        \(summary)
+        Settings come from the environment only (see README.md, "Configuration"):
+          \(keys)
+        A missing or invalid setting stops start-up with a message naming it (exit 2).
+        """
+    }
+
+    public static let gateway = text(
+        "streamhub-gateway", "The StreamHub API gateway: /api/v1, /metrics and the media mounts.",
+        "HOST PORT LOG_LEVEL STREAMHUB_INTERNAL_TOKEN STREAMHUB_JWT_SECRET METRICS_TOKEN STREAMHUB_AUTHZ_ENFORCE\n  IDENTITY_URL AUTHZ_URL MEDIA_URL GATEWAY_UPSTREAM_TIMEOUT_MS GATEWAY_MAX_BODY_BYTES")
+    public static let identity = text(
+        "streamhub-identity", "The StreamHub identity service: users, tenants, sessions, sk_ tokens.",
+        "HOST PORT LOG_LEVEL STREAMHUB_INTERNAL_TOKEN STREAMHUB_JWT_SECRET METRICS_TOKEN\n  DATABASE_URL DATABASE_CONNECT_TIMEOUT_S STREAMHUB_DATA_DIR")
+    public static let authz = """
+        USAGE: streamhub-authz
+               streamhub-authz eval --model FILE [--policy FILE] [--explain]
+
+        The StreamHub authorization service (Casbin-compatible). Without arguments it runs the service;
+        `eval` decides requests read from stdin offline (see docs/authz.md).
+        Settings come from the environment only (see README.md, "Configuration"):
+          HOST PORT LOG_LEVEL STREAMHUB_INTERNAL_TOKEN METRICS_TOKEN STREAMHUB_AUTHZ_ENFORCE STREAMHUB_AUTHZ_MODEL
+          DATABASE_URL DATABASE_CONNECT_TIMEOUT_S STREAMHUB_DATA_DIR
+        A missing or invalid setting stops start-up with a message naming it (exit 2).
+        """
+    public static let media = text(
+        "streamhub-media", "The StreamHub media gateway: apps, play-tokens, the /hls /samples /sdk /play /embed /assets mounts.",
+        "HOST PORT LOG_LEVEL STREAMHUB_INTERNAL_TOKEN STREAMHUB_CLUSTER_TOKEN METRICS_TOKEN STREAMHUB_MEDIA_ROOT\n  DATABASE_URL DATABASE_CONNECT_TIMEOUT_S STREAMHUB_DATA_DIR")
 }
 
 /// One JSON object per line: `ts`, `level`, `logger`, `msg`, then metadata (`request_id`, …).
@@ -50,16 +103,14 @@ public struct JSONLogHandler: LogHandler {
         set { self.metadata[key] = newValue }
     }
 
-    public func log(
-        level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt
-    ) {
+    public func log(event: LogEvent) {
         var object: [String: Any] = [
             "ts": Timestamp.iso8601(Date()),
-            "level": level.rawValue,
+            "level": event.level.rawValue,
             "logger": self.label,
-            "msg": message.description,
+            "msg": event.message.description,
         ]
-        for (key, value) in self.metadata.merging(metadata ?? [:], uniquingKeysWith: { _, new in new }) {
+        for (key, value) in self.metadata.merging(event.metadata ?? [:], uniquingKeysWith: { _, new in new }) {
             object[key] = value.description
         }
         guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }

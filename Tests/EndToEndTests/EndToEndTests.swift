@@ -8,7 +8,7 @@ import Testing
 /// The real executables, on loopback, over HTTP. Serialized: each test starts its own processes.
 @Suite("End to end", .serialized)
 struct EndToEndTests {
-    static let metricsToken = "e2e-metrics-token-0123456789"
+    static let metricsToken = "e2e-metrics-token-0123456789abcdefgh"
 
     @Test("the README's first calls: health, seed-token, /apps, bad tokens, unknown routes, metrics")
     func walkingSkeleton() async throws {

@@ -8,6 +8,14 @@ import ServiceKit
 import Shared
 import Testing
 
+/// A clock the test moves by hand.
+final class MovableTimeSource: TimeSource, @unchecked Sendable {
+    let lock = NSLock()
+    var current = Date(timeIntervalSince1970: 1_800_000_000)
+    func now() -> Date { self.lock.withLock { self.current } }
+    func advance(by seconds: Double) { self.lock.withLock { self.current.addTimeInterval(seconds) } }
+}
+
 /// An in-memory stand-in for the upstream services: answers by URL and records what it was sent.
 final class FakeUpstream: UpstreamClient, @unchecked Sendable {
     enum Behaviour { case answer(Int, String), down, slow }
@@ -161,11 +169,11 @@ struct GatewayTests {
     @Test("dashboard JWTs: HS256 with a future exp only")
     func sessionTokens() async throws {
         let upstream = try self.upstreamWithGlobalToken()
-        let verifier = SessionTokenVerifier(secret: Self.jwtSecret)
+        let verifier = SessionTokens(secret: Self.jwtSecret)
         let now = Int64(Date().timeIntervalSince1970)
         let valid = verifier.sign(SessionClaims(sub: "u1", tenantId: "t1", iat: now, exp: now + 3600))
         let expired = verifier.sign(SessionClaims(sub: "u1", tenantId: "t1", iat: now - 7200, exp: now - 3600))
-        let otherKey = SessionTokenVerifier(secret: String(repeating: "x", count: 40)).sign(
+        let otherKey = SessionTokens(secret: String(repeating: "x", count: 40)).sign(
             SessionClaims(sub: "u1", tenantId: "t1", iat: now, exp: now + 3600))
         let payload = valid.split(separator: ".")[1]
         let algNone = Base64URL.encode(Data(#"{"alg":"none","typ":"JWT"}"#.utf8)) + "." + payload + "."
@@ -189,44 +197,53 @@ struct GatewayTests {
         )
     }
 
-    @Test("enforce on: a denial is 403, an unreachable authz is 503; log: both let the request on")
-    func enforcement() async throws {
-        let verifier = SessionTokenVerifier(secret: Self.jwtSecret)
+    /// Serves `/api/v1/apps` to a JWT user under `gatewayMode` with authz answering `authz`
+    /// (nil: authz down); returns the status and the gateway's metrics text.
+    func appsAsUser(gatewayMode: String, authz: EnforceDecision?) async throws -> (status: HTTPResponse.Status, metrics: String, asked: [EnforceRequest]) {
         let now = Int64(Date().timeIntervalSince1970)
-        let session = "Bearer " + verifier.sign(SessionClaims(sub: "u1", tenantId: "t1", iat: now, exp: now + 3600))
-        let deny = String(decoding: try JSONEncoder().encode(EnforceDecision(allowed: false, mode: "on", enforced: true)), as: UTF8.self)
-
+        let session = "Bearer " + SessionTokens(secret: Self.jwtSecret).sign(SessionClaims(sub: "u1", tenantId: "t1", iat: now, exp: now + 3600))
         let upstream = try self.upstreamWithGlobalToken()
-        upstream.set(Self.authz + "/internal/v1/enforce", .answer(200, deny))
-        try await self.makeApp(upstream, extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]).test(.router) { client in
-            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: session]) { (response: TestResponse) async throws in
-                #expect(response.status == .forbidden)
-                #expect(try self.errorBody(response).error == "Forbidden")
-            }
-            // Global tokens skip Casbin entirely.
-            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_good"]) {
-                (response: TestResponse) async throws in
-                #expect(response.status == .ok)
-            }
+        if let authz {
+            upstream.set(Self.authz + "/internal/v1/enforce", .answer(200, String(decoding: try JSONEncoder().encode(authz), as: UTF8.self)))
         }
-        let enforceCall = try #require(upstream.requests.first { $0.baseURL == Self.authz })
-        let asked = try JSONDecoder().decode(EnforceRequest.self, from: Data(buffer: try #require(enforceCall.body)))
-        #expect(asked == EnforceRequest(subject: "user:u1", tenant: "t1", resource: "app", action: "read"))
+        let metricsToken = String(repeating: "m", count: 32)
+        let (status, metrics) = try await self.makeApp(upstream, extra: ["STREAMHUB_AUTHZ_ENFORCE": gatewayMode, "METRICS_TOKEN": metricsToken])
+            .test(.router) { client -> (HTTPResponse.Status, String) in
+                let response = try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: session])
+                if response.status == .forbidden {
+                    #expect(try self.errorBody(response) == ErrorBody(statusCode: 403, message: "Forbidden resource"))
+                }
+                let metrics = try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer \(metricsToken)"])
+                return (response.status, String(buffer: metrics.body))
+            }
+        let asked = try upstream.requests.filter { $0.baseURL == Self.authz }.map {
+            try JSONDecoder().decode(EnforceRequest.self, from: Data(buffer: try #require($0.body)))
+        }
+        return (status, metrics, asked)
+    }
 
-        let logUpstream = try self.upstreamWithGlobalToken()
-        logUpstream.set(Self.authz + "/internal/v1/enforce", .answer(200, deny))
-        try await self.makeApp(logUpstream, extra: ["STREAMHUB_AUTHZ_ENFORCE": "log"]).test(.router) { client in
-            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: session]) { (response: TestResponse) async throws in
-                #expect(response.status == .ok)
-            }
+    @Test("authz owns the enforcement mode: the gateway acts on allowed/enforced; its own mode only covers an unreachable authz")
+    func enforcementOwner() async throws {
+        let deniedOn = EnforceDecision(allowed: false, mode: "on", enforced: true)
+        let deniedLog = EnforceDecision(allowed: false, mode: "log", enforced: false)
+        let allowedOff = EnforceDecision(allowed: true, mode: "off", enforced: false)
+        // authz enforces: 403 whatever the gateway's own setting.
+        for mode in ["on", "log", "off"] {
+            let result = try await self.appsAsUser(gatewayMode: mode, authz: deniedOn)
+            #expect(result.status == .forbidden, "gateway \(mode), authz on")
+            #expect(result.asked == [EnforceRequest(subject: "user:u1", tenant: "t1", resource: "app", action: "read")])
+            // The denial is authz's to count; the gateway counts none.
+            #expect(!result.metrics.contains("streamhub_authz_denials_total{"))
         }
-
-        let downUpstream = try self.upstreamWithGlobalToken()
-        try await self.makeApp(downUpstream, extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]).test(.router) { client in
-            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: session]) { (response: TestResponse) async throws in
-                #expect(response.status == .serviceUnavailable)
-            }
-        }
+        // authz only logs, or is off: the request goes on even with the gateway on.
+        #expect(try await self.appsAsUser(gatewayMode: "on", authz: deniedLog).status == .ok)
+        #expect(try await self.appsAsUser(gatewayMode: "on", authz: allowedOff).status == .ok)
+        // authz cannot answer: the gateway's setting decides, and the outage is counted.
+        let down = try await self.appsAsUser(gatewayMode: "on", authz: nil)
+        #expect(down.status == .serviceUnavailable)
+        #expect(down.metrics.contains(#"streamhub_authz_unavailable_total{service="gateway"} 1"#))
+        #expect(try await self.appsAsUser(gatewayMode: "log", authz: nil).status == .ok)
+        #expect(try await self.appsAsUser(gatewayMode: "off", authz: nil).status == .ok)
     }
 
     @Test("routing errors: 404 unknown, 405 wrong method with Allow, 413 too large")
@@ -242,7 +259,7 @@ struct GatewayTests {
             }
             try await client.execute(uri: "/api/v1/apps", method: .delete) { (response: TestResponse) async throws in
                 #expect(response.status == .methodNotAllowed)
-                #expect(response.headers[.allow] == "GET")
+                #expect(response.headers[.allow] == "GET, HEAD")
                 #expect(try self.errorBody(response).error == "Method Not Allowed")
             }
             try await client.execute(
@@ -313,18 +330,51 @@ struct GatewayTests {
         #expect(upstream.requests.map(\.pathAndQuery) == ["/hls/live/index.m3u8?x=1"])
     }
 
-    @Test("a revoked token keeps working at most for the cache lifetime (3 s), an invalid one is cached as invalid")
+    @Test("a resolved token is trusted for 3 s, then asked again; an invalid one is cached as invalid for as long")
     func tokenCache() async throws {
+        let clock = MovableTimeSource()
         let upstream = try self.upstreamWithGlobalToken()
-        try await self.makeApp(upstream).test(.router) { client in
-            for _ in 0..<3 {
-                try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_good"]) {
-                    (response: TestResponse) async throws in
-                    #expect(response.status == .ok)
-                }
+        upstream.set(Self.identity + "/internal/v1/tokens/resolve", .answer(200, String(decoding: try JSONEncoder().encode(
+            TokenResolveResponse(principal: Self.globalPrincipal, tokenId: "g1")), as: UTF8.self)))
+        var values = [
+            "STREAMHUB_INTERNAL_TOKEN": Self.internalToken, "STREAMHUB_JWT_SECRET": Self.jwtSecret, "IDENTITY_URL": Self.identity,
+            "MEDIA_URL": Self.media, "AUTHZ_URL": Self.authz,
+        ]
+        values["GATEWAY_MAX_BODY_BYTES"] = "2048"
+        let app = try await buildGateway(reader: .values(values), dependencies: GatewayDependencies(upstream: upstream, timeSource: clock))
+        let identityCalls: @Sendable () -> Int = { upstream.requests.filter { $0.baseURL == Self.identity }.count }
+        try await app.test(.router) { client in
+            let apps: @Sendable (String) async throws -> HTTPResponse.Status = { token in
+                try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer \(token)"]).status
             }
+            for _ in 0..<3 {
+                let status = try await apps("sk_good")
+                #expect(status == .ok)
+            }
+            #expect(identityCalls() == 1)
+            clock.advance(by: 2.9)
+            let stillCached = try await apps("sk_good")
+            #expect(stillCached == .ok)
+            #expect(identityCalls() == 1)
+            // Past 3 s identity is asked again: a token revoked meanwhile now fails (within 5 s).
+            clock.advance(by: 0.2)
+            upstream.set(
+                Self.identity + "/internal/v1/tokens/resolve",
+                .answer(401, #"{"statusCode":401,"message":"Invalid or revoked API token","error":"Unauthorized"}"#))
+            let revoked = try await apps("sk_good")
+            #expect(revoked == .unauthorized)
+            #expect(identityCalls() == 2)
+            // The rejection is cached too: a flood of the same bad token reaches identity once per 3 s.
+            for _ in 0..<5 {
+                let status = try await apps("sk_good")
+                #expect(status == .unauthorized)
+            }
+            #expect(identityCalls() == 2)
+            clock.advance(by: 3.1)
+            let askedAgain = try await apps("sk_good")
+            #expect(askedAgain == .unauthorized)
+            #expect(identityCalls() == 3)
         }
-        #expect(upstream.requests.filter { $0.baseURL == Self.identity }.count == 1)
         // The token itself never travels anywhere but the identity lookup body.
         #expect(upstream.requests.filter { $0.baseURL == Self.media }.allSatisfy { !$0.headers.contains { $0.value.contains("sk_good") } })
     }
@@ -337,7 +387,7 @@ struct GatewayTests {
                 #expect(response.status == .notFound)
             }
         }
-        let token = "metrics-secret-token"
+        let token = "metrics-secret-token-0123456789abcdef"
         try await self.makeApp(FakeUpstream(), extra: ["METRICS_TOKEN": token]).test(.router) { client in
             try await client.execute(uri: "/api/v1/health", method: .get) { (_: TestResponse) async throws in }
             try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer \(token)"]) {

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import IdentityApp
 import ServiceKit
+import ServiceStorage
 import Shared
 import TestSupport
 import Testing

@@ -23,7 +23,7 @@ struct EventLoopRoutesTests {
     struct Failure: Error {}
 
     func makeApp(metrics: ServiceMetrics) -> some ApplicationProtocol {
-        let router = Router()
+        let router = Router(context: ServiceRequestContext.self)
         router.addServiceMiddleware(metrics: metrics)
         let internalRoutes = router.group("/internal").add(middleware: InternalTokenMiddleware(token: Self.token))
         internalRoutes.post("slow") { request, _ -> String in

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import SQLKit
 import ServiceKit
+import ServiceStorage
 import Shared
 import TestSupport
 import Testing
@@ -18,7 +19,7 @@ struct MetricsAccessTests {
 
     @Test("the right token by header or query is allowed; wrong or missing is 403")
     func gated() {
-        let token = "metrics-token-0123456789"
+        let token = "metrics-token-0123456789abcdefghij"
         #expect(MetricsAccess.decide(configuredToken: token, authorization: "Bearer \(token)", queryToken: nil) == .allowed)
         #expect(MetricsAccess.decide(configuredToken: token, authorization: "bearer \(token)", queryToken: nil) == .allowed)
         #expect(MetricsAccess.decide(configuredToken: token, authorization: nil, queryToken: token) == .allowed)
@@ -73,10 +74,10 @@ struct ConfigurationTests {
     @Test("a missing internal token is a clear start-up error")
     func missingSecret() {
         #expect(throws: ConfigurationError.self) {
-            try CommonConfiguration(reader: .values([:]), defaultPort: 1, storageName: nil)
+            try CommonConfiguration(reader: .values([:]), defaultPort: 1)
         }
         do {
-            _ = try CommonConfiguration(reader: .values([:]), defaultPort: 1, storageName: nil)
+            _ = try CommonConfiguration(reader: .values([:]), defaultPort: 1)
         } catch let error as ConfigurationError {
             #expect(error.message.contains("STREAMHUB_INTERNAL_TOKEN"))
         } catch {
@@ -87,38 +88,36 @@ struct ConfigurationTests {
     @Test("a short secret is rejected, not padded")
     func shortSecret() {
         #expect(throws: ConfigurationError.self) {
-            try CommonConfiguration(reader: .values(["STREAMHUB_INTERNAL_TOKEN": "short"]), defaultPort: 1, storageName: nil)
+            try CommonConfiguration(reader: .values(["STREAMHUB_INTERNAL_TOKEN": "short"]), defaultPort: 1)
         }
     }
 
     @Test("ports and log levels are validated")
     func validation() {
         #expect(throws: ConfigurationError.self) {
-            try CommonConfiguration(reader: .values(["STREAMHUB_INTERNAL_TOKEN": secret, "PORT": "99999"]), defaultPort: 1, storageName: nil)
+            try CommonConfiguration(reader: .values(["STREAMHUB_INTERNAL_TOKEN": secret, "PORT": "99999"]), defaultPort: 1)
         }
         #expect(throws: ConfigurationError.self) {
-            try CommonConfiguration(reader: .values(["STREAMHUB_INTERNAL_TOKEN": secret, "LOG_LEVEL": "loud"]), defaultPort: 1, storageName: nil)
+            try CommonConfiguration(reader: .values(["STREAMHUB_INTERNAL_TOKEN": secret, "LOG_LEVEL": "loud"]), defaultPort: 1)
         }
     }
 
     @Test("SQLite under the data directory by default, Postgres when DATABASE_URL is set")
     func storage() throws {
-        let sqlite = try CommonConfiguration(
-            reader: .values(["STREAMHUB_INTERNAL_TOKEN": secret, "STREAMHUB_DATA_DIR": "/var/lib/sh", "PORT": "9000"]), defaultPort: 1,
-            storageName: "identity"
-        )
-        #expect(sqlite.storage == .sqlite(path: "/var/lib/sh/identity.sqlite"))
-        #expect(sqlite.port == 9000)
-        let postgres = try CommonConfiguration(
-            reader: .values(["STREAMHUB_INTERNAL_TOKEN": secret, "DATABASE_URL": "postgres://u:p%40ss@db:6543/sh?schema=abc"]), defaultPort: 1,
-            storageName: "identity"
-        )
-        guard case .postgres(let location) = postgres.storage else {
+        let sqlite = try StorageLocation(reader: .values(["STREAMHUB_DATA_DIR": "/var/lib/sh", "PORT": "9000"]), name: "identity")
+        #expect(sqlite == .sqlite(path: "/var/lib/sh/identity.sqlite"))
+        let postgres = try StorageLocation(
+            reader: .values(["DATABASE_URL": "postgres://u:p%40ss@db:6543/sh?schema=abc", "DATABASE_CONNECT_TIMEOUT_S": "3"]), name: "identity")
+        guard case .postgres(let location) = postgres else {
             Issue.record("expected postgres")
             return
         }
         #expect(location.host == "db" && location.port == 6543 && location.username == "u" && location.password == "p@ss")
         #expect(location.database == "sh" && location.schema == "abc" && location.sslMode == "disable")
+        #expect(location.connectTimeout == .seconds(3) && location.endpoint == "db:6543")
+        #expect(throws: ConfigurationError.self) {
+            try StorageLocation(reader: .values(["DATABASE_URL": "postgres://db/sh", "DATABASE_CONNECT_TIMEOUT_S": "0"]), name: "identity")
+        }
     }
 
     @Test(
@@ -134,7 +133,7 @@ struct ErrorMiddlewareTests {
     struct Body: Decodable { var name: String }
 
     func makeApp() -> some ApplicationProtocol {
-        let router = Router()
+        let router = Router(context: ServiceRequestContext.self)
         router.addServiceMiddleware(metrics: ServiceMetrics(service: "test"))
         router.post("/echo") { request, _ -> String in
             try await request.decodeJSON(Body.self, limit: 64).name

@@ -26,9 +26,10 @@ struct RouteCatalogTests {
         }
     }
 
-    @Test("a known path with the wrong method is 405 with the allowed methods")
+    @Test("a known path with the wrong method is 405 with the allowed methods, HEAD included where GET is")
     func wrongMethod() {
-        #expect(RouteCatalog.match(method: "DELETE", path: "/api/v1/apps") == .methodNotAllowed(allowed: ["GET"]))
+        #expect(RouteCatalog.match(method: "DELETE", path: "/api/v1/apps") == .methodNotAllowed(allowed: ["GET", "HEAD"]))
+        #expect(RouteCatalog.match(method: "PUT", path: "/api/v1/authz/check") == .methodNotAllowed(allowed: ["POST"]))
     }
 
     @Test("unknown paths do not match", arguments: ["/api/v1/nope", "/api/v1/apps/x/y/z", "/", "/api/v2/apps", "/internal/v1/health"])

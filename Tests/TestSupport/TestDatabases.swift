@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceKit
+import ServiceStorage
 
 /// The storage backends a repository test runs against: always a fresh SQLite file, and PostgreSQL
 /// when `STREAMHUB_TEST_DATABASE_URL` is set (CI sets it), each test in a schema of its own.

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ServiceKit
+import ServiceStorage
 import ServiceLifecycle
 import Shared
 
@@ -31,32 +32,32 @@ public func buildAuthz(
     let metrics = dependencies.metrics ?? ServiceMetrics(service: "authz")
     var services: [any Service] = []
     var migrate: (@Sendable () async throws -> Void)?
+    var readiness: [ReadinessCheck] = []
     let store: any PolicyStore
     if let injected = dependencies.store {
         store = injected
     } else {
-        guard let (database, service) = try await DatabaseFactory.open(configuration.common.storage, logger: logger) else {
-            throw ConfigurationError("authz needs a database")
-        }
+        let (database, service) = try await DatabaseFactory.open(configuration.storage, logger: logger)
         services.append(service)
         store = SQLPolicyStore(database: database)
         migrate = { [logger] in try await AuthzMigrations.migrator.migrate(database, logger: logger) }
+        readiness.append(AuthzMigrations.migrator.readiness(database))
     }
     let engine = try PolicyEngine(model: configuration.model, store: store)
     services.append(PolicyWatcher(engine: engine, logger: logger))
 
     let startedAt = Date()
-    let router = Router(context: BasicRequestContext.self)
+    let router = Router(context: ServiceRequestContext.self)
     router.addServiceMiddleware(metrics: metrics)
     router.addHealthRoute(startedAt: startedAt)
+    router.addReadinessRoute(readiness)
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
     let enforce = EventLoopRoutes(
         routes: EnforceController(engine: engine, mode: configuration.enforcement, metrics: metrics).routes,
         internalToken: configuration.common.internalToken, metrics: metrics, serverName: "streamhub-authz", logger: logger
     )
     enforce.addRoutes(to: router)
-    let api = router.group("/api/v1").add(middleware: InternalTokenMiddleware(token: configuration.common.internalToken))
-    PolicyAdminController<BasicRequestContext>(engine: engine, store: store).addRoutes(to: api)
+    PolicyAdminController(engine: engine).addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
 
     var app = Application(
         router: router,
@@ -68,7 +69,12 @@ public func buildAuthz(
     app.beforeServerStarts { [logger, migrate] in
         if let migrate { try await migrate() }
         try await engine.refresh(force: true)
-        logger.info("policy loaded", metadata: ["version": "\(engine.currentVersion)", "mode": "\(configuration.enforcement.rawValue)"])
+        logger.info(
+            "policy loaded",
+            metadata: [
+                "version": "\(engine.currentVersion)", "mode": "\(configuration.enforcement.rawValue)",
+                "model": "\(configuration.modelFile ?? "built-in default_model.conf")",
+            ])
     }
     return app
 }

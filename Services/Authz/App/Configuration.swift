@@ -1,6 +1,7 @@
 import CasbinEngine
 import Foundation
 import ServiceKit
+import ServiceStorage
 import Shared
 
 /// Everything authz reads at start.
@@ -10,19 +11,20 @@ import Shared
 /// built-in one), `DATABASE_URL` or `STREAMHUB_DATA_DIR` (SQLite file `authz.sqlite`), `LOG_LEVEL`.
 public struct AuthzConfiguration: Sendable {
     public var common: CommonConfiguration
+    public var storage: StorageLocation
     public var enforcement: EnforcementMode
     /// The model decisions use: `config/authz/default_model.conf` unless `STREAMHUB_AUTHZ_MODEL` names another.
     public var model: CasbinModel
+    /// The model file named by `STREAMHUB_AUTHZ_MODEL`; nil for the built-in one.
+    public var modelFile: String?
 
     public init(reader: SettingsReader) throws {
-        self.common = try CommonConfiguration(reader: reader, defaultPort: DefaultPort.authz, storageName: "authz")
-        let mode = reader.string(ConfigKey.authzEnforce, default: "log").lowercased()
-        guard let enforcement = EnforcementMode(rawValue: mode) else {
-            throw ConfigurationError("\(ConfigKey.authzEnforce) must be off, log or on (got \"\(mode)\")")
-        }
-        self.enforcement = enforcement
+        self.common = try CommonConfiguration(reader: reader, defaultPort: DefaultPort.authz)
+        self.storage = try StorageLocation(reader: reader, name: "authz")
+        self.enforcement = try reader.enforcementMode()
         if let path = reader.string(ConfigKey.authzModel), !path.isEmpty {
             self.model = try Self.loadModel(path: path)
+            self.modelFile = path
         } else {
             self.model = try CasbinModel(text: DefaultPolicy.model, file: "default_model.conf")
         }
@@ -32,20 +34,9 @@ public struct AuthzConfiguration: Sendable {
     /// and its policy API writes `p = sub, dom, obj, act` rules and `g = _, _, _` assignments, so
     /// those three definitions keep their sizes; the matcher, the effect and any further sections
     /// are the operator's. Anything else is a start-up error naming the variable, file and reason.
-    static func loadModel(path: String) throws -> CasbinModel {
+    public static func loadModel(path: String) throws -> CasbinModel {
         let key = ConfigKey.authzModel
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigurationError("\(key): cannot read \(path)")
-        }
-        let model: CasbinModel
-        do {
-            model = try CasbinModel(text: text, file: path)
-        } catch let error as CasbinError {
-            throw ConfigurationError("\(key): \(error)")
-        }
+        let model = try Self.parseModel(path: path)
         for (section, name, size) in [
             ("request_definition", "r", model.requestDefinitions["r"]?.count), ("policy_definition", "p", model.policyDefinitions["p"]?.count),
         ] where size != 4 {
@@ -53,6 +44,26 @@ public struct AuthzConfiguration: Sendable {
         }
         guard model.roleDefinitions["g"] == 3 else {
             throw ConfigurationError("\(key): \(path): [role_definition] g must be g = _, _, _ (role assignments per tenant)")
+        }
+        return model
+    }
+
+    /// Reads and checks any Casbin model the way the service does before it decides with one: the
+    /// file readable, the syntax valid, the matcher evaluable. (`streamhub-authz eval` uses this, so
+    /// a model it accepts never fails per request; the four-field shape is the service's own rule.)
+    public static func parseModel(path: String) throws -> CasbinModel {
+        let key = ConfigKey.authzModel
+        let text: String
+        do {
+            text = try TextFile.read(path)
+        } catch let error as TextFile.ReadError {
+            throw ConfigurationError("\(key): \(error)")
+        }
+        let model: CasbinModel
+        do {
+            model = try CasbinModel(text: text, file: path)
+        } catch let error as CasbinError {
+            throw ConfigurationError("\(key): \(error)")
         }
         do {
             try Enforcer(model: model).checkMatcher()

@@ -1,4 +1,6 @@
 import ArgumentParser
+import AuthzApp
+import ServiceKit
 import CasbinEngine
 import Foundation
 
@@ -23,29 +25,36 @@ struct EvalCommand: ParsableCommand {
     var explain = false
 
     func run() throws {
-        let modelText: String
+        // Checked the way the service checks a model before deciding with it.
+        let casbinModel: CasbinModel
         do {
-            modelText = try String(contentsOfFile: self.model, encoding: .utf8)
-        } catch {
-            throw ValidationError("cannot read \(self.model): \(error.localizedDescription)")
+            casbinModel = try AuthzConfiguration.parseModel(path: self.model)
+        } catch let error as ConfigurationError {
+            Self.fail(error.description)
         }
         let enforcer: Enforcer
         do {
-            let casbinModel = try CasbinModel(text: modelText, file: self.model)
             var source: (@Sendable () throws -> String)?
             if let path = self.policy {
-                source = { try String(contentsOfFile: path, encoding: .utf8) }
+                let text = try TextFile.read(path)
+                source = { text }
             }
             enforcer = try Enforcer(model: casbinModel, policySource: source, policySourceName: self.policy ?? "policy")
-        } catch let error as CasbinError {
-            throw ValidationError("\(error)")
+        } catch let error as TextFile.ReadError {
+            Self.fail(error.description)
         } catch {
-            throw ValidationError("cannot read \(self.policy ?? ""): \(error.localizedDescription)")
+            Self.fail("\(error)")
         }
         while let line = readLine(strippingNewline: true) {
             if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
             print(Self.answer(line, enforcer: enforcer, explain: self.explain))
         }
+    }
+
+    /// A model or policy the service would refuse: its message on stderr, exit 2, nothing evaluated.
+    static func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("streamhub-authz eval: \(message)\n".utf8))
+        Foundation.exit(2)
     }
 
     static func answer(_ line: String, enforcer: Enforcer, explain: Bool) -> String {

@@ -43,17 +43,17 @@ public func buildGateway(
         services.append(client)
         upstream = client
     }
+    let internalClient = InternalClient(
+        transport: upstream, internalToken: configuration.common.internalToken, timeout: configuration.upstreamTimeout)
     let startedAt = Date()
     let credentials = CredentialResolver(
-        upstream: upstream, identityURL: configuration.identityURL, internalToken: configuration.common.internalToken,
-        sessions: SessionTokenVerifier(secret: configuration.jwtSecret), cache: ApiTokenCache(ttl: configuration.tokenCacheTTL),
-        timeout: configuration.upstreamTimeout, timeSource: dependencies.timeSource
+        client: internalClient, identityURL: configuration.identityURL, sessions: SessionTokens(secret: configuration.jwtSecret),
+        cache: ApiTokenCache(ttl: configuration.tokenCacheTTL), timeSource: dependencies.timeSource
     )
     let authorization = AuthorizationClient(
-        upstream: upstream, authzURL: configuration.authzURL, internalToken: configuration.common.internalToken,
-        mode: configuration.enforcement, timeout: configuration.upstreamTimeout, metrics: metrics
+        client: internalClient, authzURL: configuration.authzURL, whenUnavailable: configuration.whenAuthzUnavailable, metrics: metrics
     )
-    let router = Router(context: GatewayRequestContext.self)
+    let router = Router(context: ServiceRequestContext.self)
     router.addServiceMiddleware(metrics: metrics)
     router.add(
         middleware: GatewayProxy(
@@ -61,12 +61,16 @@ public func buildGateway(
         )
     )
     router.addHealthRoute(startedAt: startedAt)
+    router.addReadinessRoute(
+        [("identity", configuration.identityURL), ("authz", configuration.authzURL), ("media", configuration.mediaURL)].map { name, url in
+            UpstreamReadiness.check(name, baseURL: url, client: internalClient)
+        })
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
     logger.info(
         "gateway configured",
         metadata: [
             "identity": "\(configuration.identityURL)", "authz": "\(configuration.authzURL)", "media": "\(configuration.mediaURL)",
-            "enforce": "\(configuration.enforcement.rawValue)",
+            "enforce_when_authz_unavailable": "\(configuration.whenAuthzUnavailable.rawValue)",
         ]
     )
     return Application(

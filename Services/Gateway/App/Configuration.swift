@@ -6,30 +6,29 @@ import Shared
 ///
 /// Keys: `HOST`, `PORT` (8080), `IDENTITY_URL`, `AUTHZ_URL`, `MEDIA_URL`, `STREAMHUB_INTERNAL_TOKEN`,
 /// `STREAMHUB_JWT_SECRET`, `METRICS_TOKEN`, `STREAMHUB_AUTHZ_ENFORCE` (`off` | `log` | `on`, default
-/// `log`), `GATEWAY_UPSTREAM_TIMEOUT_MS` (10000), `GATEWAY_MAX_BODY_BYTES` (1 MiB), `LOG_LEVEL`.
+/// `log`; at the gateway it only decides what happens while authz cannot answer),
+/// `GATEWAY_UPSTREAM_TIMEOUT_MS` (10000), `GATEWAY_MAX_BODY_BYTES` (1 MiB), `LOG_LEVEL`.
 public struct GatewayConfiguration: Sendable {
     public var common: CommonConfiguration
     public var identityURL: String
     public var authzURL: String
     public var mediaURL: String
     public var jwtSecret: String
-    public var enforcement: EnforcementMode
+    /// What a permission check does while authz cannot answer: `on` → 503, `log`/`off` → proceed.
+    /// Whether a denial is enforced is authz's answer, not this.
+    public var whenAuthzUnavailable: EnforcementMode
     public var upstreamTimeout: Duration
     public var maxBodyBytes: Int
     /// How long a resolved `sk_` token is trusted before asking identity again (revocation bound: 5 s).
     public var tokenCacheTTL: Duration
 
     public init(reader: SettingsReader) throws {
-        self.common = try CommonConfiguration(reader: reader, defaultPort: DefaultPort.gateway, storageName: nil)
+        self.common = try CommonConfiguration(reader: reader, defaultPort: DefaultPort.gateway)
         self.identityURL = try reader.url(ConfigKey.identityURL, default: "http://127.0.0.1:\(DefaultPort.identity)")
         self.authzURL = try reader.url(ConfigKey.authzURL, default: "http://127.0.0.1:\(DefaultPort.authz)")
         self.mediaURL = try reader.url(ConfigKey.mediaURL, default: "http://127.0.0.1:\(DefaultPort.media)")
         self.jwtSecret = try reader.requiredSecret(ConfigKey.jwtSecret)
-        let mode = reader.string(ConfigKey.authzEnforce, default: "log").lowercased()
-        guard let enforcement = EnforcementMode(rawValue: mode) else {
-            throw ConfigurationError("\(ConfigKey.authzEnforce) must be off, log or on (got \"\(mode)\")")
-        }
-        self.enforcement = enforcement
+        self.whenAuthzUnavailable = try reader.enforcementMode()
         self.upstreamTimeout = .milliseconds(try reader.int(ConfigKey.upstreamTimeoutMs, default: 10_000, range: 100...600_000))
         self.maxBodyBytes = try reader.int(ConfigKey.maxBodyBytes, default: 1 << 20, range: 1024...(256 << 20))
         self.tokenCacheTTL = .seconds(3)

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ServiceKit
+import ServiceStorage
 import ServiceLifecycle
 import Shared
 
@@ -33,24 +34,25 @@ public func buildIdentity(
     let metrics = dependencies.metrics ?? ServiceMetrics(service: "identity")
     var services: [any Service] = []
     var migrate: (@Sendable () async throws -> Void)?
+    var readiness: [ReadinessCheck] = []
     let tokens: any ApiTokenRepository
     if let injected = dependencies.tokens {
         tokens = injected
     } else {
-        guard let (database, service) = try await DatabaseFactory.open(configuration.common.storage, logger: logger) else {
-            throw ConfigurationError("identity needs a database")
-        }
+        let (database, service) = try await DatabaseFactory.open(configuration.storage, logger: logger)
         services.append(service)
         tokens = SQLApiTokenRepository(database: database)
         migrate = { [logger] in try await IdentityMigrations.migrator.migrate(database, logger: logger) }
+        readiness.append(IdentityMigrations.migrator.readiness(database))
     }
     let startedAt = Date()
-    let router = Router(context: BasicRequestContext.self)
+    let router = Router(context: ServiceRequestContext.self)
     router.addServiceMiddleware(metrics: metrics)
     router.addHealthRoute(startedAt: startedAt)
+    router.addReadinessRoute(readiness)
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
-    let internalRoutes = router.group("/internal/v1").add(middleware: InternalTokenMiddleware(token: configuration.common.internalToken))
-    TokenResolveController<BasicRequestContext>(tokens: tokens, timeSource: dependencies.timeSource).addRoutes(to: internalRoutes)
+    TokenResolveController(tokens: tokens, timeSource: dependencies.timeSource)
+        .addRoutes(to: router.internalGroup(internalToken: configuration.common.internalToken))
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.common.host, port: configuration.common.port), serverName: "streamhub-identity"),

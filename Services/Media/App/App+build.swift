@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ServiceKit
+import ServiceStorage
 import ServiceLifecycle
 import Shared
 
@@ -30,25 +31,25 @@ public func buildMedia(
     let metrics = dependencies.metrics ?? ServiceMetrics(service: "media")
     var services: [any Service] = []
     var migrate: (@Sendable () async throws -> Void)?
+    var readiness: [ReadinessCheck] = []
     let apps: any AppRepository
     if let injected = dependencies.apps {
         apps = injected
     } else {
-        guard let (database, service) = try await DatabaseFactory.open(configuration.common.storage, logger: logger) else {
-            throw ConfigurationError("media needs a database")
-        }
+        let (database, service) = try await DatabaseFactory.open(configuration.storage, logger: logger)
         services.append(service)
         apps = SQLAppRepository(database: database)
         migrate = { [logger] in try await MediaMigrations.migrator.migrate(database, logger: logger) }
+        readiness.append(MediaMigrations.migrator.readiness(database))
     }
     let startedAt = Date()
-    let router = Router(context: BasicRequestContext.self)
+    let router = Router(context: ServiceRequestContext.self)
     router.addServiceMiddleware(metrics: metrics)
     router.addHealthRoute(startedAt: startedAt)
+    router.addReadinessRoute(readiness)
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
-    MediaMountController<BasicRequestContext>(root: configuration.mediaRoot).addRoutes(to: router)
-    let api = router.group("/api/v1").add(middleware: InternalTokenMiddleware(token: configuration.common.internalToken))
-    AppsController<BasicRequestContext>(apps: apps).addRoutes(to: api)
+    MediaMountController(root: configuration.mediaRoot).addRoutes(to: router)
+    AppsController(apps: apps).addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.common.host, port: configuration.common.port), serverName: "streamhub-media"),

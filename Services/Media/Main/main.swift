@@ -1,7 +1,7 @@
 import MediaApp
 import ServiceKit
 
-await ServiceMain.run(name: "streamhub-media") { reader, logger in
+await ServiceMain.run(name: "streamhub-media", usage: ServiceUsage.media) { reader, logger in
     try await buildMedia(
         reader: reader,
         dependencies: MediaDependencies(metrics: ServiceMetrics(service: "media", registry: ServiceMetrics.processRegistry)),

@@ -20,7 +20,7 @@ enum EnforceBodyParser {
         try self.document(buffer) { reader, problem in
             guard reader.peek == UInt8(ascii: "{") else {
                 try reader.skipValue(depth: 0)
-                problem.note("body must be of type object")
+                problem.note("body must be an object")
                 return nil
             }
             return try reader.request(item: nil, problem: &problem)
@@ -32,7 +32,7 @@ enum EnforceBodyParser {
         try self.document(buffer) { reader, problem in
             guard reader.peek == UInt8(ascii: "{") else {
                 try reader.skipValue(depth: 0)
-                problem.note("body must be of type object")
+                problem.note("body must be an object")
                 return nil
             }
             var requests: [EnforceRequest]?
@@ -42,7 +42,7 @@ enum EnforceBodyParser {
                 case .requests:
                     guard reader.peek == UInt8(ascii: "[") else {
                         try reader.skipValue(depth: 1)
-                        problem.note("requests must be of type Array")
+                        problem.note("requests must be an array")
                         return
                     }
                     var items: [EnforceRequest] = []
@@ -50,7 +50,7 @@ enum EnforceBodyParser {
                     try reader.array(depth: 1) { reader, position in
                         guard reader.peek == UInt8(ascii: "{") else {
                             try reader.skipValue(depth: 2)
-                            problem.note("requests.\(position) must be of type object")
+                            problem.note("requests.\(position) must be an object")
                             return
                         }
                         if let item = try reader.request(item: position, problem: &problem) { items.append(item) }
@@ -199,7 +199,7 @@ enum EnforceBodyParser {
                 case .subject, .tenant, .resource, .action:
                     guard reader.peek == UInt8(ascii: "\"") else {
                         try reader.skipValue(depth: 3)
-                        problem.note("\(name(key.rawValue)) must be of type String")
+                        problem.note("\(name(key.rawValue)) must be a string")
                         return
                     }
                     let value = try reader.string()
@@ -222,7 +222,7 @@ enum EnforceBodyParser {
             return EnforceRequest(subject: subject, tenant: tenant, resource: resource, action: action, explain: explain)
         }
 
-        /// `true`, `false` or `null` (nil); anything else is noted as `explain must be of type Bool`.
+        /// `true`, `false` or `null` (nil); anything else is noted as `explain must be a boolean`.
         mutating func optionalBool(problem: inout Problem) throws -> Bool? {
             switch peek {
             case UInt8(ascii: "t"):
@@ -236,7 +236,7 @@ enum EnforceBodyParser {
                 return nil
             default:
                 try skipValue(depth: 3)
-                problem.note("explain must be of type Bool")
+                problem.note("explain must be a boolean")
                 return nil
             }
         }

@@ -6,9 +6,10 @@ import ServiceKit
 import Shared
 
 /// `POST /internal/v1/enforce` and `/internal/v1/enforce/batch`, for every service holding the
-/// internal token. Answers `{allowed, mode, enforced}` per request under `STREAMHUB_AUTHZ_ENFORCE`:
-/// `off` evaluates nothing; `log` evaluates, logs and counts would-be denials; `on` evaluates and
-/// marks the decision as enforced.
+/// internal token. Answers `{allowed, mode, enforced}` per request under `STREAMHUB_AUTHZ_ENFORCE`,
+/// which authz alone owns: `off` evaluates nothing (allowed); `log` evaluates, logs and counts
+/// would-be denials (not enforced); `on` evaluates, logs and counts denials and marks them enforced.
+/// Callers act on `allowed` and `enforced` and never log or count a denial themselves.
 public struct EnforceController: Sendable {
     let engine: PolicyEngine
     let mode: EnforcementMode
@@ -20,9 +21,9 @@ public struct EnforceController: Sendable {
     public init(engine: PolicyEngine, mode: EnforcementMode, metrics: ServiceMetrics) {
         self.engine = engine
         self.mode = mode
-        self.allowedCounter = metrics.counter("streamhub_authz_decisions_total", labels: [("allowed", "true")])
-        self.deniedCounter = metrics.counter("streamhub_authz_decisions_total", labels: [("allowed", "false")])
-        self.denialCounter = metrics.counter("streamhub_authz_denials_total", labels: [("mode", mode.rawValue)])
+        self.allowedCounter = metrics.counter(.authzDecisions, labels: [("allowed", "true")])
+        self.deniedCounter = metrics.counter(.authzDecisions, labels: [("allowed", "false")])
+        self.denialCounter = metrics.counter(.authzDenials, labels: [("mode", mode.rawValue)])
     }
 
     static var maxBatch: Int { 10_000 }
@@ -129,15 +130,15 @@ public struct EnforceController: Sendable {
                 decision = Decision(allowed: false, explain: [])
             }
             if !decision.allowed {
+                // The one place a denial is logged and counted (the caller acts on the answer only).
                 self.denialCounter.increment()
-                if self.mode == .log {
-                    logger().notice(
-                        "would deny",
-                        metadata: [
-                            "subject": "\(request.subject)", "tenant": "\(request.tenant)", "permission": "\(request.resource):\(request.action)",
-                        ]
-                    )
-                }
+                logger().notice(
+                    self.mode == .on ? "denied" : "would deny",
+                    metadata: [
+                        "subject": "\(request.subject)", "tenant": "\(request.tenant)", "permission": "\(request.resource):\(request.action)",
+                        "mode": "\(self.mode.rawValue)",
+                    ]
+                )
             }
             (decision.allowed ? self.allowedCounter : self.deniedCounter).increment()
             return EnforceDecision(

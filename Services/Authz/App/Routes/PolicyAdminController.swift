@@ -2,18 +2,17 @@ import CasbinEngine
 import Foundation
 import Hummingbird
 import ServiceKit
+import ServiceStorage
 import Shared
 
 /// Public policy administration per tenant, reached through the gateway (`policy:read` /
 /// `policy:write`). A tenant's rules live in its domain; the built-in role permissions (domain
 /// `*`) are read-only here.
-public struct PolicyAdminController<Context: RequestContext>: Sendable {
+public struct PolicyAdminController<Context: ServiceRequestContextProtocol>: Sendable {
     let engine: PolicyEngine
-    let store: any PolicyStore
 
-    public init(engine: PolicyEngine, store: any PolicyStore) {
+    public init(engine: PolicyEngine) {
         self.engine = engine
-        self.store = store
     }
 
     public func addRoutes(to group: RouterGroup<Context>) {
@@ -71,40 +70,53 @@ public struct PolicyAdminController<Context: RequestContext>: Sendable {
         var roles: [String]
     }
 
-    /// The tenant the caller administers: its own, or `?tenant=` for global callers.
-    static func tenant(_ request: Request) throws -> String {
-        let principal = try request.forwardedPrincipal()
-        guard !principal.isAnonymous else { throw ServiceError.unauthorized }
+    /// The tenant the caller administers: its own (naming another with `?tenant=` is a 403), or
+    /// `?tenant=` for global callers.
+    static func tenant(_ request: Request, context: Context) throws -> String {
+        let principal = try context.caller()
+        let named = request.uri.queryParameters["tenant"].map(String.init)
         if principal.bypassesAuthorization {
-            guard let tenant = request.uri.queryParameters["tenant"].map(String.init), !tenant.isEmpty else {
+            guard let named, !named.isEmpty else {
                 throw ServiceError.badRequest("tenant query parameter is required for global credentials")
             }
-            return try Self.checked(tenant, "tenant")
+            return try Identifier.validate(named, field: "tenant")
         }
         guard let tenant = principal.tenantId else { throw ServiceError(.forbidden, message: "The credential has no tenant") }
+        if let named, named != tenant {
+            throw ServiceError(.forbidden, message: "This credential administers tenant \(tenant) only")
+        }
         return tenant
     }
 
-    static func checked(_ value: String, _ name: String) throws -> String {
-        let trimmed = value.trimmingCharacters(in: .whitespaces)
-        guard !trimmed.isEmpty else { throw ServiceError.badRequest("\(name) must not be empty") }
-        guard trimmed.utf8.count <= 256 else { throw ServiceError.badRequest("\(name) is limited to 256 bytes") }
-        guard trimmed != "*" || name == "resource" || name == "action" else { throw ServiceError.badRequest("\(name) may not be *") }
-        guard !trimmed.contains(",") && !trimmed.contains("\n") else { throw ServiceError.badRequest("\(name) may not contain , or line breaks") }
-        return trimmed
+    static func query(_ request: Request, _ name: String) throws -> String {
+        try Identifier.validate(request.uri.queryParameters[Substring(name)].map(String.init) ?? "", field: name)
     }
 
     static func queryRule(_ request: Request) throws -> PolicyRule {
-        let q = request.uri.queryParameters
-        return PolicyRule(
-            subject: try Self.checked(q["subject"].map(String.init) ?? "", "subject"),
-            resource: try Self.checked(q["resource"].map(String.init) ?? "", "resource"),
-            action: try Self.checked(q["action"].map(String.init) ?? "", "action")
-        )
+        PolicyRule(
+            subject: try Self.query(request, "subject"), resource: try Self.query(request, "resource"), action: try Self.query(request, "action"))
+    }
+
+    static func validated(_ rule: PolicyRule) throws -> PolicyRule {
+        try Identifier.validate(rule.subject, field: "subject")
+        try Identifier.validate(rule.resource, field: "resource", wildcard: true)
+        try Identifier.validate(rule.action, field: "action", wildcard: true)
+        return rule
+    }
+
+    /// A role assignment may name only a role that exists (has a permission in the tenant or among
+    /// the built-ins, or a role of its own) or one that `alsoDefined` gives permissions, and never
+    /// assigns a role to itself.
+    func checkAssignment(user: String, role: String, tenant: String, alsoDefined: Set<String> = [], line: String = "") throws {
+        guard user != role else { throw ServiceError.badRequest("\(line)a role cannot be assigned to itself (\(role))") }
+        let known = self.engine.knownRoles(in: tenant)
+        guard known.contains(role) || alsoDefined.contains(role) else {
+            throw ServiceError.badRequest("\(line)unknown role \(role); known roles: \(known.sorted().joined(separator: ", "))")
+        }
     }
 
     @Sendable func listPolicies(_ request: Request, context: Context) async throws -> Response {
-        let tenant = try Self.tenant(request)
+        let tenant = try Self.tenant(request, context: context)
         let rules = self.engine.rules("p")
         let own = rules.filter { $0.count == 4 && $0[1] == tenant }.map { PolicyRule(subject: $0[0], resource: $0[2], action: $0[3]) }
         let builtIn = rules.filter { $0.count == 4 && $0[1] == "*" }.map { PolicyRule(subject: $0[0], resource: $0[2], action: $0[3]) }
@@ -112,68 +124,60 @@ public struct PolicyAdminController<Context: RequestContext>: Sendable {
     }
 
     @Sendable func addPolicy(_ request: Request, context: Context) async throws -> Response {
-        let tenant = try Self.tenant(request)
-        let body = try await request.decodeJSON(PolicyRule.self, limit: 16 * 1024)
-        let rule = PolicyRule(
-            subject: try Self.checked(body.subject, "subject"), resource: try Self.checked(body.resource, "resource"),
-            action: try Self.checked(body.action, "action")
-        )
+        let tenant = try Self.tenant(request, context: context)
+        let rule = try Self.validated(try await request.decodeJSON(PolicyRule.self, limit: 16 * 1024))
         return try await self.change(
             [.add(StoredRule(ptype: "p", values: [rule.subject, tenant, rule.resource, rule.action]))], tenant: tenant, status: .created)
     }
 
     @Sendable func removePolicy(_ request: Request, context: Context) async throws -> Response {
-        let tenant = try Self.tenant(request)
+        let tenant = try Self.tenant(request, context: context)
         let rule = try Self.queryRule(request)
-        return try await self.change(
-            [.remove(StoredRule(ptype: "p", values: [rule.subject, tenant, rule.resource, rule.action]))], tenant: tenant, missingIs404: true)
+        return try await self.change([.remove(StoredRule(ptype: "p", values: [rule.subject, tenant, rule.resource, rule.action]))], tenant: tenant)
     }
 
     @Sendable func listRoles(_ request: Request, context: Context) async throws -> Response {
-        let tenant = try Self.tenant(request)
+        let tenant = try Self.tenant(request, context: context)
         let roles = self.engine.rules("g").filter { $0.count >= 3 && $0[2] == tenant }.map { RoleAssignment(user: $0[0], role: $0[1]) }
         return try JSONResponse.make(RoleListing(tenant: tenant, version: self.engine.currentVersion, roles: roles))
     }
 
     @Sendable func addRole(_ request: Request, context: Context) async throws -> Response {
-        let tenant = try Self.tenant(request)
+        let tenant = try Self.tenant(request, context: context)
         let body = try await request.decodeJSON(RoleAssignment.self, limit: 16 * 1024)
-        let user = try Self.checked(body.user, "user")
-        let role = try Self.checked(body.role, "role")
+        let user = try Identifier.validate(body.user, field: "user")
+        let role = try Identifier.validate(body.role, field: "role")
+        try self.checkAssignment(user: user, role: role, tenant: tenant)
         return try await self.change([.add(StoredRule(ptype: "g", values: [user, role, tenant]))], tenant: tenant, status: .created)
     }
 
     @Sendable func removeRole(_ request: Request, context: Context) async throws -> Response {
-        let tenant = try Self.tenant(request)
-        let q = request.uri.queryParameters
-        let user = try Self.checked(q["user"].map(String.init) ?? "", "user")
-        let role = try Self.checked(q["role"].map(String.init) ?? "", "role")
-        return try await self.change([.remove(StoredRule(ptype: "g", values: [user, role, tenant]))], tenant: tenant, missingIs404: true)
+        let tenant = try Self.tenant(request, context: context)
+        let user = try Self.query(request, "user")
+        let role = try Self.query(request, "role")
+        return try await self.change([.remove(StoredRule(ptype: "g", values: [user, role, tenant]))], tenant: tenant)
     }
 
     @Sendable func check(_ request: Request, context: Context) async throws -> Response {
-        let tenant = try Self.tenant(request)
+        let tenant = try Self.tenant(request, context: context)
         let body = try await request.decodeJSON(CheckRequest.self, limit: 16 * 1024)
-        let subject = try Self.checked(body.subject, "subject")
+        let subject = try Identifier.validate(body.subject, field: "subject")
+        let resource = try Identifier.validate(body.resource, field: "resource", wildcard: true)
+        let action = try Identifier.validate(body.action, field: "action", wildcard: true)
         let decision: Decision
         do {
-            decision = try self.engine.decide(
-                [
-                    .string(subject), .string(tenant), .string(try Self.checked(body.resource, "resource")),
-                    .string(try Self.checked(body.action, "action")),
-                ]
-            )
+            decision = try self.engine.decide([.string(subject), .string(tenant), .string(resource), .string(action)])
         } catch let error as CasbinError {
             throw ServiceError(.unprocessableContent, message: "The policy could not be evaluated: \(error)")
         }
-        let roles = self.engine.lock.withLock { self.engine.enforcer.implicitRolesForUser(subject, domain: tenant) }
+        let roles = self.engine.implicitRoles(of: subject, in: tenant)
         return try JSONResponse.make(CheckResponse(tenant: tenant, allowed: decision.allowed, explain: decision.explain, roles: roles))
     }
 
     /// Imports Casbin CSV (`p, sub, dom, obj, act` / `g, user, role, dom`) into the tenant. Every
     /// line must name the caller's tenant as its domain; the whole file is refused otherwise.
     @Sendable func importCSV(_ request: Request, context: Context) async throws -> Response {
-        let tenant = try Self.tenant(request)
+        let tenant = try Self.tenant(request, context: context)
         var request = request
         let buffer: ByteBuffer
         do {
@@ -189,6 +193,8 @@ public struct PolicyAdminController<Context: RequestContext>: Sendable {
         }
         guard !lines.isEmpty else { throw ServiceError.badRequest("no rules in the import") }
         var changes: [PolicyChange] = []
+        var assignments: [(line: PolicyCSV.Line, user: String, role: String)] = []
+        var defined: Set<String> = []
         for line in lines {
             switch line.type {
             case "p":
@@ -204,20 +210,38 @@ public struct PolicyAdminController<Context: RequestContext>: Sendable {
             default:
                 throw ServiceError.badRequest("import:\(line.lineNumber): unknown rule type \(line.type)")
             }
-            for value in line.values where value.isEmpty || value.utf8.count > 256 {
-                throw ServiceError.badRequest("import:\(line.lineNumber): values must be 1 to 256 bytes")
+            let names = line.type == "p" ? ["subject", "tenant", "resource", "action"] : ["user", "role", "tenant"]
+            for (value, name) in zip(line.values, names) {
+                if let problem = Identifier.problem(value, wildcard: name == "resource" || name == "action") {
+                    throw ServiceError.badRequest("import:\(line.lineNumber): \(name) \(problem)")
+                }
+            }
+            if line.type == "p" {
+                defined.insert(line.values[0])
+            } else {
+                assignments.append((line, line.values[0], line.values[1]))
             }
             changes.append(.add(StoredRule(ptype: line.type, values: line.values)))
+        }
+        // Roles the import itself defines, or gives roles of their own, may be assigned by it.
+        defined.formUnion(assignments.map(\.user))
+        defined = defined.filter { !PolicyEngine.isCaller($0) }
+        for assignment in assignments {
+            try self.checkAssignment(
+                user: assignment.user, role: assignment.role, tenant: tenant, alsoDefined: defined, line: "import:\(assignment.line.lineNumber): ")
         }
         return try await self.change(changes, tenant: tenant, status: .ok)
     }
 
-    func change(_ changes: [PolicyChange], tenant: String, status: HTTPResponse.Status = .ok, missingIs404: Bool = false) async throws -> Response {
-        let result = try await self.store.apply(changes)
-        if missingIs404 && result.changed == 0 {
-            throw ServiceError(.notFound, message: "No such rule in tenant \(tenant)")
+    /// Applies `changes` through the engine. Adding what exists and removing what does not both
+    /// succeed with `changed: 0`, so retries are harmless.
+    func change(_ changes: [PolicyChange], tenant: String, status: HTTPResponse.Status = .ok) async throws -> Response {
+        let result: (version: Int64, changed: Int)
+        do {
+            result = try await self.engine.apply(changes)
+        } catch let error as StorageError {
+            throw error.serviceError
         }
-        try await self.engine.refresh(force: true)
         return try JSONResponse.make(Change(tenant: tenant, version: result.version, changed: result.changed), status: status)
     }
 }

@@ -2,6 +2,7 @@ import CasbinEngine
 import Foundation
 import Logging
 import ServiceKit
+import ServiceStorage
 import ServiceLifecycle
 import Shared
 
@@ -58,6 +59,38 @@ public final class PolicyEngine: @unchecked Sendable {
     public func rules(_ type: String) -> [[String]] {
         self.lock.withLock { self.enforcer.policies(type) }
     }
+
+    /// Applies `changes` to the store (one transaction, one version) and reloads, so the change is
+    /// in force on this replica when this returns (other replicas follow within a second).
+    /// - Throws: ``StorageError`` from the store.
+    public func apply(_ changes: [PolicyChange]) async throws -> (version: Int64, changed: Int) {
+        let result = try await self.store.apply(changes)
+        try await self.refresh(force: true)
+        return result
+    }
+
+    /// The roles `subject` holds in `domain`, directly or through other roles.
+    public func implicitRoles(of subject: String, in domain: String) -> [String] {
+        self.lock.withLock { self.enforcer.implicitRolesForUser(subject, domain: domain) }
+    }
+
+    /// The roles that exist in `tenant`: every subject with a permission in the tenant or among the
+    /// built-ins (domain `*`), and every role that is itself given a role there — callers
+    /// (`user:<id>`, `token:<id>`) are never roles.
+    public func knownRoles(in tenant: String) -> Set<String> {
+        self.lock.withLock {
+            var known = Set(self.enforcer.policies("p").filter { $0.count >= 2 && ($0[1] == tenant || $0[1] == "*") }.map { $0[0] })
+            for rule in self.enforcer.policies("g") where rule.count >= 3 && rule[2] == tenant {
+                known.insert(rule[0])
+            }
+            return known.filter { !Self.isCaller($0) }
+        }
+    }
+
+    /// Whether `subject` names a caller (`user:<id>`, `token:<id>`) rather than a role.
+    public static func isCaller(_ subject: String) -> Bool {
+        subject.hasPrefix("user:") || subject.hasPrefix("token:")
+    }
 }
 
 /// Keeps a replica's policy current. On PostgreSQL every change is announced with `NOTIFY` and
@@ -75,7 +108,7 @@ public struct PolicyWatcher: Service {
     }
 
     public func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.poll() }
                 group.addTask { await self.listen() }
@@ -86,7 +119,8 @@ public struct PolicyWatcher: Service {
 
     func poll() async {
         while !Task.isCancelled {
-            await self.refresh()
+            // Nothing to compare with until start-up has migrated and loaded the policy once.
+            if self.engine.currentVersion >= 0 { await self.refresh() }
             try? await Task.sleep(for: self.interval)
         }
     }

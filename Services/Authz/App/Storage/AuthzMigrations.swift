@@ -1,5 +1,6 @@
 import CasbinEngine
 import ServiceKit
+import ServiceStorage
 
 /// Authz's tables: Casbin rules in the usual `ptype, v0…v5` shape, and the policy version that
 /// moves on every change.

@@ -2,6 +2,7 @@ import CasbinEngine
 import Foundation
 import SQLKit
 import ServiceKit
+import ServiceStorage
 
 /// One stored Casbin rule: its type (`p`, `g`) and values.
 public struct StoredRule: Sendable, Hashable, Codable {
@@ -115,13 +116,7 @@ public struct SQLPolicyStore: PolicyStore {
 
     /// On PostgreSQL: `LISTEN` on a connection of the pool's, held while listening.
     public func listen(_ onChange: @escaping @Sendable () async -> Void) async throws -> Bool {
-        guard let postgres = self.database as? PostgresStore else { return false }
-        try await postgres.client.withConnection { connection in
-            try await connection.listen(on: PolicyChannel.name) { notifications in
-                for try await _ in notifications { await onChange() }
-            }
-        }
-        return true
+        try await self.database.listen(channel: PolicyChannel.name, onChange)
     }
 
     public func apply(_ changes: [PolicyChange]) async throws -> (version: Int64, changed: Int) {
@@ -130,7 +125,7 @@ public struct SQLPolicyStore: PolicyStore {
             switch change {
             case .add(let r), .remove(let r): rule = r
             }
-            guard rule.values.count <= 6, !rule.values.isEmpty else { throw ServiceError.badRequest("a rule has 1 to 6 values") }
+            guard rule.values.count <= 6, !rule.values.isEmpty else { throw StorageError.invalid("a rule has 1 to 6 values") }
         }
         return try await self.database.transaction { sql in
             var changed = 0
@@ -165,10 +160,8 @@ public struct SQLPolicyStore: PolicyStore {
             }
             if changed > 0 {
                 try await sql.raw("UPDATE authz_policy_version SET version = version + 1 WHERE id = 1").run()
-                if self.database.dialect == .postgres {
-                    // Delivered to every listening replica when the transaction commits.
-                    try await sql.raw("SELECT pg_notify(\(bind: PolicyChannel.name), '')").run()
-                }
+                // Delivered to every listening replica when the transaction commits.
+                try await self.database.notify(channel: PolicyChannel.name, in: sql)
             }
             let version = try await sql.raw("SELECT version FROM authz_policy_version WHERE id = 1").first(decoding: VersionRow.self)?.version ?? 0
             return (version, changed)

@@ -10,7 +10,7 @@ import Shared
 /// check the permission, forward, envelope.
 ///
 /// Requests it does not own (`/internal/v1/health`) fall through to the router.
-public struct GatewayProxy<Context: GatewayRequestContextProtocol>: RouterMiddleware {
+public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddleware {
     let configuration: GatewayConfiguration
     let upstream: any UpstreamClient
     let credentials: CredentialResolver
@@ -33,8 +33,9 @@ public struct GatewayProxy<Context: GatewayRequestContextProtocol>: RouterMiddle
         if path.hasPrefix(RouteCatalog.internalPrefix + "/") || path == "/metrics" {
             return try await next(request, context)
         }
-        let requestID = context.logger[metadataKey: "request_id"].map { "\($0)" } ?? UUID().uuidString.lowercased()
-        // Refuse an announced oversized body before any other work.
+        let requestID = context.requestID
+        // The one body-size check: an announced oversized body is refused before any other work;
+        // a streamed one when collecting passes the limit (``collectBody(_:)``).
         if let length = request.headers[.contentLength].flatMap(Int.init), length > self.configuration.maxBodyBytes {
             throw Self.tooLarge(self.configuration.maxBodyBytes)
         }
@@ -107,9 +108,6 @@ public struct GatewayProxy<Context: GatewayRequestContextProtocol>: RouterMiddle
     }
 
     func collectBody(_ request: Request) async throws -> ByteBuffer? {
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > self.configuration.maxBodyBytes {
-            throw Self.tooLarge(self.configuration.maxBodyBytes)
-        }
         guard request.method != .get, request.method != .head else { return nil }
         do {
             var request = request
@@ -161,13 +159,12 @@ public struct GatewayProxy<Context: GatewayRequestContextProtocol>: RouterMiddle
             headers: self.forwardedHeaders(request, principal: principal, requestID: requestID, context: context), body: body
         )
         do {
-            return try await self.upstream.send(outgoing, timeout: self.configuration.upstreamTimeout)
-        } catch UpstreamFailure.timeout {
-            context.logger.warning("upstream timeout", metadata: ["service": "\(service.rawValue)"])
-            throw ServiceError(.gatewayTimeout, message: "The \(service.rawValue) service did not answer in time")
-        } catch {
-            context.logger.warning("upstream unavailable", metadata: ["service": "\(service.rawValue)", "error": "\(error)"])
-            throw ServiceError(.serviceUnavailable, message: "The \(service.rawValue) service is unavailable")
+            return try await InternalClient.mapFailures(service: service.rawValue) {
+                try await self.upstream.send(outgoing, timeout: self.configuration.upstreamTimeout)
+            }
+        } catch let error as ServiceError {
+            context.logger.warning("upstream failed", metadata: ["service": "\(service.rawValue)", "error": "\(error)"])
+            throw error
         }
     }
 
@@ -175,7 +172,7 @@ public struct GatewayProxy<Context: GatewayRequestContextProtocol>: RouterMiddle
         guard request.method == .get || request.method == .head || request.method == .options else {
             throw ServiceError(
                 .methodNotAllowed, message: "Method \(request.method.rawValue) is not allowed on \(request.uri.path)",
-                headers: [.allow: "GET, HEAD, OPTIONS"])
+                headers: [.allow: RouteCatalog.mediaMountMethods.joined(separator: ", ")])
         }
         let response = try await self.send(request, to: .media, principal: .anonymous, body: nil, requestID: requestID, context: context)
         return self.passThrough(response)

@@ -1,74 +1,49 @@
 import Foundation
-import HTTPTypes
 import Logging
-import NIOCore
 import ServiceKit
 import Shared
 
-/// Asks the authz service whether a principal may use a route's permission, and applies
-/// `STREAMHUB_AUTHZ_ENFORCE`: `off` asks nothing; `log` lets the request on and logs a would-be
-/// denial (or an unreachable authz); `on` answers 403 on denial and 503 when authz cannot answer.
+/// Asks the authz service whether a principal may use a route's permission and acts on its answer.
+///
+/// Authz owns the enforcement mode: its answer says whether the request is allowed and whether a
+/// denial is enforced (`on`), and authz alone logs and counts a would-be denial (with this request's
+/// id). The gateway's own `STREAMHUB_AUTHZ_ENFORCE` decides only what happens when authz cannot
+/// answer: `on` → 503, `log` / `off` → the request goes on, logged and counted as an outage.
 public struct AuthorizationClient: Sendable {
-    let upstream: any UpstreamClient
+    let client: InternalClient
     let authzURL: String
-    let internalToken: String
-    let mode: EnforcementMode
-    let timeout: Duration
-    let metrics: ServiceMetrics
+    let whenUnavailable: EnforcementMode
+    let unavailableCounter: MetricCounter
 
-    public init(
-        upstream: any UpstreamClient, authzURL: String, internalToken: String, mode: EnforcementMode, timeout: Duration, metrics: ServiceMetrics
-    ) {
-        self.upstream = upstream
+    public init(client: InternalClient, authzURL: String, whenUnavailable: EnforcementMode, metrics: ServiceMetrics) {
+        self.client = client
         self.authzURL = authzURL
-        self.internalToken = internalToken
-        self.mode = mode
-        self.timeout = timeout
-        self.metrics = metrics
+        self.whenUnavailable = whenUnavailable
+        self.unavailableCounter = metrics.counter(.authzUnavailable)
     }
 
+    /// - Throws: ``ServiceError`` 403 when authz denies and enforces; 503 when authz cannot answer
+    ///   and the gateway's mode is `on`.
     public func authorize(_ principal: Principal, permission: Permission, requestID: String, logger: Logger) async throws {
-        guard self.mode != .off, !principal.bypassesAuthorization else { return }
-        let tenant = principal.tenantId ?? ""
-        let request = EnforceRequest(subject: principal.subject, tenant: tenant, resource: permission.resource, action: permission.action)
+        guard !principal.bypassesAuthorization else { return }
+        let request = EnforceRequest(
+            subject: principal.subject, tenant: principal.tenantId ?? "", resource: permission.resource, action: permission.action)
         let decision: EnforceDecision
         do {
-            decision = try await self.ask(request, requestID: requestID)
+            decision = try await self.client.call(
+                service: "authz", baseURL: self.authzURL, path: "/internal/v1/enforce", body: request, requestID: requestID,
+                as: EnforceDecision.self)
         } catch {
-            self.metrics.counter("streamhub_authz_unavailable_total").increment()
-            logger.warning("authz unavailable", metadata: ["error": "\(error)", "mode": "\(self.mode.rawValue)"])
-            if self.mode == .on {
+            self.unavailableCounter.increment()
+            logger.warning(
+                "authz cannot answer", metadata: ["error": "\(error)", "enforce": "\(self.whenUnavailable.rawValue)", "permission": "\(permission)"])
+            if self.whenUnavailable == .on {
                 throw ServiceError(.serviceUnavailable, message: "Authorization service is unavailable")
             }
             return
         }
-        guard !decision.allowed else { return }
-        self.metrics.counter("streamhub_authz_denials_total", labels: [("mode", self.mode.rawValue)]).increment()
-        logger.notice(
-            "authz denial",
-            metadata: [
-                "subject": "\(principal.subject)", "tenant": "\(tenant)", "permission": "\(permission)", "mode": "\(self.mode.rawValue)",
-            ]
-        )
-        if self.mode == .on {
+        if !decision.allowed && decision.enforced {
             throw ServiceError(.forbidden, message: "Forbidden resource")
         }
-    }
-
-    func ask(_ request: EnforceRequest, requestID: String) async throws -> EnforceDecision {
-        var headers = HTTPFields()
-        headers[.streamHubInternalToken] = self.internalToken
-        headers[.requestID] = requestID
-        headers[.contentType] = "application/json"
-        let response = try await self.upstream.send(
-            UpstreamRequest(
-                method: .post, baseURL: self.authzURL, pathAndQuery: "/internal/v1/enforce", headers: headers,
-                body: ByteBuffer(bytes: try JSONEncoder().encode(request))
-            ),
-            timeout: self.timeout
-        )
-        let body = try await response.collect(64 * 1024)
-        guard response.status == .ok else { throw UpstreamFailure.unavailable("authz answered \(response.status.code)") }
-        return try JSONDecoder().decode(EnforceDecision.self, from: Data(buffer: body))
     }
 }

@@ -10,29 +10,24 @@ import Shared
 /// (looked up by hash through identity, cached briefly), then dashboard JWT (verified locally),
 /// else anonymous.
 public struct CredentialResolver: Sendable {
-    let upstream: any UpstreamClient
+    let client: InternalClient
     let identityURL: String
-    let internalToken: String
-    let sessions: SessionTokenVerifier
+    let sessions: SessionTokens
     let cache: ApiTokenCache
-    let timeout: Duration
     let timeSource: any TimeSource
 
     public init(
-        upstream: any UpstreamClient, identityURL: String, internalToken: String, sessions: SessionTokenVerifier,
-        cache: ApiTokenCache, timeout: Duration, timeSource: any TimeSource = SystemTimeSource()
+        client: InternalClient, identityURL: String, sessions: SessionTokens, cache: ApiTokenCache, timeSource: any TimeSource = SystemTimeSource()
     ) {
-        self.upstream = upstream
+        self.client = client
         self.identityURL = identityURL
-        self.internalToken = internalToken
         self.sessions = sessions
         self.cache = cache
-        self.timeout = timeout
         self.timeSource = timeSource
     }
 
-    /// - Throws: ``ServiceError`` 401 for a malformed header or an invalid credential; 503/504 when
-    ///   identity cannot answer for an `sk_` token.
+    /// - Throws: ``ServiceError`` 401 for a malformed header or an invalid credential; identity's
+    ///   failures (503, 504, its own error) as ``InternalClient`` maps them.
     public func resolve(authorization: String?, requestID: String, logger: Logger) async throws -> Principal {
         guard let authorization else { return .anonymous }
         let credential = try Self.bearerCredential(authorization)
@@ -63,45 +58,24 @@ public struct CredentialResolver: Sendable {
 
     func resolveApiToken(_ token: String, requestID: String, logger: Logger) async throws -> Principal {
         let key = ApiTokenCache.key(for: token)
-        let now = ContinuousClock.now
+        let now = self.timeSource.now()
         if let cached = await self.cache.lookup(key, now: now) {
             guard let principal = cached else { throw ServiceError.invalidApiToken }
             return principal
         }
-        var headers = HTTPFields()
-        headers[.streamHubInternalToken] = self.internalToken
-        headers[.requestID] = requestID
-        headers[.contentType] = "application/json"
-        let body = try JSONEncoder().encode(TokenResolveRequest(token: token))
-        let response: UpstreamResponse
         do {
-            response = try await self.upstream.send(
-                UpstreamRequest(
-                    method: .post, baseURL: self.identityURL, pathAndQuery: "/internal/v1/tokens/resolve", headers: headers,
-                    body: ByteBuffer(bytes: body)
-                ),
-                timeout: self.timeout
+            let resolved = try await self.client.call(
+                service: "identity", baseURL: self.identityURL, path: "/internal/v1/tokens/resolve", body: TokenResolveRequest(token: token),
+                requestID: requestID, as: TokenResolveResponse.self
             )
-        } catch UpstreamFailure.timeout {
-            throw ServiceError(.gatewayTimeout, message: "Identity service did not answer in time")
-        } catch {
-            logger.warning("identity unreachable while resolving an API token", metadata: ["error": "\(error)"])
-            throw ServiceError(.serviceUnavailable, message: "Identity service is unavailable")
-        }
-        let payload = try await response.collect(64 * 1024)
-        switch response.status.code {
-        case 200:
-            guard let resolved = try? JSONDecoder().decode(TokenResolveResponse.self, from: Data(buffer: payload)) else {
-                throw ServiceError(.badGateway, message: "Identity service sent an unreadable answer")
-            }
             await self.cache.store(key, principal: resolved.principal, now: now)
             return resolved.principal
-        case 401, 404:
+        } catch let error as ServiceError where error.status == .unauthorized || error.status == .notFound {
             await self.cache.store(key, principal: nil, now: now)
             throw ServiceError.invalidApiToken
-        default:
-            logger.warning("identity failed to resolve an API token", metadata: ["status": "\(response.status.code)"])
-            throw ServiceError(.serviceUnavailable, message: "Identity service is unavailable")
+        } catch let error as ServiceError {
+            logger.warning("identity could not resolve an API token", metadata: ["status": "\(error.status.code)", "error": "\(error.body.message)"])
+            throw error
         }
     }
 }
@@ -111,7 +85,7 @@ public struct CredentialResolver: Sendable {
 public actor ApiTokenCache {
     struct Entry {
         var principal: Principal?
-        var expires: ContinuousClock.Instant
+        var expires: Date
     }
 
     let ttl: Duration
@@ -128,7 +102,7 @@ public actor ApiTokenCache {
     }
 
     /// - Returns: nil on a miss; `.some(nil)` for a cached rejection.
-    func lookup(_ key: String, now: ContinuousClock.Instant) -> Principal?? {
+    func lookup(_ key: String, now: Date) -> Principal?? {
         guard let entry = self.entries[key] else { return nil }
         guard entry.expires > now else {
             self.entries[key] = nil
@@ -137,11 +111,11 @@ public actor ApiTokenCache {
         return .some(entry.principal)
     }
 
-    func store(_ key: String, principal: Principal?, now: ContinuousClock.Instant) {
+    func store(_ key: String, principal: Principal?, now: Date) {
         if self.entries.count >= self.capacity {
             self.entries = self.entries.filter { $0.value.expires > now }
             if self.entries.count >= self.capacity { self.entries.removeAll(keepingCapacity: true) }
         }
-        self.entries[key] = Entry(principal: principal, expires: now + self.ttl)
+        self.entries[key] = Entry(principal: principal, expires: now.addingTimeInterval(Double(self.ttl.components.seconds) + Double(self.ttl.components.attoseconds) / 1e18))
     }
 }

@@ -8,7 +8,7 @@ import Shared
 ///
 /// Answers the token's principal, or 401 with the overview's body for an unknown, revoked or
 /// expired token. Records when the token was last used.
-public struct TokenResolveController<Context: RequestContext>: Sendable {
+public struct TokenResolveController<Context: ServiceRequestContextProtocol>: Sendable {
     let tokens: any ApiTokenRepository
     let timeSource: any TimeSource
 

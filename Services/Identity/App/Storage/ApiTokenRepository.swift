@@ -1,6 +1,7 @@
 import Foundation
 import SQLKit
 import ServiceKit
+import ServiceStorage
 import Shared
 
 /// A stored `sk_` token. The token itself is never stored: only its SHA-256 and a display prefix.
@@ -97,10 +98,8 @@ public enum ApiTokenMinter {
 
     /// Mints a token and stores its hash.
     public static func mint(_ new: NewApiToken, into repository: any ApiTokenRepository, now: Date) async throws -> MintedApiToken {
-        let name = new.name.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !name.isEmpty, name.count <= 100 else {
-            throw ServiceError.badRequest("name must be 1 to 100 characters")
-        }
+        let name = try Identifier.validate(new.name, field: "name")
+        guard name.count <= 100 else { throw ServiceError.badRequest("name must be at most 100 characters") }
         if new.scope == .app && (new.appId ?? "").isEmpty {
             throw ServiceError.badRequest("appId is required for an app-scoped token")
         }

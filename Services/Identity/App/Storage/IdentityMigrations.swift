@@ -1,4 +1,5 @@
 import ServiceKit
+import ServiceStorage
 
 /// Identity's tables. Each migration runs once, in order, on SQLite and PostgreSQL alike.
 public enum IdentityMigrations {

@@ -3,7 +3,7 @@ import ServiceKit
 import Shared
 
 /// `/api/v1/apps*`, reached only through the gateway (internal token + forwarded principal).
-public struct AppsController<Context: RequestContext>: Sendable {
+public struct AppsController<Context: ServiceRequestContextProtocol>: Sendable {
     let apps: any AppRepository
 
     public init(apps: any AppRepository) {
@@ -16,8 +16,7 @@ public struct AppsController<Context: RequestContext>: Sendable {
 
     /// The apps the caller may see: all for global tokens, the tenant's for members, one for an app token.
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {
-        let principal = try request.forwardedPrincipal()
-        guard !principal.isAnonymous else { throw ServiceError.unauthorized }
+        let principal = try context.caller()
         let apps = try await self.apps.list(AppVisibility(principal: principal))
         return try JSONResponse.make(apps.map(\.summary))
     }

@@ -6,7 +6,7 @@ import Shared
 
 /// The root mounts (`/hls /samples /sdk /play /embed /assets`), served from `<media root>/<mount>/`.
 /// A path that would leave its root, or any hidden segment, is a 404.
-public struct MediaMountController<Context: RequestContext>: Sendable {
+public struct MediaMountController<Context: ServiceRequestContextProtocol>: Sendable {
     let root: String
     let fileIO = FileIO()
 
@@ -18,7 +18,36 @@ public struct MediaMountController<Context: RequestContext>: Sendable {
         for mount in RouteCatalog.mediaMounts {
             router.get(RouterPath(mount + "/**"), use: self.serve)
             router.head(RouterPath(mount + "/**"), use: self.serve)
+            router.on(RouterPath(mount + "/**"), method: .options, use: self.options)
         }
+    }
+
+    /// The methods every mount answers (the gateway's 405 names the same).
+    public static var allow: String { RouteCatalog.mediaMountMethods.joined(separator: ", ") }
+
+    /// `OPTIONS` on a file: 204 with `Allow` and the CORS preflight answer (players on other origins
+    /// fetch playlists and segments with `Range`).
+    @Sendable func options(_ request: Request, context: Context) async throws -> Response {
+        _ = try self.existingFile(request.uri.path)
+        return Response(
+            status: .noContent,
+            headers: [
+                .allow: Self.allow, .accessControlAllowOrigin: "*", .accessControlAllowMethods: Self.allow,
+                .accessControlAllowHeaders: "Range", .accessControlMaxAge: "600",
+            ])
+    }
+
+    /// The file a request path names.
+    /// - Throws: ``ServiceError`` 404 when it is outside every mount or root, or is not a file.
+    func existingFile(_ path: String) throws -> String {
+        guard let file = self.resolve(path) else {
+            throw ServiceError(.notFound, message: "Cannot GET \(path)")
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            throw ServiceError(.notFound, message: "Cannot GET \(path)")
+        }
+        return file
     }
 
     /// The file a request path names, or nil when it is outside every mount or its root.
@@ -34,13 +63,7 @@ public struct MediaMountController<Context: RequestContext>: Sendable {
     }
 
     @Sendable func serve(_ request: Request, context: Context) async throws -> Response {
-        guard let file = self.resolve(request.uri.path) else {
-            throw ServiceError(.notFound, message: "Cannot GET \(request.uri.path)")
-        }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), !isDirectory.boolValue else {
-            throw ServiceError(.notFound, message: "Cannot GET \(request.uri.path)")
-        }
+        let file = try self.existingFile(request.uri.path)
         let ext = (file as NSString).pathExtension.lowercased()
         var headers: HTTPFields = [.contentType: MediaContentType.byExtension[ext] ?? "application/octet-stream"]
         headers[.cacheControl] = ext == "m3u8" ? "no-cache" : "public, max-age=60"

@@ -1,6 +1,7 @@
 import Foundation
 import SQLKit
 import ServiceKit
+import ServiceStorage
 import Shared
 
 /// A stored app.

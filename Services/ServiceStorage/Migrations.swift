@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SQLKit
+import ServiceKit
 
 /// One schema change. `statements` get the dialect for the rare type that differs.
 public struct Migration: Sendable {
@@ -30,6 +31,7 @@ public struct Migrator: Sendable {
     var table: String { "\(self.service)_schema_migrations" }
 
     public func migrate(_ database: any Database, logger: Logger) async throws {
+        try await database.waitUntilReachable(logger: logger)
         let table = self.table
         try await database.withSQL { sql in
             try await sql.raw(
@@ -55,6 +57,33 @@ public struct Migrator: Sendable {
             if applied {
                 logger.info(
                     "applied migration", metadata: ["service": "\(self.service)", "version": "\(migration.version)", "name": "\(migration.name)"])
+            }
+        }
+    }
+
+    struct VersionRow: Decodable { var version: Int? }
+
+    /// Whether every migration of this service has been applied.
+    public func isCurrent(_ database: any Database) async throws -> Bool {
+        let latest = self.migrations.map(\.version).max() ?? 0
+        let table = self.table
+        let applied = try await database.withSQL { sql in
+            try await sql.raw("SELECT MAX(version) AS version FROM \(unsafeRaw: table)").first(decoding: VersionRow.self)?.version
+        }
+        return (applied ?? 0) >= latest
+    }
+
+    /// The readiness check of a service's database: reachable and migrated.
+    public func readiness(_ database: any Database) -> ReadinessCheck {
+        ReadinessCheck(name: "database") {
+            do {
+                return try await ReadinessCheck.within(.seconds(2)) {
+                    try await self.isCurrent(database) ? nil : "migrations not applied"
+                }
+            } catch let error as StorageError {
+                return "unreachable: \(error)"
+            } catch {
+                return "unreachable: \(PostgresStore.describe(error))"
             }
         }
     }

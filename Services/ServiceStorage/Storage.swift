@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceKit
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -16,13 +17,14 @@ import Shared
 public enum StorageLocation: Sendable, Equatable {
     case sqlite(path: String)
     case postgres(PostgresLocation)
-    /// The service has no tables (the gateway).
-    case none
 
-    /// `DATABASE_URL` wins; else `STREAMHUB_DATA_DIR/<name>.sqlite` (default `./.streamhub/data`).
+    /// `DATABASE_URL` wins (with `DATABASE_CONNECT_TIMEOUT_S`, default 10); else
+    /// `STREAMHUB_DATA_DIR/<name>.sqlite` (default `./.streamhub/data`).
     public init(reader: SettingsReader, name: String) throws {
         if let url = reader.string(Shared.ConfigKey.databaseURL, isSecret: true) {
-            self = .postgres(try PostgresLocation(url: url))
+            var location = try PostgresLocation(url: url)
+            location.connectTimeout = .seconds(try reader.int(Shared.ConfigKey.databaseConnectTimeout, default: 10, range: 1...600))
+            self = .postgres(location)
         } else {
             let directory = reader.string(Shared.ConfigKey.dataDir, default: ".streamhub/data")
             self = .sqlite(path: (directory as NSString).appendingPathComponent("\(name).sqlite"))
@@ -41,6 +43,11 @@ public struct PostgresLocation: Sendable, Equatable {
     public var sslMode: String
     /// Optional schema put first on the `search_path` (isolates test runs sharing one database).
     public var schema: String?
+    /// How long start-up waits for the server before giving up (`DATABASE_CONNECT_TIMEOUT_S`).
+    public var connectTimeout: Duration = .seconds(10)
+
+    /// `host:port`, for messages (never the password).
+    public var endpoint: String { "\(self.host):\(self.port)" }
 
     public init(url: String) throws {
         guard let components = URLComponents(string: url), components.scheme == "postgres" || components.scheme == "postgresql" else {
@@ -83,6 +90,7 @@ public struct PostgresLocation: Sendable, Equatable {
         if let schema {
             configuration.options.additionalStartupParameters = [("search_path", "\(schema),public")]
         }
+        configuration.options.connectTimeout = min(self.connectTimeout, .seconds(5))
         return configuration
     }
 }
@@ -100,15 +108,60 @@ public protocol Database: Sendable {
     var dialect: SQLDialectKind { get }
     func withSQL<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
     func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+    /// Waits until the database answers, retrying (logged at warning) until its connect timeout.
+    /// - Throws: ``StorageError/unavailable(_:)`` naming where it looked.
+    func waitUntilReachable(logger: Logger) async throws
+    /// Calls `onChange` for every notification on `channel` from any process, until cancelled.
+    /// Returns false at once when the database cannot push notifications (then polling is all there is).
+    func listen(channel: String, _ onChange: @escaping @Sendable () async -> Void) async throws -> Bool
+    /// Announces a change on `channel` to every listener when the transaction of `sql` commits;
+    /// nothing where the database has no notifications.
+    func notify(channel: String, in sql: any SQLDatabase) async throws
+}
+
+extension Database {
+    public func waitUntilReachable(logger: Logger) async throws {
+        _ = try await self.withSQL { sql in try await sql.raw("SELECT 1").all() }
+    }
+
+    public func listen(channel: String, _ onChange: @escaping @Sendable () async -> Void) async throws -> Bool { false }
+
+    public func notify(channel: String, in sql: any SQLDatabase) async throws {}
+}
+
+/// What storage code throws; controllers map it to HTTP (see ``StorageError/serviceError``).
+public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The thing asked for does not exist.
+    case notFound(String)
+    /// The write contradicts what is stored (a duplicate, a stale version).
+    case conflict(String)
+    /// The value cannot be stored as given.
+    case invalid(String)
+    /// The database cannot be reached.
+    case unavailable(String)
+
+    public var description: String {
+        switch self {
+        case .notFound(let message), .conflict(let message), .invalid(let message), .unavailable(let message): message
+        }
+    }
+
+    /// The client-facing error: 404, 409, 400 or 503 with the message.
+    public var serviceError: ServiceError {
+        switch self {
+        case .notFound(let message): ServiceError(.notFound, message: message)
+        case .conflict(let message): ServiceError(.conflict, message: message)
+        case .invalid(let message): ServiceError(.badRequest, message: message)
+        case .unavailable(let message): ServiceError(.serviceUnavailable, message: message)
+        }
+    }
 }
 
 /// Opens the database a ``StorageLocation`` names, and the long-lived service that owns it.
 public enum DatabaseFactory {
     /// - Returns: the database and the `Service` that must run for as long as it is used.
-    public static func open(_ location: StorageLocation, logger: Logger) async throws -> (any Database, any Service)? {
+    public static func open(_ location: StorageLocation, logger: Logger) async throws -> (any Database, any Service) {
         switch location {
-        case .none:
-            return nil
         case .sqlite(let path):
             let database = try await SQLiteStore.open(path: path, logger: logger)
             return (database, database)
@@ -131,9 +184,13 @@ public final class SQLiteStore: Database, Service {
         self.connection = connection
     }
 
-    public static func open(path: String, logger: Logger) async throws -> SQLiteStore {
+    /// Opens (and, when `create`, creates) the SQLite file at `path`.
+    /// - Throws: ``StorageError/notFound(_:)`` when `create` is false and there is no such file.
+    public static func open(path: String, create: Bool = true, logger: Logger) async throws -> SQLiteStore {
         let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
+        if !create {
+            guard FileManager.default.fileExists(atPath: path) else { throw StorageError.notFound("no StreamHub store at \(path)") }
+        } else if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
         let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
@@ -182,12 +239,77 @@ public final class SQLiteStore: Database, Service {
 /// PostgreSQL through a `PostgresClient` pool; the client must run as a service.
 public final class PostgresStore: Database, Service {
     public let dialect = SQLDialectKind.postgres
-    public let client: PostgresClient
+    let client: PostgresClient
+    let location: PostgresLocation
     let logger: Logger
 
     public init(location: PostgresLocation, logger: Logger) {
-        self.client = PostgresClient(configuration: location.clientConfiguration(), backgroundLogger: logger)
+        // The pool's own connection retries are noisy at info; start-up reports them itself (warning).
+        var background = logger
+        background.logLevel = max(logger.logLevel, .warning)
+        self.client = PostgresClient(configuration: location.clientConfiguration(), backgroundLogger: background)
+        self.location = location
         self.logger = logger
+    }
+
+    public func waitUntilReachable(logger: Logger) async throws {
+        let deadline = ContinuousClock.now + self.location.connectTimeout
+        var attempt = 0
+        var lastError = "no answer"
+        while ContinuousClock.now < deadline {
+            attempt += 1
+            let remaining = deadline - ContinuousClock.now
+            do {
+                try await Self.withTimeout(min(remaining, .seconds(2))) {
+                    _ = try await self.withSQL { sql in try await sql.raw("SELECT 1").all() }
+                }
+                return
+            } catch {
+                lastError = Self.describe(error)
+                logger.warning(
+                    "PostgreSQL not reachable yet, retrying",
+                    metadata: ["endpoint": "\(self.location.endpoint)", "attempt": "\(attempt)", "error": "\(lastError)"])
+            }
+            try await Task.sleep(for: min(.milliseconds(500), max(.zero, deadline - ContinuousClock.now)))
+        }
+        throw StorageError.unavailable(
+            "cannot reach PostgreSQL at \(self.location.endpoint) (DATABASE_URL) within \(self.location.connectTimeout.components.seconds) s: \(lastError)")
+    }
+
+    static func withTimeout(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await body()
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return false
+            }
+            defer { group.cancelAll() }
+            guard try await group.next() == true else { throw StorageError.unavailable("timed out") }
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let psql = error as? PSQLError {
+            if let message = psql.serverInfo?[.message] { return message }
+            return "\(psql.code)"
+        }
+        return "\(error)"
+    }
+
+    public func listen(channel: String, _ onChange: @escaping @Sendable () async -> Void) async throws -> Bool {
+        try await self.client.withConnection { connection in
+            try await connection.listen(on: channel) { notifications in
+                for try await _ in notifications { await onChange() }
+            }
+        }
+        return true
+    }
+
+    public func notify(channel: String, in sql: any SQLDatabase) async throws {
+        try await sql.raw("SELECT pg_notify(\(bind: channel), '')").run()
     }
 
     public func withSQL<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
@@ -252,11 +374,17 @@ extension DatabaseFactory {
     public static func withDatabase<T: Sendable>(
         _ location: StorageLocation, logger: Logger, _ body: @escaping @Sendable (any Database) async throws -> T
     ) async throws -> T {
+        try await self.withDatabase(location, create: true, logger: logger, body)
+    }
+
+    /// Like ``withDatabase(_:logger:_:)``; with `create` false a missing SQLite file is
+    /// ``StorageError/notFound(_:)`` instead of a new empty store.
+    public static func withDatabase<T: Sendable>(
+        _ location: StorageLocation, create: Bool, logger: Logger, _ body: @escaping @Sendable (any Database) async throws -> T
+    ) async throws -> T {
         switch location {
-        case .none:
-            throw ConfigurationError("no database configured")
         case .sqlite(let path):
-            let store = try await SQLiteStore.open(path: path, logger: logger)
+            let store = try await SQLiteStore.open(path: path, create: create, logger: logger)
             do {
                 let result = try await body(store)
                 try await store.close()
@@ -272,7 +400,10 @@ extension DatabaseFactory {
                     await store.client.run()
                     return nil
                 }
-                group.addTask { try await body(store) }
+                group.addTask {
+                    try await store.waitUntilReachable(logger: logger)
+                    return try await body(store)
+                }
                 defer { group.cancelAll() }
                 while let next = try await group.next() {
                     if let result = next { return result }

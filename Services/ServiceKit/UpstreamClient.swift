@@ -8,7 +8,7 @@ import NIOHTTP1
 import ServiceLifecycle
 import Shared
 
-/// A request the gateway sends to one of its upstream services.
+/// A request one service sends to another (the gateway's forwarding, internal calls).
 public struct UpstreamRequest: Sendable {
     public var method: HTTPRequest.Method
     /// Base URL of the service, e.g. `http://127.0.0.1:8083`.
@@ -45,7 +45,7 @@ public struct UpstreamResponse: Sendable {
     }
 }
 
-/// Why an upstream call failed, in the gateway's terms.
+/// Why a call to another service failed.
 public enum UpstreamFailure: Error, Sendable {
     /// Nothing listening, connection reset: 503.
     case unavailable(String)
@@ -53,7 +53,7 @@ public enum UpstreamFailure: Error, Sendable {
     case timeout
 }
 
-/// The gateway's only way to reach other services.
+/// A process's only way to reach other services (one pool per process; tests inject fakes).
 public protocol UpstreamClient: Sendable {
     func send(_ request: UpstreamRequest, timeout: Duration) async throws -> UpstreamResponse
 }
@@ -62,12 +62,12 @@ public protocol UpstreamClient: Sendable {
 public final class HTTPUpstreamClient: UpstreamClient, Service {
     let client: HTTPClient
 
-    public init() {
+    public init(connectTimeout: Duration = .seconds(2)) {
         var configuration = HTTPClient.Configuration()
         // Fail fast when a service is down instead of retrying the connect until the deadline.
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
-        configuration.timeout.connect = .seconds(2)
+        configuration.timeout.connect = .milliseconds(connectTimeout.components.seconds * 1000 + connectTimeout.components.attoseconds / 1_000_000_000_000_000)
         configuration.decompression = .disabled
         configuration.redirectConfiguration = .disallow
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)

@@ -1,11 +1,12 @@
 import Crypto
 import Foundation
-import ServiceKit
 import Shared
 
-/// Verifies dashboard JWTs locally: HS256 only, signature checked in constant time, `exp` required
-/// and in the future, `nbf` honoured. Any other `alg` (including `none`) is rejected.
-public struct SessionTokenVerifier: Sendable {
+/// Dashboard session JWTs, minted by identity and verified by the gateway with the same code: HS256
+/// with `STREAMHUB_JWT_SECRET`, the algorithm pinned (any other `alg`, `none` included, is
+/// rejected), the signature checked in constant time, `exp` required and in the future, `nbf`
+/// honoured.
+public struct SessionTokens: Sendable {
     let key: SymmetricKey
     /// Clock skew tolerated on `exp` and `nbf`.
     let leeway: Int64 = 5
@@ -39,7 +40,7 @@ public struct SessionTokenVerifier: Sendable {
         return claims
     }
 
-    /// Signs claims as an HS256 JWT (identity mints sessions with the same code path; tests use it too).
+    /// Signs claims as an HS256 JWT.
     public func sign(_ claims: SessionClaims) -> String {
         let header = Base64URL.encode(Data(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
         let payload = Base64URL.encode((try? JSONEncoder().encode(claims)) ?? Data())

@@ -1,0 +1,78 @@
+import Hummingbird
+import Logging
+import NIOCore
+import Shared
+
+/// A request context that carries who is calling and the request's id.
+///
+/// ``RequestIDMiddleware`` sets ``requestID`` first thing; ``CallerMiddleware`` decodes the
+/// gateway's `X-StreamHub-Principal` once into ``principal``. Handlers read both from here and
+/// never decode headers or logger metadata themselves.
+public protocol ServiceRequestContextProtocol: RequestContext {
+    /// The id in `X-Request-Id`, the `request_id` of every log line of this request.
+    var requestID: String { get set }
+    /// The caller as the gateway resolved it; ``Principal/anonymous`` until ``CallerMiddleware`` ran.
+    var principal: Principal { get set }
+    /// The peer's IP address, if known.
+    var clientIP: String? { get }
+}
+
+extension ServiceRequestContextProtocol {
+    /// The caller on a route that needs one.
+    /// - Throws: ``ServiceError`` 401 for an anonymous caller.
+    public func caller() throws -> Principal {
+        guard !self.principal.isAnonymous else { throw ServiceError.unauthorized }
+        return self.principal
+    }
+}
+
+/// The request context of every StreamHub service.
+public struct ServiceRequestContext: ServiceRequestContextProtocol, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+    public var requestID: String = ""
+    public var principal: Principal = .anonymous
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress
+    }
+
+    public var clientIP: String? { self.remoteAddress?.ipAddress }
+
+    /// Routes bound their own bodies (`collectBody(upTo:)`, ``Request/decodeJSON(_:limit:)``, the
+    /// gateway's `GATEWAY_MAX_BODY_BYTES`); this only bounds Hummingbird's own collection.
+    public var maxUploadSize: Int { 256 << 20 }
+}
+
+/// Puts the forwarded caller (`X-StreamHub-Principal`) into the context, once per request.
+///
+/// Sits behind ``InternalTokenMiddleware``: only a caller holding the internal token (the gateway,
+/// another service) can name a principal. No header is an anonymous caller; a malformed one is a 400.
+public struct CallerMiddleware<Context: ServiceRequestContextProtocol>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.streamHubPrincipal] else { return try await next(request, context) }
+        guard let principal = PrincipalHeader.decode(header) else {
+            throw ServiceError.badRequest("Malformed principal header")
+        }
+        var context = context
+        context.principal = principal
+        return try await next(request, context)
+    }
+}
+
+extension Router where Context: ServiceRequestContextProtocol {
+    /// The group of routes the gateway forwards to this service (`/api/v1/…`): internal token
+    /// required, the caller in the context.
+    public func forwardedGroup(_ path: RouterPath = "/api/v1", internalToken: String) -> RouterGroup<Context> {
+        self.group(path).add(middleware: InternalTokenMiddleware(token: internalToken)).add(middleware: CallerMiddleware())
+    }
+
+    /// The group of this service's internal routes (`/internal/v1/…`): internal token required.
+    public func internalGroup(internalToken: String) -> RouterGroup<Context> {
+        self.group(RouterPath(RouteCatalog.internalPrefix)).add(middleware: InternalTokenMiddleware(token: internalToken))
+            .add(middleware: CallerMiddleware())
+    }
+}
