@@ -159,6 +159,18 @@ struct UpCommandTests {
             return (process, output)
         }
 
+        do {
+            try await self.startStopStart(client: client, port: port, dataDir: dataDir, runUp: runUp)
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+    }
+
+    func startStopStart(
+        client: HTTPClient, port: Int, dataDir: String, runUp: () async throws -> (process: Process, output: OutputCollector)
+    ) async throws {
         let first = try await runUp()
         let token = try #require(
             first.output.text.split(separator: " ").first { $0.hasPrefix("sk_") }.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) })
@@ -183,7 +195,6 @@ struct UpCommandTests {
         second.process.terminate()
         try await Stack.waitFor(deadline: .seconds(20), "up to stop") { !second.process.isRunning }
         #expect(second.process.terminationStatus == 0)
-        try await client.shutdown()
     }
 }
 
