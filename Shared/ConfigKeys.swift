@@ -18,6 +18,12 @@ public enum ConfigKey {
     public static let upstreamTimeoutMs = "GATEWAY_UPSTREAM_TIMEOUT_MS"
     public static let maxBodyBytes = "GATEWAY_MAX_BODY_BYTES"
     public static let mediaRoot = "STREAMHUB_MEDIA_ROOT"
+    public static let publicURL = "STREAMHUB_PUBLIC_URL"
+    public static let defaultMaxApps = "STREAMHUB_DEFAULT_MAX_APPS"
+    public static let defaultMaxConcurrentStreams = "STREAMHUB_DEFAULT_MAX_CONCURRENT_STREAMS"
+    public static let defaultMaxMembers = "STREAMHUB_DEFAULT_MAX_MEMBERS"
+    public static let defaultMaxTokens = "STREAMHUB_DEFAULT_MAX_TOKENS"
+    public static let bcryptCost = "STREAMHUB_BCRYPT_COST"
 }
 
 /// Default loopback ports used by `streamhub up` and the compose file.

@@ -77,20 +77,35 @@ public struct SessionClaims: Codable, Sendable, Equatable {
     /// The tenant the session acts in.
     public var tenantId: String?
     public var superadmin: Bool?
+    /// Issuer: `STREAMHUB_PUBLIC_URL`.
+    public var iss: String?
+    /// Audience: `streamhub-dashboard`.
+    public var aud: String?
+    /// A unique id of this session token.
+    public var jti: String?
     /// Issued at, seconds since the epoch.
     public var iat: Int64?
     /// Expiry, seconds since the epoch; required.
     public var exp: Int64
     public var nbf: Int64?
 
-    public init(sub: String, tenantId: String?, superadmin: Bool? = nil, iat: Int64?, exp: Int64, nbf: Int64? = nil) {
+    public init(
+        sub: String, tenantId: String?, superadmin: Bool? = nil, iss: String? = nil, aud: String? = nil, jti: String? = nil, iat: Int64?,
+        exp: Int64, nbf: Int64? = nil
+    ) {
         self.sub = sub
         self.tenantId = tenantId
         self.superadmin = superadmin
+        self.iss = iss
+        self.aud = aud
+        self.jti = jti
         self.iat = iat
         self.exp = exp
         self.nbf = nbf
     }
+
+    /// The audience of every dashboard session.
+    public static let audience = "streamhub-dashboard"
 }
 
 /// `POST /internal/v1/enforce` on authz: may `subject` do `action` on `resource` in `tenant`?

@@ -8,8 +8,11 @@ public enum AuthKind: String, Codable, Sendable {
     /// No credential needed; the gateway never resolves one, so a stale or broken credential sent
     /// along does not break a public page (docs/architecture.md).
     case `public`
-    /// An `sk_` token or a dashboard JWT.
+    /// An `sk_` token or a dashboard JWT, checked against the route's permission.
     case authenticated
+    /// Any signed-in caller (an `sk_` token or a dashboard JWT); no permission is checked, the
+    /// route serves the caller's own data (`/auth/me`, logout).
+    case signedIn
     /// `X-Cluster-Token` = `STREAMHUB_CLUSTER_TOKEN`.
     case clusterToken
     /// LiveKit's webhook signature.
@@ -60,6 +63,22 @@ public enum RouteCatalog {
         RouteDefinition(
             "GET", "/api/v1/health", service: .gateway, auth: .public, enveloped: false,
             summary: "Liveness probe"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/auth/signup", service: .identity, auth: .public,
+            summary: "Create a user and a tenant they own; answers a dashboard session {token, expiresAt, user, tenantId}"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/auth/login", service: .identity, auth: .public,
+            summary: "Sign in with {email, password, tenantId?}; answers a dashboard session"
+        ),
+        RouteDefinition(
+            "GET", "/api/v1/auth/me", service: .identity, auth: .signedIn,
+            summary: "The signed-in user, the session's tenant and every tenant they belong to with their roles"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/auth/logout", service: .identity, auth: .signedIn,
+            summary: "End every session of the signed-in user issued until now (in force at the gateway within 5 s)"
         ),
         RouteDefinition(
             "GET", "/api/v1/apps", service: .media, auth: .authenticated, permission: "app:read",

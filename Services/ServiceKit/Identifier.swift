@@ -44,3 +44,27 @@ public enum Identifier {
         return nil
     }
 }
+
+/// Email addresses: normalised (trimmed, lower-cased) and then checked, so one address is one
+/// account however it is typed.
+public enum EmailAddress {
+    /// The longest address (RFC 5321's path limit).
+    public static let maxBytes = 254
+
+    /// - Returns: the normalised address.
+    /// - Throws: ``ServiceError`` 400 naming `field`.
+    public static func normalize(_ value: String, field: String = "email") throws -> String {
+        let normalized = value.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        try Identifier.validate(normalized, field: field)
+        guard normalized.utf8.count <= self.maxBytes else {
+            throw ServiceError.badRequest("\(field) must be at most \(self.maxBytes) bytes")
+        }
+        let parts = normalized.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
+            !normalized.unicodeScalars.contains(where: { $0.properties.isWhitespace })
+        else {
+            throw ServiceError.badRequest("\(field) must be an email address like name@example.com")
+        }
+        return normalized
+    }
+}

@@ -5,14 +5,31 @@ import Shared
 /// Dashboard session JWTs, minted by identity and verified by the gateway with the same code: HS256
 /// with `STREAMHUB_JWT_SECRET`, the algorithm pinned (any other `alg`, `none` included, is
 /// rejected), the signature checked in constant time, `exp` required and in the future, `nbf`
-/// honoured.
+/// honoured, `iss` and `aud` required to be ours.
 public struct SessionTokens: Sendable {
     let key: SymmetricKey
+    /// The `iss` every session carries and must carry: `STREAMHUB_PUBLIC_URL`.
+    public let issuer: String
+    /// The `aud` every session carries and must carry.
+    public let audience: String
     /// Clock skew tolerated on `exp` and `nbf`.
     let leeway: Int64 = 5
+    /// How long a session lasts.
+    public static let lifetime: Int64 = 12 * 3600
 
-    public init(secret: String) {
+    public init(secret: String, issuer: String, audience: String = SessionClaims.audience) {
         self.key = SymmetricKey(data: Array(secret.utf8))
+        self.issuer = issuer
+        self.audience = audience
+    }
+
+    /// Fresh claims for a session of `userId` acting in `tenantId`, issued at `now` (never before
+    /// `notBefore`, so a sign-in right after a logout is not caught by it) and valid 12 h.
+    public func claims(userId: String, tenantId: String?, superadmin: Bool, now: Date, notBefore: Int64 = 0) -> SessionClaims {
+        let issuedAt = max(Int64(now.timeIntervalSince1970), notBefore)
+        return SessionClaims(
+            sub: userId, tenantId: tenantId, superadmin: superadmin, iss: self.issuer, aud: self.audience, jti: UUID().uuidString.lowercased(),
+            iat: issuedAt, exp: issuedAt + Self.lifetime)
     }
 
     struct Header: Decodable {
@@ -36,6 +53,7 @@ public struct SessionTokens: Sendable {
         guard let claims = try? JSONDecoder().decode(SessionClaims.self, from: payloadData) else { return nil }
         let seconds = Int64(now.timeIntervalSince1970)
         guard claims.exp + self.leeway > seconds else { return nil }
+        guard claims.iss == self.issuer, claims.aud == self.audience else { return nil }
         if let nbf = claims.nbf, nbf - self.leeway > seconds { return nil }
         return claims
     }

@@ -14,8 +14,7 @@ struct AuthzEndToEndTests {
         try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
             let base = stack.gatewayURL
             let token = try stack.seedToken(name: "e2e").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            let now = Int64(Date().timeIntervalSince1970)
-            let session = SessionTokens(secret: Stack.jwtSecret).sign(SessionClaims(sub: "ann", tenantId: "t1", iat: now, exp: now + 600))
+            let session = Stack.session(sub: "ann", tenantId: "t1")
 
             let denied = try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)")])
             #expect(denied.status == 403)
@@ -59,8 +58,7 @@ struct AuthzEndToEndTests {
     func logModeThroughGateway() async throws {
         let metricsToken = "e2e-metrics-token-0123456789abcdefgh"
         try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "log", "LOG_LEVEL": "notice", "METRICS_TOKEN": metricsToken]) { stack, client in
-            let now = Int64(Date().timeIntervalSince1970)
-            let session = SessionTokens(secret: Stack.jwtSecret).sign(SessionClaims(sub: "ann", tenantId: "t1", iat: now, exp: now + 600))
+            let session = Stack.session(sub: "ann", tenantId: "t1")
             let response = try await client.call(
                 stack.gatewayURL + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)"), ("X-Request-Id", "e2e-log-1")])
             #expect(response.status == 200)
@@ -79,8 +77,7 @@ struct AuthzEndToEndTests {
 
     /// A dashboard session for a user with no role anywhere.
     static func roleless() -> String {
-        let now = Int64(Date().timeIntervalSince1970)
-        return SessionTokens(secret: Stack.jwtSecret).sign(SessionClaims(sub: "nobody", tenantId: "t1", iat: now, exp: now + 600))
+        return Stack.session(sub: "nobody", tenantId: "t1")
     }
 
     static let metricsToken = "e2e-metrics-token-0123456789abcdefgh"
@@ -159,8 +156,7 @@ struct AuthzEndToEndTests {
             let checked = try #require(try check.json()["data"] as? NSDictionary)
             #expect(checked == ["tenant": "t1", "allowed": true, "explain": ["viewer", "*", "app", "read"], "roles": ["viewer"]] as NSDictionary)
             // The user the JWT names is the subject the docs assign: user 42 now reads apps in t1.
-            let now = Int64(Date().timeIntervalSince1970)
-            let session = SessionTokens(secret: Stack.jwtSecret).sign(SessionClaims(sub: "42", tenantId: "t1", iat: now, exp: now + 600))
+            let session = Stack.session(sub: "42", tenantId: "t1")
             #expect(try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)")]).status == 200)
             let removed = try await client.call(base + "/api/v1/authz/roles?tenant=t1&user=user:42&role=viewer", method: "DELETE", headers: [auth])
             #expect((try removed.json()["data"] as? [String: Any])?["changed"] as? Int == 1)

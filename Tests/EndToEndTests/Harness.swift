@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import ServiceKit
 import Shared
 import TestSupport
 
@@ -73,6 +74,12 @@ final class Stack: @unchecked Sendable {
         }
         environment.merge(extra) { _, new in new }
         self.environment = environment
+    }
+
+    /// A dashboard session as identity mints them (issuer: the default `STREAMHUB_PUBLIC_URL`).
+    static func session(sub: String, tenantId: String?, superadmin: Bool = false) -> String {
+        let tokens = SessionTokens(secret: Self.jwtSecret, issuer: "http://127.0.0.1:8080")
+        return tokens.sign(tokens.claims(userId: sub, tenantId: tenantId, superadmin: superadmin, now: Date()))
     }
 
     var gatewayURL: String { "http://127.0.0.1:\(self.ports["gateway"]!)" }

@@ -127,6 +127,8 @@ struct OperatorTests {
                 let warnings = stack.log(service).split(separator: "\n").filter { $0.contains(#""level":"warning""#) || $0.contains(#""level":"error""#) }
                 #expect(warnings.isEmpty, "\(service) warned on a fresh start: \(warnings)")
             }
+            let loaded = stack.log("authz").split(separator: "\n").first { $0.contains(#""msg":"policy loaded""#) }
+            #expect(loaded?.contains(#""model":"built-in default_model.conf""#) == true, "\(loaded ?? "no policy loaded line")")
             let health = try await client.call(stack.gatewayURL + "/api/v1/health")
             #expect(Set(try health.json().keys) == ["status", "up", "version", "ts", "uptimeSeconds"])
             try await stack.stop("media")

@@ -71,6 +71,7 @@ struct GatewayTests {
         let resolved = String(decoding: try JSONEncoder().encode(TokenResolveResponse(principal: Self.globalPrincipal, tokenId: "g1")), as: UTF8.self)
         upstream.set(Self.identity + "/internal/v1/tokens/resolve", .answer(200, resolved))
         upstream.set(Self.media + "/api/v1/apps", .answer(200, "[]"))
+        upstream.set(Self.identity + "/internal/v1/sessions/state", .answer(200, #"{"exists":false,"disabled":false,"notBefore":0}"#))
         return upstream
     }
 
@@ -166,15 +167,27 @@ struct GatewayTests {
         }
     }
 
-    @Test("dashboard JWTs: HS256 with a future exp only")
+    static let issuer = "http://127.0.0.1:8080"
+
+    static func session(sub: String = "u1", tenantId: String? = "t1") -> String {
+        let tokens = SessionTokens(secret: Self.jwtSecret, issuer: Self.issuer)
+        return tokens.sign(tokens.claims(userId: sub, tenantId: tenantId, superadmin: false, now: Date()))
+    }
+
+    @Test("dashboard JWTs: HS256, our iss and aud, a future exp only")
     func sessionTokens() async throws {
         let upstream = try self.upstreamWithGlobalToken()
-        let verifier = SessionTokens(secret: Self.jwtSecret)
+        let verifier = SessionTokens(secret: Self.jwtSecret, issuer: Self.issuer)
         let now = Int64(Date().timeIntervalSince1970)
-        let valid = verifier.sign(SessionClaims(sub: "u1", tenantId: "t1", iat: now, exp: now + 3600))
-        let expired = verifier.sign(SessionClaims(sub: "u1", tenantId: "t1", iat: now - 7200, exp: now - 3600))
-        let otherKey = SessionTokens(secret: String(repeating: "x", count: 40)).sign(
-            SessionClaims(sub: "u1", tenantId: "t1", iat: now, exp: now + 3600))
+        func claims(iss: String? = Self.issuer, aud: String? = SessionClaims.audience, iat: Int64 = now, exp: Int64 = now + 3600) -> SessionClaims {
+            SessionClaims(sub: "u1", tenantId: "t1", iss: iss, aud: aud, jti: UUID().uuidString, iat: iat, exp: exp)
+        }
+        let valid = verifier.sign(claims())
+        let expired = verifier.sign(claims(iat: now - 7200, exp: now - 3600))
+        let otherKey = SessionTokens(secret: String(repeating: "x", count: 40), issuer: Self.issuer).sign(claims())
+        let wrongIssuer = verifier.sign(claims(iss: "https://evil.example"))
+        let noIssuer = verifier.sign(claims(iss: nil))
+        let wrongAudience = verifier.sign(claims(aud: "other-app"))
         let payload = valid.split(separator: ".")[1]
         let algNone = Base64URL.encode(Data(#"{"alg":"none","typ":"JWT"}"#.utf8)) + "." + payload + "."
         let hs512 = Base64URL.encode(Data(#"{"alg":"HS512","typ":"JWT"}"#.utf8)) + "." + payload + "." + valid.split(separator: ".")[2]
@@ -183,7 +196,7 @@ struct GatewayTests {
                 (response: TestResponse) async throws in
                 #expect(response.status == .ok)
             }
-            for token in [expired, otherKey, algNone, hs512] {
+            for token in [expired, otherKey, algNone, hs512, wrongIssuer, noIssuer, wrongAudience] {
                 try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer \(token)"]) {
                     (response: TestResponse) async throws in
                     #expect(response.status == .unauthorized)
@@ -197,11 +210,50 @@ struct GatewayTests {
         )
     }
 
+    @Test("a session ended by logout or disabling is refused once identity says so; identity's word is trusted 3 s")
+    func sessionRevocation() async throws {
+        let clock = MovableTimeSource()
+        clock.current = Date()
+        let upstream = try self.upstreamWithGlobalToken()
+        let session = "Bearer " + Self.session()
+        let iat = Int64(clock.now().timeIntervalSince1970)
+        let app = try await buildGateway(
+            reader: .values([
+                "STREAMHUB_INTERNAL_TOKEN": Self.internalToken, "STREAMHUB_JWT_SECRET": Self.jwtSecret, "IDENTITY_URL": Self.identity,
+                "MEDIA_URL": Self.media, "AUTHZ_URL": Self.authz, "STREAMHUB_AUTHZ_ENFORCE": "off",
+            ]), dependencies: GatewayDependencies(upstream: upstream, timeSource: clock))
+        try await app.test(.router) { client in
+            let apps: @Sendable () async throws -> HTTPResponse.Status = {
+                try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: session]).status
+            }
+            upstream.set(Self.identity + "/internal/v1/sessions/state", .answer(200, #"{"exists":true,"disabled":false,"notBefore":0}"#))
+            let before = try await apps()
+            #expect(before == .ok)
+            // Logged out: sessions issued before notBefore end — after the cached answer expires.
+            upstream.set(Self.identity + "/internal/v1/sessions/state", .answer(200, #"{"exists":true,"disabled":false,"notBefore":\#(iat + 1)}"#))
+            let cached = try await apps()
+            #expect(cached == .ok)
+            clock.advance(by: 3.1)
+            let ended = try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: session])
+            #expect(ended.status == .unauthorized)
+            #expect(try self.errorBody(ended).message == "Session has ended; sign in again")
+            upstream.set(Self.identity + "/internal/v1/sessions/state", .answer(200, #"{"exists":true,"disabled":true,"notBefore":0}"#))
+            clock.advance(by: 3.1)
+            let disabled = try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: session])
+            #expect(disabled.status == .unauthorized)
+            #expect(try self.errorBody(disabled).message == "This account is disabled")
+            // identity down: a session cannot be vouched for, so it is refused with 503, not let through.
+            upstream.set(Self.identity + "/internal/v1/sessions/state", .down)
+            clock.advance(by: 3.1)
+            let down = try await apps()
+            #expect(down == .serviceUnavailable)
+        }
+    }
+
     /// Serves `/api/v1/apps` to a JWT user under `gatewayMode` with authz answering `authz`
     /// (nil: authz down); returns the status and the gateway's metrics text.
     func appsAsUser(gatewayMode: String, authz: EnforceDecision?) async throws -> (status: HTTPResponse.Status, metrics: String, asked: [EnforceRequest]) {
-        let now = Int64(Date().timeIntervalSince1970)
-        let session = "Bearer " + SessionTokens(secret: Self.jwtSecret).sign(SessionClaims(sub: "u1", tenantId: "t1", iat: now, exp: now + 3600))
+        let session = "Bearer " + Self.session()
         let upstream = try self.upstreamWithGlobalToken()
         if let authz {
             upstream.set(Self.authz + "/internal/v1/enforce", .answer(200, String(decoding: try JSONEncoder().encode(authz), as: UTF8.self)))

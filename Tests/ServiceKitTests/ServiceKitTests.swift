@@ -276,3 +276,116 @@ struct OrderedJSONTests {
         #expect(text == #"{"status":"ok","up":true,"version":"0.1.0","ts":"2026-06-30T12:00:00.000Z","uptimeSeconds":1234}"#)
     }
 }
+
+/// A transport that answers every call one way and keeps what it was sent.
+final class ScriptedTransport: UpstreamClient, @unchecked Sendable {
+    enum Answer { case status(Int, String), refused, timeout }
+    let answer: Answer
+    let lock = NSLock()
+    var sent: [UpstreamRequest] = []
+
+    init(_ answer: Answer) { self.answer = answer }
+
+    func send(_ request: UpstreamRequest, timeout: Duration) async throws -> UpstreamResponse {
+        self.lock.withLock { self.sent.append(request) }
+        switch self.answer {
+        case .refused: throw UpstreamFailure.unavailable("connection refused")
+        case .timeout: throw UpstreamFailure.timeout
+        case .status(let code, let body):
+            let buffer = ByteBuffer(string: body)
+            return UpstreamResponse(status: .init(code: code), headers: [:], body: .init(byteBuffer: buffer), collect: { _ in buffer })
+        }
+    }
+}
+
+@Suite("Internal calls")
+struct InternalClientTests {
+    struct Ping: Codable, Equatable { var value: String }
+    static let token = String(repeating: "t", count: 32)
+
+    func call(_ answer: ScriptedTransport.Answer) async -> (Result<Ping, ServiceError>, ScriptedTransport) {
+        let transport = ScriptedTransport(answer)
+        let client = InternalClient(transport: transport, internalToken: Self.token, timeout: .seconds(1))
+        do {
+            let ping: Ping = try await client.call(
+                service: "identity", baseURL: "http://identity.test", path: "/internal/v1/ping", body: Ping(value: "hi"), requestID: "rid-1")
+            return (.success(ping), transport)
+        } catch let error as ServiceError {
+            return (.failure(error), transport)
+        } catch {
+            return (.failure(ServiceError(.internalServerError, message: "\(error)")), transport)
+        }
+    }
+
+    @Test("a call carries the internal token, the request id and JSON; the answer is decoded")
+    func success() async throws {
+        let (result, transport) = await self.call(.status(200, #"{"value":"ho"}"#))
+        #expect(try result.get() == Ping(value: "ho"))
+        let sent = try #require(transport.sent.first)
+        #expect(sent.headers[.streamHubInternalToken] == Self.token)
+        #expect(sent.headers[.requestID] == "rid-1")
+        #expect(sent.headers[.contentType] == "application/json")
+        #expect(sent.baseURL + sent.pathAndQuery == "http://identity.test/internal/v1/ping")
+        #expect(String(buffer: try #require(sent.body)) == #"{"value":"hi"}"#)
+    }
+
+    @Test("one mapping of failures: refused 503, timeout 504, an error body passed on unchanged, an unreadable answer 502")
+    func failures() async throws {
+        func error(_ answer: ScriptedTransport.Answer) async -> ServiceError? {
+            guard case .failure(let error) = await self.call(answer).0 else { return nil }
+            return error
+        }
+        #expect(await error(.refused)?.body == ErrorBody(statusCode: 503, message: "The identity service is unavailable"))
+        #expect(await error(.timeout)?.body == ErrorBody(statusCode: 504, message: "The identity service did not answer in time"))
+        let conflict = await error(.status(409, #"{"statusCode":409,"message":"email taken","error":"Conflict"}"#))
+        #expect(conflict?.status == .conflict && conflict?.body == ErrorBody(statusCode: 409, message: "email taken"))
+        let limited = await error(.status(429, #"{"statusCode":429,"message":"slow down","error":"Too Many Requests","retryAfterSeconds":7}"#))
+        #expect(limited?.body.retryAfterSeconds == 7)
+        #expect(await error(.status(500, "oops"))?.body == ErrorBody(statusCode: 500, message: "Internal Server Error"))
+        #expect(await error(.status(200, "not json"))?.body == ErrorBody(statusCode: 502, message: "The identity service sent an unreadable answer"))
+    }
+}
+
+@Suite("Identifier grammar")
+struct IdentifierTests {
+    @Test("valid identifiers pass unchanged, commas and quotes included")
+    func valid() throws {
+        for value in ["user:42", "token:7", "eve, jr", #"a "quoted" name"#, "zoë", String(repeating: "a", count: 256)] {
+            #expect(try Identifier.validate(value, field: "subject") == value)
+        }
+        #expect(try Identifier.validate("*", field: "resource", wildcard: true) == "*")
+    }
+
+    @Test("control characters, invalid UTF-8, edges of white space, over-long values and a stray wildcard are 400s naming the field")
+    func invalid() {
+        let cases: [(String, String)] = [
+            ("", "subject must not be empty"),
+            ("a\u{0}b", "subject must not contain control characters (found U+0000)"),
+            ("a\u{7F}", "subject must not contain control characters (found U+007F)"),
+            ("a\u{85}", "subject must not contain control characters (found U+0085)"),
+            ("a\u{2028}b", "subject must not contain control characters (found U+2028)"),
+            ("a\u{FFFD}", "subject must be valid UTF-8"),
+            (" a", "subject must not begin or end with white space"),
+            ("a\u{A0}", "subject must not begin or end with white space"),
+            (String(repeating: "é", count: 129), "subject must be at most 256 bytes (got 258)"),
+            ("*", "subject must not be * (the wildcard is reserved)"),
+        ]
+        for (value, message) in cases {
+            let error = #expect(throws: ServiceError.self) { try Identifier.validate(value, field: "subject") }
+            #expect(error?.status == .badRequest)
+            #expect(error?.body.message == message)
+        }
+    }
+
+    @Test("secrets: METRICS_TOKEN set shorter than 32 bytes stops start-up; the enforce mode is parsed once, case-insensitively")
+    func settings() throws {
+        let secret = String(repeating: "s", count: 32)
+        #expect(throws: ConfigurationError.self) {
+            try CommonConfiguration(reader: .values(["STREAMHUB_INTERNAL_TOKEN": secret, "METRICS_TOKEN": "short"]), defaultPort: 1)
+        }
+        #expect(try SettingsReader.values(["STREAMHUB_AUTHZ_ENFORCE": "ON"]).enforcementMode() == .on)
+        #expect(try SettingsReader.values([:]).enforcementMode() == .log)
+        let error = #expect(throws: ConfigurationError.self) { try SettingsReader.values(["STREAMHUB_AUTHZ_ENFORCE": "maybe"]).enforcementMode() }
+        #expect(error?.message == #"STREAMHUB_AUTHZ_ENFORCE must be off, log or on (got "maybe")"#)
+    }
+}

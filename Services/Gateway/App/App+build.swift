@@ -47,8 +47,10 @@ public func buildGateway(
         transport: upstream, internalToken: configuration.common.internalToken, timeout: configuration.upstreamTimeout)
     let startedAt = Date()
     let credentials = CredentialResolver(
-        client: internalClient, identityURL: configuration.identityURL, sessions: SessionTokens(secret: configuration.jwtSecret),
-        cache: ApiTokenCache(ttl: configuration.tokenCacheTTL), timeSource: dependencies.timeSource
+        client: internalClient, identityURL: configuration.identityURL,
+        sessions: SessionTokens(secret: configuration.jwtSecret, issuer: configuration.publicURL),
+        cache: ApiTokenCache(ttl: configuration.tokenCacheTTL), sessionStates: TTLCache(ttl: configuration.tokenCacheTTL),
+        timeSource: dependencies.timeSource
     )
     let authorization = AuthorizationClient(
         client: internalClient, authzURL: configuration.authzURL, whenUnavailable: configuration.whenAuthzUnavailable, metrics: metrics

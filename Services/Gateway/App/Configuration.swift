@@ -5,7 +5,7 @@ import Shared
 /// Everything the gateway reads at start.
 ///
 /// Keys: `HOST`, `PORT` (8080), `IDENTITY_URL`, `AUTHZ_URL`, `MEDIA_URL`, `STREAMHUB_INTERNAL_TOKEN`,
-/// `STREAMHUB_JWT_SECRET`, `METRICS_TOKEN`, `STREAMHUB_AUTHZ_ENFORCE` (`off` | `log` | `on`, default
+/// `STREAMHUB_JWT_SECRET`, `STREAMHUB_PUBLIC_URL` (the sessions' `iss`), `METRICS_TOKEN`, `STREAMHUB_AUTHZ_ENFORCE` (`off` | `log` | `on`, default
 /// `log`; at the gateway it only decides what happens while authz cannot answer),
 /// `GATEWAY_UPSTREAM_TIMEOUT_MS` (10000), `GATEWAY_MAX_BODY_BYTES` (1 MiB), `LOG_LEVEL`.
 public struct GatewayConfiguration: Sendable {
@@ -14,12 +14,15 @@ public struct GatewayConfiguration: Sendable {
     public var authzURL: String
     public var mediaURL: String
     public var jwtSecret: String
+    /// `STREAMHUB_PUBLIC_URL`: the `iss` every dashboard session must carry.
+    public var publicURL: String
     /// What a permission check does while authz cannot answer: `on` → 503, `log`/`off` → proceed.
     /// Whether a denial is enforced is authz's answer, not this.
     public var whenAuthzUnavailable: EnforcementMode
     public var upstreamTimeout: Duration
     public var maxBodyBytes: Int
-    /// How long a resolved `sk_` token is trusted before asking identity again (revocation bound: 5 s).
+    /// How long a resolved `sk_` token, or identity's word on a user's sessions, is trusted before
+    /// asking identity again (revocation bound: 5 s).
     public var tokenCacheTTL: Duration
 
     public init(reader: SettingsReader) throws {
@@ -28,6 +31,7 @@ public struct GatewayConfiguration: Sendable {
         self.authzURL = try reader.url(ConfigKey.authzURL, default: "http://127.0.0.1:\(DefaultPort.authz)")
         self.mediaURL = try reader.url(ConfigKey.mediaURL, default: "http://127.0.0.1:\(DefaultPort.media)")
         self.jwtSecret = try reader.requiredSecret(ConfigKey.jwtSecret)
+        self.publicURL = try reader.url(ConfigKey.publicURL, default: "http://127.0.0.1:\(DefaultPort.gateway)")
         self.whenAuthzUnavailable = try reader.enforcementMode()
         self.upstreamTimeout = .milliseconds(try reader.int(ConfigKey.upstreamTimeoutMs, default: 10_000, range: 100...600_000))
         self.maxBodyBytes = try reader.int(ConfigKey.maxBodyBytes, default: 1 << 20, range: 1024...(256 << 20))

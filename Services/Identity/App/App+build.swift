@@ -9,11 +9,19 @@ import Shared
 /// Identity's boundaries; real (SQL) ones unless a test injects others.
 public struct IdentityDependencies: Sendable {
     public var tokens: (any ApiTokenRepository)?
+    public var accounts: (any AccountRepository)?
+    /// How identity reaches authz (a fake in tests).
+    public var transport: (any UpstreamClient)?
     public var metrics: ServiceMetrics?
     public var timeSource: any TimeSource
 
-    public init(tokens: (any ApiTokenRepository)? = nil, metrics: ServiceMetrics? = nil, timeSource: any TimeSource = SystemTimeSource()) {
+    public init(
+        tokens: (any ApiTokenRepository)? = nil, accounts: (any AccountRepository)? = nil, transport: (any UpstreamClient)? = nil,
+        metrics: ServiceMetrics? = nil, timeSource: any TimeSource = SystemTimeSource()
+    ) {
         self.tokens = tokens
+        self.accounts = accounts
+        self.transport = transport
         self.metrics = metrics
         self.timeSource = timeSource
     }
@@ -36,12 +44,14 @@ public func buildIdentity(
     var migrate: (@Sendable () async throws -> Void)?
     var readiness: [ReadinessCheck] = []
     let tokens: any ApiTokenRepository
+    var accounts = dependencies.accounts
     if let injected = dependencies.tokens {
         tokens = injected
     } else {
         let (database, service) = try await DatabaseFactory.open(configuration.storage, logger: logger)
         services.append(service)
         tokens = SQLApiTokenRepository(database: database)
+        accounts = accounts ?? SQLAccountRepository(database: database)
         migrate = { [logger] in try await IdentityMigrations.migrator.migrate(database, logger: logger) }
         readiness.append(IdentityMigrations.migrator.readiness(database))
     }
@@ -51,8 +61,24 @@ public func buildIdentity(
     router.addHealthRoute(startedAt: startedAt)
     router.addReadinessRoute(readiness)
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
-    TokenResolveController(tokens: tokens, timeSource: dependencies.timeSource)
-        .addRoutes(to: router.internalGroup(internalToken: configuration.common.internalToken))
+    let internalRoutes = router.internalGroup(internalToken: configuration.common.internalToken)
+    TokenResolveController(tokens: tokens, timeSource: dependencies.timeSource).addRoutes(to: internalRoutes)
+    if let accounts {
+        let transport: any UpstreamClient
+        if let injected = dependencies.transport {
+            transport = injected
+        } else {
+            let client = HTTPUpstreamClient()
+            services.append(client)
+            transport = client
+        }
+        let auth = AuthController<ServiceRequestContext>(
+            accounts: accounts, passwords: PasswordHasher(), sessions: SessionTokens(secret: configuration.jwtSecret, issuer: configuration.publicURL),
+            authz: InternalClient(transport: transport, internalToken: configuration.common.internalToken, timeout: .seconds(10)),
+            authzURL: configuration.authzURL, defaultQuotas: configuration.defaultQuotas, timeSource: dependencies.timeSource)
+        auth.addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
+        auth.addInternalRoutes(to: internalRoutes)
+    }
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.common.host, port: configuration.common.port), serverName: "streamhub-identity"),

@@ -5,16 +5,32 @@ import Shared
 /// Everything identity reads at start.
 ///
 /// Keys: `HOST`, `PORT` (8081), `STREAMHUB_INTERNAL_TOKEN`, `STREAMHUB_JWT_SECRET`, `METRICS_TOKEN`,
-/// `DATABASE_URL` or `STREAMHUB_DATA_DIR` (SQLite file `identity.sqlite`), `LOG_LEVEL`.
+/// `DATABASE_URL` or `STREAMHUB_DATA_DIR` (SQLite file `identity.sqlite`), `LOG_LEVEL`,
+/// `STREAMHUB_PUBLIC_URL` (sessions' `iss`), `AUTHZ_URL`, `STREAMHUB_DEFAULT_MAX_APPS` (10),
+/// `STREAMHUB_DEFAULT_MAX_CONCURRENT_STREAMS` (5), `STREAMHUB_DEFAULT_MAX_MEMBERS` (25),
+/// `STREAMHUB_DEFAULT_MAX_TOKENS` (50).
 public struct IdentityConfiguration: Sendable {
     public var common: CommonConfiguration
     public var storage: StorageLocation
     /// Signs dashboard sessions; the gateway verifies them with the same secret.
     public var jwtSecret: String
+    /// The `iss` of every session minted here.
+    public var publicURL: String
+    /// Where sign-up assigns the owner role and `/auth/me` reads roles.
+    public var authzURL: String
+    /// The quotas a new tenant starts with.
+    public var defaultQuotas: TenantQuotas
 
     public init(reader: SettingsReader) throws {
         self.common = try CommonConfiguration(reader: reader, defaultPort: DefaultPort.identity)
         self.storage = try StorageLocation(reader: reader, name: "identity")
         self.jwtSecret = try reader.requiredSecret(ConfigKey.jwtSecret)
+        self.publicURL = try reader.url(ConfigKey.publicURL, default: "http://127.0.0.1:\(DefaultPort.gateway)")
+        self.authzURL = try reader.url(ConfigKey.authzURL, default: "http://127.0.0.1:\(DefaultPort.authz)")
+        self.defaultQuotas = TenantQuotas(
+            maxApps: try reader.int(ConfigKey.defaultMaxApps, default: 10, range: 0...1_000_000),
+            maxConcurrentStreams: try reader.int(ConfigKey.defaultMaxConcurrentStreams, default: 5, range: 0...1_000_000),
+            maxMembers: try reader.int(ConfigKey.defaultMaxMembers, default: 25, range: 1...1_000_000),
+            maxTokens: try reader.int(ConfigKey.defaultMaxTokens, default: 50, range: 0...1_000_000))
     }
 }

@@ -76,6 +76,12 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
             if let permission = route.permission {
                 try await self.authorization.authorize(principal, permission: permission, requestID: requestID, logger: context.logger)
             }
+        case .signedIn:
+            // The caller's own data: a valid credential is all it takes.
+            principal = try await self.credentials.resolve(
+                authorization: request.headers[.authorization], requestID: requestID, logger: context.logger
+            )
+            guard !principal.isAnonymous else { throw ServiceError.unauthorized }
         }
         let body = try await self.collectBody(request)
         if let body, body.readableBytes > 0, Self.isJSON(request.headers[.contentType]) {

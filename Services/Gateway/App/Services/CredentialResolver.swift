@@ -14,15 +14,19 @@ public struct CredentialResolver: Sendable {
     let identityURL: String
     let sessions: SessionTokens
     let cache: ApiTokenCache
+    /// Identity's answers on users' sessions (logout, disable), cached like `sk_` answers.
+    let sessionStates: TTLCache<SessionState>
     let timeSource: any TimeSource
 
     public init(
-        client: InternalClient, identityURL: String, sessions: SessionTokens, cache: ApiTokenCache, timeSource: any TimeSource = SystemTimeSource()
+        client: InternalClient, identityURL: String, sessions: SessionTokens, cache: ApiTokenCache, sessionStates: TTLCache<SessionState>,
+        timeSource: any TimeSource = SystemTimeSource()
     ) {
         self.client = client
         self.identityURL = identityURL
         self.sessions = sessions
         self.cache = cache
+        self.sessionStates = sessionStates
         self.timeSource = timeSource
     }
 
@@ -37,10 +41,32 @@ public struct CredentialResolver: Sendable {
         guard let claims = self.sessions.verify(credential, now: self.timeSource.now()) else {
             throw ServiceError(.unauthorized, message: "Invalid or expired session token")
         }
+        try await self.checkNotRevoked(claims, requestID: requestID)
         let superadmin = claims.superadmin ?? false
         return Principal(
             kind: .user, scope: superadmin ? .global : .tenant, subject: "user:\(claims.sub)", tenantId: claims.tenantId, superadmin: superadmin
         )
+    }
+
+    /// A session ended by logout, a password change or disabling its user is a 401. Identity's
+    /// answer per user is trusted for the cache's lifetime (3 s), so revocation takes at most that
+    /// long plus a request.
+    func checkNotRevoked(_ claims: SessionClaims, requestID: String) async throws {
+        let now = self.timeSource.now()
+        let state: SessionState
+        if let cached = await self.sessionStates.lookup(claims.sub, now: now) {
+            state = cached
+        } else {
+            state = try await self.client.call(
+                service: "identity", baseURL: self.identityURL, path: "/internal/v1/sessions/state", body: SessionStateRequest(userId: claims.sub),
+                requestID: requestID, as: SessionState.self)
+            await self.sessionStates.store(claims.sub, value: state, now: now)
+        }
+        // A session for a user identity does not know (tests' hand-made tokens, a store reset) is
+        // judged by its signature alone; known users' logouts and disabling are enforced.
+        guard state.exists else { return }
+        if state.disabled { throw ServiceError(.unauthorized, message: "This account is disabled") }
+        if (claims.iat ?? 0) < state.notBefore { throw ServiceError(.unauthorized, message: "Session has ended; sign in again") }
     }
 
     /// Extracts the credential from `Bearer <credential>`; anything else is a 401.
@@ -68,10 +94,10 @@ public struct CredentialResolver: Sendable {
                 service: "identity", baseURL: self.identityURL, path: "/internal/v1/tokens/resolve", body: TokenResolveRequest(token: token),
                 requestID: requestID, as: TokenResolveResponse.self
             )
-            await self.cache.store(key, principal: resolved.principal, now: now)
+            await self.cache.store(key, value: resolved.principal, now: now)
             return resolved.principal
         } catch let error as ServiceError where error.status == .unauthorized || error.status == .notFound {
-            await self.cache.store(key, principal: nil, now: now)
+            await self.cache.store(key, value: nil, now: now)
             throw ServiceError.invalidApiToken
         } catch let error as ServiceError {
             logger.warning("identity could not resolve an API token", metadata: ["status": "\(error.status.code)", "error": "\(error.body.message)"])
@@ -82,40 +108,45 @@ public struct CredentialResolver: Sendable {
 
 /// A short-lived cache of `sk_` lookups keyed by the token's SHA-256 (never the token itself).
 /// Negative answers are cached too, so a flood of bad tokens does not reach identity every time.
-public actor ApiTokenCache {
+public typealias ApiTokenCache = TTLCache<Principal?>
+
+extension TTLCache where Value == Principal? {
+    static func key(for token: String) -> String {
+        SecretDigest.sha256Hex(token)
+    }
+}
+
+/// Answers trusted for `ttl`, bounded in size (a full cache drops its expired entries, then all).
+public actor TTLCache<Value: Sendable> {
     struct Entry {
-        var principal: Principal?
+        var value: Value
         var expires: Date
     }
 
-    let ttl: Duration
+    let ttl: Double
     let capacity: Int
     var entries: [String: Entry] = [:]
 
     public init(ttl: Duration, capacity: Int = 10_000) {
-        self.ttl = ttl
+        self.ttl = Double(ttl.components.seconds) + Double(ttl.components.attoseconds) / 1e18
         self.capacity = capacity
     }
 
-    static func key(for token: String) -> String {
-        SecretDigest.sha256Hex(token)
-    }
-
-    /// - Returns: nil on a miss; `.some(nil)` for a cached rejection.
-    func lookup(_ key: String, now: Date) -> Principal?? {
+    /// The value stored for `key` if it has not expired at `now`.
+    func lookup(_ key: String, now: Date) -> Value? {
         guard let entry = self.entries[key] else { return nil }
         guard entry.expires > now else {
             self.entries[key] = nil
             return nil
         }
-        return .some(entry.principal)
+        return entry.value
     }
 
-    func store(_ key: String, principal: Principal?, now: Date) {
+    func store(_ key: String, value: Value, now: Date) {
         if self.entries.count >= self.capacity {
             self.entries = self.entries.filter { $0.value.expires > now }
             if self.entries.count >= self.capacity { self.entries.removeAll(keepingCapacity: true) }
         }
-        self.entries[key] = Entry(principal: principal, expires: now.addingTimeInterval(Double(self.ttl.components.seconds) + Double(self.ttl.components.attoseconds) / 1e18))
+        self.entries[key] = Entry(value: value, expires: now.addingTimeInterval(self.ttl))
     }
 }

@@ -24,7 +24,45 @@ public enum IdentityMigrations {
                     )
                     """
                 ]
-            }
+            },
+            Migration(version: 2, name: "users, tenants, memberships") { dialect in
+                let bool = dialect == .postgres ? "BOOLEAN" : "INTEGER"
+                return [
+                    """
+                    CREATE TABLE identity_users (
+                        id TEXT PRIMARY KEY,
+                        email TEXT NOT NULL UNIQUE,
+                        name TEXT,
+                        password_hash TEXT NOT NULL,
+                        superadmin \(bool) NOT NULL,
+                        disabled_at BIGINT,
+                        sessions_not_before BIGINT NOT NULL,
+                        created_at BIGINT NOT NULL
+                    )
+                    """,
+                    """
+                    CREATE TABLE identity_tenants (
+                        id TEXT PRIMARY KEY,
+                        name TEXT NOT NULL,
+                        owner_id TEXT NOT NULL REFERENCES identity_users (id),
+                        max_apps INTEGER NOT NULL,
+                        max_concurrent_streams INTEGER NOT NULL,
+                        max_members INTEGER NOT NULL,
+                        max_tokens INTEGER NOT NULL,
+                        created_at BIGINT NOT NULL
+                    )
+                    """,
+                    """
+                    CREATE TABLE identity_memberships (
+                        tenant_id TEXT NOT NULL REFERENCES identity_tenants (id),
+                        user_id TEXT NOT NULL REFERENCES identity_users (id),
+                        created_at BIGINT NOT NULL,
+                        PRIMARY KEY (tenant_id, user_id)
+                    )
+                    """,
+                    "CREATE INDEX identity_memberships_user ON identity_memberships (user_id, created_at)",
+                ]
+            },
         ]
     )
 }

@@ -1,0 +1,48 @@
+import Foundation
+import Hummingbird
+import ServiceKit
+import ServiceStorage
+import Shared
+
+/// Role assignments for other services (internal token): identity makes a new user the owner of
+/// their tenant at sign-up and reads a user's roles for `/auth/me`.
+public struct RoleGrantController<Context: ServiceRequestContextProtocol>: Sendable {
+    let engine: PolicyEngine
+
+    public init(engine: PolicyEngine) {
+        self.engine = engine
+    }
+
+    public func addRoutes(to group: RouterGroup<Context>) {
+        group.post("roles", use: self.grant)
+        group.post("roles/of", use: self.rolesOf)
+    }
+
+    /// `POST /internal/v1/roles {subject, role, tenant}`: idempotent like the public API.
+    @Sendable func grant(_ request: Request, context: Context) async throws -> Response {
+        let body = try await request.decodeJSON(RoleGrant.self, limit: 16 * 1024)
+        let subject = try Identifier.validate(body.subject, field: "subject")
+        let role = try Identifier.validate(body.role, field: "role")
+        let tenant = try Identifier.validate(body.tenant, field: "tenant")
+        guard self.engine.knownRoles(in: tenant).contains(role) else { throw ServiceError.badRequest("unknown role \(role)") }
+        let result: (version: Int64, changed: Int)
+        do {
+            result = try await self.engine.apply([.add(StoredRule(ptype: "g", values: [subject, role, tenant]))])
+        } catch let error as StorageError {
+            throw error.serviceError
+        }
+        return try JSONResponse.make(PolicyChangeResult(tenant: tenant, version: result.version, changed: result.changed))
+    }
+
+    /// `POST /internal/v1/roles/of {subject, tenants}` → `{roles: {tenant: [role]}}`.
+    @Sendable func rolesOf(_ request: Request, context: Context) async throws -> Response {
+        let body = try await request.decodeJSON(SubjectRolesRequest.self, limit: 256 * 1024)
+        let subject = try Identifier.validate(body.subject, field: "subject")
+        guard body.tenants.count <= 1000 else { throw ServiceError.badRequest("at most 1000 tenants") }
+        var roles: [String: [String]] = [:]
+        for tenant in body.tenants {
+            roles[try Identifier.validate(tenant, field: "tenants")] = self.engine.implicitRoles(of: subject, in: tenant)
+        }
+        return try JSONResponse.make(SubjectRoles(roles: roles))
+    }
+}

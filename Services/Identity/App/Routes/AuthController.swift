@@ -1,0 +1,148 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import ServiceKit
+import ServiceStorage
+import Shared
+
+/// `/api/v1/auth/*`: sign-up, login, the signed-in user, logout; and the gateway's
+/// `POST /internal/v1/sessions/state`, which tells it whose sessions have ended.
+public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
+    let accounts: any AccountRepository
+    let passwords: PasswordHasher
+    let sessions: SessionTokens
+    let authz: InternalClient
+    let authzURL: String
+    let defaultQuotas: TenantQuotas
+    let timeSource: any TimeSource
+
+    public init(
+        accounts: any AccountRepository, passwords: PasswordHasher, sessions: SessionTokens, authz: InternalClient, authzURL: String,
+        defaultQuotas: TenantQuotas, timeSource: any TimeSource
+    ) {
+        self.accounts = accounts
+        self.passwords = passwords
+        self.sessions = sessions
+        self.authz = authz
+        self.authzURL = authzURL
+        self.defaultQuotas = defaultQuotas
+        self.timeSource = timeSource
+    }
+
+    public func addRoutes(to group: RouterGroup<Context>) {
+        group.post("auth/signup", use: self.signup)
+        group.post("auth/login", use: self.login)
+        group.get("auth/me", use: self.me)
+        group.post("auth/logout", use: self.logout)
+    }
+
+    public func addInternalRoutes(to group: RouterGroup<Context>) {
+        group.post("sessions/state", use: self.sessionState)
+    }
+
+    static var bodyLimit: Int { 16 * 1024 }
+
+    /// Every wrong email or password gets this one answer.
+    static var invalidCredentials: ServiceError { ServiceError(.unauthorized, message: "Invalid email or password") }
+
+    @Sendable func signup(_ request: Request, context: Context) async throws -> Response {
+        let body = try await request.decodeJSON(SignupRequest.self, limit: Self.bodyLimit)
+        let email = try EmailAddress.normalize(body.email)
+        try PasswordHasher.validate(body.password)
+        let name = try body.name.map { try Identifier.validate($0, field: "name") }
+        if let name, name.count > 100 { throw ServiceError.badRequest("name must be at most 100 characters") }
+        let now = self.timeSource.now()
+        let user = UserRecord(
+            id: UUID().uuidString.lowercased(), email: email, name: name, passwordHash: try await self.passwords.hash(body.password),
+            superadmin: false, disabledAt: nil, sessionsNotBefore: 0, createdAt: Timestamp.millis(now))
+        let tenant = TenantRecord(
+            id: UUID().uuidString.lowercased(), name: name ?? email, ownerId: user.id, quotas: self.defaultQuotas, createdAt: Timestamp.millis(now))
+        let (authz, authzURL, requestID) = (self.authz, self.authzURL, context.requestID)
+        do {
+            // The owner role is granted inside the transaction: if authz cannot, nothing is stored.
+            try await self.accounts.create(user: user, tenant: tenant) {
+                let _: PolicyChangeResult = try await authz.call(
+                    service: "authz", baseURL: authzURL, path: "/internal/v1/roles",
+                    body: RoleGrant(subject: "user:\(user.id)", role: "owner", tenant: tenant.id), requestID: requestID)
+            }
+        } catch let error as StorageError {
+            throw error.serviceError
+        }
+        context.logger.info("signed up", metadata: ["user": "\(user.id)", "tenant": "\(tenant.id)"])
+        return try self.session(for: user, tenantId: tenant.id, now: now, status: .created)
+    }
+
+    @Sendable func login(_ request: Request, context: Context) async throws -> Response {
+        let body = try await request.decodeJSON(LoginRequest.self, limit: Self.bodyLimit)
+        let email = try EmailAddress.normalize(body.email)
+        guard body.password.utf8.count <= PasswordHasher.maximumBytes else { throw Self.invalidCredentials }
+        let user = try await self.accounts.user(email: email)
+        // Unknown emails are checked against a decoy hash: the same answer in the same time.
+        guard try await self.passwords.verify(body.password, hash: user?.passwordHash), let user else { throw Self.invalidCredentials }
+        guard user.disabledAt == nil else { throw ServiceError(.unauthorized, message: "This account is disabled") }
+        let tenants = try await self.accounts.tenants(of: user.id)
+        let tenantId: String?
+        if let wanted = body.tenantId {
+            guard tenants.contains(where: { $0.id == wanted }) else { throw ServiceError.notFound("No such tenant") }
+            tenantId = wanted
+        } else {
+            tenantId = (tenants.first { $0.ownerId == user.id } ?? tenants.first)?.id
+        }
+        return try self.session(for: user, tenantId: tenantId, now: self.timeSource.now(), status: .ok)
+    }
+
+    /// `{token, expiresAt, user, tenantId}`, never cached.
+    func session(for user: UserRecord, tenantId: String?, now: Date, status: HTTPResponse.Status) throws -> Response {
+        let claims = self.sessions.claims(userId: user.id, tenantId: tenantId, superadmin: user.superadmin, now: now, notBefore: user.sessionsNotBefore)
+        let answer = SessionResponse(
+            token: self.sessions.sign(claims), expiresAt: Timestamp.iso8601(Date(timeIntervalSince1970: TimeInterval(claims.exp))),
+            user: user.summary, tenantId: tenantId)
+        var response = try JSONResponse.make(answer, status: status)
+        response.headers[.cacheControl] = "no-store"
+        return response
+    }
+
+    /// The signed-in dashboard user; an API token has no user (403).
+    func signedInUser(_ context: Context) async throws -> UserRecord {
+        let caller = try context.caller()
+        guard caller.kind == .user, caller.subject.hasPrefix("user:") else {
+            throw ServiceError(.forbidden, message: "Only a dashboard session has a user")
+        }
+        guard let user = try await self.accounts.user(id: String(caller.subject.dropFirst("user:".count))) else {
+            throw ServiceError.unauthorized
+        }
+        return user
+    }
+
+    @Sendable func me(_ request: Request, context: Context) async throws -> Response {
+        let user = try await self.signedInUser(context)
+        let tenants = try await self.accounts.tenants(of: user.id)
+        let roles: SubjectRoles = try await self.authz.call(
+            service: "authz", baseURL: self.authzURL, path: "/internal/v1/roles/of",
+            body: SubjectRolesRequest(subject: "user:\(user.id)", tenants: tenants.map(\.id)), requestID: context.requestID)
+        let answer = MeResponse(
+            user: user.summary, tenantId: context.principal.tenantId,
+            tenants: tenants.map { TenantMembership(tenant: $0.summary, roles: roles.roles[$0.id] ?? []) })
+        var response = try JSONResponse.make(answer)
+        response.headers[.cacheControl] = "no-store"
+        return response
+    }
+
+    /// Ends every session of the user issued until now (the gateway stops accepting them within 5 s).
+    @Sendable func logout(_ request: Request, context: Context) async throws -> Response {
+        let user = try await self.signedInUser(context)
+        let notBefore = Int64(self.timeSource.now().timeIntervalSince1970) + 1
+        try await self.accounts.endSessions(userId: user.id, notBefore: notBefore)
+        context.logger.info("signed out", metadata: ["user": "\(user.id)"])
+        return try JSONResponse.make(["sessionsEndedAt": Timestamp.iso8601(Date(timeIntervalSince1970: TimeInterval(notBefore)))])
+    }
+
+    @Sendable func sessionState(_ request: Request, context: Context) async throws -> Response {
+        let body = try await request.decodeJSON(SessionStateRequest.self, limit: Self.bodyLimit)
+        guard let user = try await self.accounts.user(id: body.userId) else {
+            return try JSONResponse.make(SessionState(exists: false, disabled: false, notBefore: 0))
+        }
+        return try JSONResponse.make(SessionState(exists: true, disabled: user.disabledAt != nil, notBefore: user.sessionsNotBefore))
+    }
+}

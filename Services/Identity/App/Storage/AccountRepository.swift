@@ -1,0 +1,161 @@
+import Foundation
+import SQLKit
+import ServiceKit
+import ServiceStorage
+import Shared
+
+/// A stored user. The password is kept only as a bcrypt hash of its SHA-256 (see ``PasswordHasher``).
+public struct UserRecord: Sendable, Equatable {
+    public var id: String
+    /// Normalised (trimmed, lower-case); unique.
+    public var email: String
+    public var name: String?
+    public var passwordHash: String
+    public var superadmin: Bool
+    public var disabledAt: Int64?
+    /// Sessions issued before this (epoch seconds) are revoked: logout, password change, disabling.
+    public var sessionsNotBefore: Int64
+    public var createdAt: Int64
+
+    public var summary: UserSummary {
+        UserSummary(
+            id: self.id, email: self.email, name: self.name, superadmin: self.superadmin, disabled: self.disabledAt != nil,
+            createdAt: Timestamp.iso8601(Timestamp.date(millis: self.createdAt)))
+    }
+}
+
+/// A stored tenant with its quotas.
+public struct TenantRecord: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var ownerId: String
+    public var quotas: TenantQuotas
+    public var createdAt: Int64
+
+    public var summary: TenantSummary {
+        TenantSummary(
+            id: self.id, name: self.name, ownerId: self.ownerId, quotas: self.quotas, createdAt: Timestamp.iso8601(Timestamp.date(millis: self.createdAt)))
+    }
+}
+
+/// Users, tenants and who belongs where.
+public protocol AccountRepository: Sendable {
+    /// Stores a new user with the tenant they own, in one transaction; `beforeCommit` runs inside
+    /// it (sign-up assigns the owner role in authz there), so a failure leaves nothing behind.
+    /// - Throws: ``StorageError/conflict(_:)`` when the email is taken.
+    func create(user: UserRecord, tenant: TenantRecord, beforeCommit: @Sendable () async throws -> Void) async throws
+    func user(email: String) async throws -> UserRecord?
+    func user(id: String) async throws -> UserRecord?
+    /// Revokes every session of `userId` issued before `notBefore` (never moves it back).
+    func endSessions(userId: String, notBefore: Int64) async throws
+    /// The tenants `userId` belongs to, in the order they joined.
+    func tenants(of userId: String) async throws -> [TenantRecord]
+}
+
+/// Accounts in identity's SQL store (SQLite or PostgreSQL).
+public struct SQLAccountRepository: AccountRepository {
+    let database: any Database
+
+    public init(database: any Database) {
+        self.database = database
+    }
+
+    struct UserRow: Decodable {
+        var id: String
+        var email: String
+        var name: String?
+        var password_hash: String
+        var superadmin: Bool
+        var disabled_at: Int64?
+        var sessions_not_before: Int64
+        var created_at: Int64
+
+        var record: UserRecord {
+            UserRecord(
+                id: self.id, email: self.email, name: self.name, passwordHash: self.password_hash, superadmin: self.superadmin,
+                disabledAt: self.disabled_at, sessionsNotBefore: self.sessions_not_before, createdAt: self.created_at)
+        }
+    }
+
+    struct TenantRow: Decodable {
+        var id: String
+        var name: String
+        var owner_id: String
+        var max_apps: Int
+        var max_concurrent_streams: Int
+        var max_members: Int
+        var max_tokens: Int
+        var created_at: Int64
+
+        var record: TenantRecord {
+            TenantRecord(
+                id: self.id, name: self.name, ownerId: self.owner_id,
+                quotas: TenantQuotas(
+                    maxApps: self.max_apps, maxConcurrentStreams: self.max_concurrent_streams, maxMembers: self.max_members, maxTokens: self.max_tokens),
+                createdAt: self.created_at)
+        }
+    }
+
+    static let userColumns = "id, email, name, password_hash, superadmin, disabled_at, sessions_not_before, created_at"
+    static let tenantColumns = "t.id, t.name, t.owner_id, t.max_apps, t.max_concurrent_streams, t.max_members, t.max_tokens, t.created_at"
+
+    public func create(user: UserRecord, tenant: TenantRecord, beforeCommit: @Sendable () async throws -> Void) async throws {
+        try await self.database.transaction { sql in
+            let taken = try await sql.raw("SELECT id FROM identity_users WHERE email = \(bind: user.email)").all()
+            guard taken.isEmpty else { throw StorageError.conflict("An account with this email already exists") }
+            try await sql.raw(
+                """
+                INSERT INTO identity_users (\(unsafeRaw: Self.userColumns)) VALUES (\(bind: user.id), \(bind: user.email), \(bind: user.name), \
+                \(bind: user.passwordHash), \(bind: user.superadmin), \(bind: user.disabledAt), \(bind: user.sessionsNotBefore), \(bind: user.createdAt))
+                """
+            ).run()
+            let q = tenant.quotas
+            try await sql.raw(
+                """
+                INSERT INTO identity_tenants (id, name, owner_id, max_apps, max_concurrent_streams, max_members, max_tokens, created_at) \
+                VALUES (\(bind: tenant.id), \(bind: tenant.name), \(bind: tenant.ownerId), \(bind: q.maxApps), \(bind: q.maxConcurrentStreams), \
+                \(bind: q.maxMembers), \(bind: q.maxTokens), \(bind: tenant.createdAt))
+                """
+            ).run()
+            try await sql.raw(
+                "INSERT INTO identity_memberships (tenant_id, user_id, created_at) VALUES (\(bind: tenant.id), \(bind: user.id), \(bind: tenant.createdAt))"
+            ).run()
+            try await beforeCommit()
+        }
+    }
+
+    public func user(email: String) async throws -> UserRecord? {
+        try await self.database.withSQL { sql in
+            try await sql.raw("SELECT \(unsafeRaw: Self.userColumns) FROM identity_users WHERE email = \(bind: email)").first(decoding: UserRow.self)?
+                .record
+        }
+    }
+
+    public func user(id: String) async throws -> UserRecord? {
+        try await self.database.withSQL { sql in
+            try await sql.raw("SELECT \(unsafeRaw: Self.userColumns) FROM identity_users WHERE id = \(bind: id)").first(decoding: UserRow.self)?.record
+        }
+    }
+
+    public func endSessions(userId: String, notBefore: Int64) async throws {
+        try await self.database.withSQL { sql in
+            try await sql.raw(
+                """
+                UPDATE identity_users SET sessions_not_before = \(bind: notBefore) \
+                WHERE id = \(bind: userId) AND sessions_not_before < \(bind: notBefore)
+                """
+            ).run()
+        }
+    }
+
+    public func tenants(of userId: String) async throws -> [TenantRecord] {
+        try await self.database.withSQL { sql in
+            try await sql.raw(
+                """
+                SELECT \(unsafeRaw: Self.tenantColumns) FROM identity_tenants t JOIN identity_memberships m ON m.tenant_id = t.id \
+                WHERE m.user_id = \(bind: userId) ORDER BY m.created_at, t.id
+                """
+            ).all(decoding: TenantRow.self).map(\.record)
+        }
+    }
+}

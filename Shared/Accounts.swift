@@ -1,0 +1,182 @@
+/// `POST /auth/signup`: a new user and a tenant they own.
+public struct SignupRequest: Codable, Sendable, Equatable {
+    public var email: String
+    public var password: String
+    public var name: String?
+
+    public init(email: String, password: String, name: String? = nil) {
+        self.email = email
+        self.password = password
+        self.name = name
+    }
+}
+
+/// `POST /auth/login`.
+public struct LoginRequest: Codable, Sendable, Equatable {
+    public var email: String
+    public var password: String
+    public var totpCode: String?
+    /// The tenant the session acts in; default the user's own, else the first they belong to.
+    public var tenantId: String?
+
+    public init(email: String, password: String, totpCode: String? = nil, tenantId: String? = nil) {
+        self.email = email
+        self.password = password
+        self.totpCode = totpCode
+        self.tenantId = tenantId
+    }
+}
+
+/// A user as the API shows one (never a password hash).
+public struct UserSummary: Codable, Sendable, Equatable {
+    public var id: String
+    public var email: String
+    public var name: String?
+    public var superadmin: Bool
+    public var disabled: Bool
+    public var createdAt: String
+
+    public init(id: String, email: String, name: String?, superadmin: Bool, disabled: Bool, createdAt: String) {
+        self.id = id
+        self.email = email
+        self.name = name
+        self.superadmin = superadmin
+        self.disabled = disabled
+        self.createdAt = createdAt
+    }
+}
+
+/// The answer of sign-up and login: a dashboard JWT, when it expires, and who it is for.
+public struct SessionResponse: Codable, Sendable, Equatable {
+    public var token: String
+    public var expiresAt: String
+    public var user: UserSummary
+    /// The tenant the session acts in (the JWT's `tenantId`).
+    public var tenantId: String?
+
+    public init(token: String, expiresAt: String, user: UserSummary, tenantId: String?) {
+        self.token = token
+        self.expiresAt = expiresAt
+        self.user = user
+        self.tenantId = tenantId
+    }
+}
+
+/// A tenant's quotas (SPEC, "Quotas").
+public struct TenantQuotas: Codable, Sendable, Equatable {
+    public var maxApps: Int
+    public var maxConcurrentStreams: Int
+    public var maxMembers: Int
+    public var maxTokens: Int
+
+    public init(maxApps: Int, maxConcurrentStreams: Int, maxMembers: Int, maxTokens: Int) {
+        self.maxApps = maxApps
+        self.maxConcurrentStreams = maxConcurrentStreams
+        self.maxMembers = maxMembers
+        self.maxTokens = maxTokens
+    }
+}
+
+/// A tenant as the API shows one.
+public struct TenantSummary: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var ownerId: String
+    public var quotas: TenantQuotas
+    public var createdAt: String
+
+    public init(id: String, name: String, ownerId: String, quotas: TenantQuotas, createdAt: String) {
+        self.id = id
+        self.name = name
+        self.ownerId = ownerId
+        self.quotas = quotas
+        self.createdAt = createdAt
+    }
+}
+
+/// One tenant of `GET /auth/me`, with the caller's roles in it.
+public struct TenantMembership: Codable, Sendable, Equatable {
+    public var tenant: TenantSummary
+    public var roles: [String]
+
+    public init(tenant: TenantSummary, roles: [String]) {
+        self.tenant = tenant
+        self.roles = roles
+    }
+}
+
+/// `GET /auth/me`: the signed-in user, the tenant the session acts in, and every tenant they belong to.
+public struct MeResponse: Codable, Sendable, Equatable {
+    public var user: UserSummary
+    public var tenantId: String?
+    public var tenants: [TenantMembership]
+
+    public init(user: UserSummary, tenantId: String?, tenants: [TenantMembership]) {
+        self.user = user
+        self.tenantId = tenantId
+        self.tenants = tenants
+    }
+}
+
+/// `POST /internal/v1/sessions/state` on identity: may sessions of this user still be trusted?
+public struct SessionStateRequest: Codable, Sendable, Equatable {
+    public var userId: String
+    public init(userId: String) { self.userId = userId }
+}
+
+/// Identity's answer: sessions issued before `notBefore` (epoch seconds) are revoked; a disabled
+/// or unknown user has none.
+public struct SessionState: Codable, Sendable, Equatable {
+    public var exists: Bool
+    public var disabled: Bool
+    public var notBefore: Int64
+
+    public init(exists: Bool, disabled: Bool, notBefore: Int64) {
+        self.exists = exists
+        self.disabled = disabled
+        self.notBefore = notBefore
+    }
+}
+
+/// `POST /internal/v1/roles` on authz: give `subject` `role` in `tenant` (sign-up makes its user owner).
+public struct RoleGrant: Codable, Sendable, Equatable {
+    public var subject: String
+    public var role: String
+    public var tenant: String
+
+    public init(subject: String, role: String, tenant: String) {
+        self.subject = subject
+        self.role = role
+        self.tenant = tenant
+    }
+}
+
+/// `POST /internal/v1/roles/of` on authz: the roles of `subject` in each of `tenants`.
+public struct SubjectRolesRequest: Codable, Sendable, Equatable {
+    public var subject: String
+    public var tenants: [String]
+
+    public init(subject: String, tenants: [String]) {
+        self.subject = subject
+        self.tenants = tenants
+    }
+}
+
+/// Authz's answer: tenant id → roles (direct and inherited).
+public struct SubjectRoles: Codable, Sendable, Equatable {
+    public var roles: [String: [String]]
+    public init(roles: [String: [String]]) { self.roles = roles }
+}
+
+/// What a policy change did.
+public struct PolicyChangeResult: Codable, Sendable, Equatable {
+    public var tenant: String
+    public var version: Int64
+    public var changed: Int
+
+    public init(tenant: String, version: Int64, changed: Int) {
+        self.tenant = tenant
+        self.version = version
+        self.changed = changed
+    }
+}
