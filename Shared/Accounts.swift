@@ -180,3 +180,45 @@ public struct PolicyChangeResult: Codable, Sendable, Equatable {
         self.changed = changed
     }
 }
+
+/// `POST /tokens`.
+public struct CreateApiTokenRequest: Codable, Sendable, Equatable {
+    public var name: String
+    public var scope: ApiTokenSummary.Scope
+    /// Required for `app` scope; the token inherits that app's tenant.
+    public var appId: String?
+    /// RFC 3339; in the future.
+    public var expiresAt: String?
+
+    public init(name: String, scope: ApiTokenSummary.Scope, appId: String? = nil, expiresAt: String? = nil) {
+        self.name = name
+        self.scope = scope
+        self.appId = appId
+        self.expiresAt = expiresAt
+    }
+}
+
+/// The answer of `POST /tokens`: the token itself, shown this once, and its description.
+public struct CreatedApiToken: Codable, Sendable, Equatable {
+    public var token: String
+    public var id: String
+    public var name: String
+    public var prefix: String
+    public var scope: ApiTokenSummary.Scope
+    public var appId: String?
+    public var tenantId: String?
+    public var createdAt: String
+    public var expiresAt: String?
+
+    public init(token: String, summary: ApiTokenSummary) {
+        self.token = token
+        self.id = summary.id
+        self.name = summary.name
+        self.prefix = summary.prefix
+        self.scope = summary.scope
+        self.appId = summary.appId
+        self.tenantId = summary.tenantId
+        self.createdAt = summary.createdAt
+        self.expiresAt = summary.expiresAt
+    }
+}

@@ -81,6 +81,18 @@ public enum RouteCatalog {
             summary: "End every session of the signed-in user issued until now (in force at the gateway within 5 s)"
         ),
         RouteDefinition(
+            "GET", "/api/v1/tokens", service: .identity, auth: .authenticated, permission: "token:read",
+            summary: "List sk_ tokens (the caller's tenant; all for global callers), ?limit=&after="
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/tokens", service: .identity, auth: .authenticated, permission: "token:write",
+            summary: "Mint an sk_ token {name, scope, appId?, expiresAt?}; the token is shown once"
+        ),
+        RouteDefinition(
+            "DELETE", "/api/v1/tokens/:id", service: .identity, auth: .authenticated, permission: "token:write",
+            summary: "Revoke an sk_ token (refused everywhere within 5 s)"
+        ),
+        RouteDefinition(
             "GET", "/api/v1/apps", service: .media, auth: .authenticated, permission: "app:read",
             summary: "List the apps visible to the caller"
         ),

@@ -114,6 +114,10 @@ public protocol Database: Sendable {
     /// Calls `onChange` for every notification on `channel` from any process, until cancelled.
     /// Returns false at once when the database cannot push notifications (then polling is all there is).
     func listen(channel: String, _ onChange: @escaping @Sendable () async -> Void) async throws -> Bool
+    /// Serialises, until the transaction of `sql` ends, every transaction that takes the same `key`
+    /// (PostgreSQL: a transaction-scoped advisory lock; SQLite's writers are serial already). For
+    /// check-then-write rules such as quotas, exact under concurrency and across replicas.
+    func lock(_ key: String, in sql: any SQLDatabase) async throws
     /// Announces a change on `channel` to every listener when the transaction of `sql` commits;
     /// nothing where the database has no notifications.
     func notify(channel: String, in sql: any SQLDatabase) async throws
@@ -127,6 +131,11 @@ extension Database {
     public func listen(channel: String, _ onChange: @escaping @Sendable () async -> Void) async throws -> Bool { false }
 
     public func notify(channel: String, in sql: any SQLDatabase) async throws {}
+
+    public func lock(_ key: String, in sql: any SQLDatabase) async throws {
+        guard self.dialect == .postgres else { return }
+        try await sql.raw("SELECT pg_advisory_xact_lock(hashtextextended(\(bind: key), 0))").run()
+    }
 }
 
 /// What storage code throws; controllers map it to HTTP (see ``StorageError/serviceError``).
@@ -139,20 +148,24 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalid(String)
     /// The database cannot be reached.
     case unavailable(String)
+    /// A quota would be exceeded (the message names the quota and its value).
+    case quotaExceeded(String)
 
     public var description: String {
         switch self {
-        case .notFound(let message), .conflict(let message), .invalid(let message), .unavailable(let message): message
+        case .notFound(let message), .conflict(let message), .invalid(let message), .unavailable(let message), .quotaExceeded(let message):
+            message
         }
     }
 
-    /// The client-facing error: 404, 409, 400 or 503 with the message.
+    /// The client-facing error: 404, 409, 400, 503 or 403 with the message.
     public var serviceError: ServiceError {
         switch self {
         case .notFound(let message): ServiceError(.notFound, message: message)
         case .conflict(let message): ServiceError(.conflict, message: message)
         case .invalid(let message): ServiceError(.badRequest, message: message)
         case .unavailable(let message): ServiceError(.serviceUnavailable, message: message)
+        case .quotaExceeded(let message): ServiceError(.forbidden, message: message)
         }
     }
 }

@@ -72,12 +72,17 @@ public func buildIdentity(
             services.append(client)
             transport = client
         }
+        let client = InternalClient(transport: transport, internalToken: configuration.common.internalToken, timeout: .seconds(10))
+        let forwarded = router.forwardedGroup(internalToken: configuration.common.internalToken)
         let auth = AuthController<ServiceRequestContext>(
             accounts: accounts, passwords: PasswordHasher(), sessions: SessionTokens(secret: configuration.jwtSecret, issuer: configuration.publicURL),
-            authz: InternalClient(transport: transport, internalToken: configuration.common.internalToken, timeout: .seconds(10)),
-            authzURL: configuration.authzURL, defaultQuotas: configuration.defaultQuotas, timeSource: dependencies.timeSource)
-        auth.addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
+            authz: client, authzURL: configuration.authzURL, defaultQuotas: configuration.defaultQuotas, timeSource: dependencies.timeSource)
+        auth.addRoutes(to: forwarded)
         auth.addInternalRoutes(to: internalRoutes)
+        TokensController<ServiceRequestContext>(
+            tokens: tokens, accounts: accounts, media: client, mediaURL: configuration.mediaURL, defaultQuotas: configuration.defaultQuotas,
+            timeSource: dependencies.timeSource
+        ).addRoutes(to: forwarded)
     }
     var app = Application(
         router: router,

@@ -6,7 +6,7 @@ import Shared
 ///
 /// Keys: `HOST`, `PORT` (8081), `STREAMHUB_INTERNAL_TOKEN`, `STREAMHUB_JWT_SECRET`, `METRICS_TOKEN`,
 /// `DATABASE_URL` or `STREAMHUB_DATA_DIR` (SQLite file `identity.sqlite`), `LOG_LEVEL`,
-/// `STREAMHUB_PUBLIC_URL` (sessions' `iss`), `AUTHZ_URL`, `STREAMHUB_DEFAULT_MAX_APPS` (10),
+/// `STREAMHUB_PUBLIC_URL` (sessions' `iss`), `AUTHZ_URL`, `MEDIA_URL`, `STREAMHUB_DEFAULT_MAX_APPS` (10),
 /// `STREAMHUB_DEFAULT_MAX_CONCURRENT_STREAMS` (5), `STREAMHUB_DEFAULT_MAX_MEMBERS` (25),
 /// `STREAMHUB_DEFAULT_MAX_TOKENS` (50).
 public struct IdentityConfiguration: Sendable {
@@ -18,6 +18,8 @@ public struct IdentityConfiguration: Sendable {
     public var publicURL: String
     /// Where sign-up assigns the owner role and `/auth/me` reads roles.
     public var authzURL: String
+    /// Where app tokens' apps are looked up.
+    public var mediaURL: String
     /// The quotas a new tenant starts with.
     public var defaultQuotas: TenantQuotas
 
@@ -27,6 +29,7 @@ public struct IdentityConfiguration: Sendable {
         self.jwtSecret = try reader.requiredSecret(ConfigKey.jwtSecret)
         self.publicURL = try reader.url(ConfigKey.publicURL, default: "http://127.0.0.1:\(DefaultPort.gateway)")
         self.authzURL = try reader.url(ConfigKey.authzURL, default: "http://127.0.0.1:\(DefaultPort.authz)")
+        self.mediaURL = try reader.url(ConfigKey.mediaURL, default: "http://127.0.0.1:\(DefaultPort.media)")
         self.defaultQuotas = TenantQuotas(
             maxApps: try reader.int(ConfigKey.defaultMaxApps, default: 10, range: 0...1_000_000),
             maxConcurrentStreams: try reader.int(ConfigKey.defaultMaxConcurrentStreams, default: 5, range: 0...1_000_000),

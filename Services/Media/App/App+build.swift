@@ -49,7 +49,9 @@ public func buildMedia(
     router.addReadinessRoute(readiness)
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
     MediaMountController(root: configuration.mediaRoot).addRoutes(to: router)
-    AppsController(apps: apps).addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
+    let appsController = AppsController<ServiceRequestContext>(apps: apps)
+    appsController.addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
+    appsController.addInternalRoutes(to: router.internalGroup(internalToken: configuration.common.internalToken))
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.common.host, port: configuration.common.port), serverName: "streamhub-media"),

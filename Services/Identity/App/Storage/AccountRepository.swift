@@ -50,6 +50,7 @@ public protocol AccountRepository: Sendable {
     func endSessions(userId: String, notBefore: Int64) async throws
     /// The tenants `userId` belongs to, in the order they joined.
     func tenants(of userId: String) async throws -> [TenantRecord]
+    func tenant(id: String) async throws -> TenantRecord?
 }
 
 /// Accounts in identity's SQL store (SQLite or PostgreSQL).
@@ -145,6 +146,13 @@ public struct SQLAccountRepository: AccountRepository {
                 WHERE id = \(bind: userId) AND sessions_not_before < \(bind: notBefore)
                 """
             ).run()
+        }
+    }
+
+    public func tenant(id: String) async throws -> TenantRecord? {
+        try await self.database.withSQL { sql in
+            try await sql.raw("SELECT \(unsafeRaw: Self.tenantColumns) FROM identity_tenants t WHERE t.id = \(bind: id)").first(decoding: TenantRow.self)?
+                .record
         }
     }
 

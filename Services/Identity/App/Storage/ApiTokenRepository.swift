@@ -70,6 +70,13 @@ public struct MintedApiToken: Sendable {
 /// Creates, looks up and revokes `sk_` tokens.
 public protocol ApiTokenRepository: Sendable {
     func insert(_ record: ApiTokenRecord) async throws
+    /// Inserts `record` unless its tenant already has `limit` active tokens — checked and written
+    /// atomically, exact under concurrent requests and across replicas.
+    /// - Throws: ``StorageError/quotaExceeded(_:)`` naming `maxTokens` and `limit`.
+    func insert(_ record: ApiTokenRecord, limit: Int, at now: Int64) async throws
+    func find(id: String) async throws -> ApiTokenRecord?
+    /// Tokens in creation order, those of `tenant` only when given, after the token `after`.
+    func list(tenant: String?, after: String?, limit: Int) async throws -> [ApiTokenRecord]
     /// The record whose hash is `hash`, active or not.
     func find(hash: String) async throws -> ApiTokenRecord?
     func markUsed(id: String, at: Int64) async throws
@@ -96,8 +103,14 @@ public enum ApiTokenMinter {
         String(token.prefix(11))
     }
 
-    /// Mints a token and stores its hash.
-    public static func mint(_ new: NewApiToken, into repository: any ApiTokenRepository, now: Date) async throws -> MintedApiToken {
+    static func quotaExceeded(_ limit: Int) -> StorageError {
+        StorageError.quotaExceeded("Quota maxTokens (\(limit)) reached: revoke a token or raise the tenant's quota")
+    }
+
+    /// Mints a token and stores its hash; with `quota`, only while its tenant has fewer active tokens.
+    public static func mint(_ new: NewApiToken, into repository: any ApiTokenRepository, now: Date, quota: Int? = nil) async throws
+        -> MintedApiToken
+    {
         let name = try Identifier.validate(new.name, field: "name")
         guard name.count <= 100 else { throw ServiceError.badRequest("name must be at most 100 characters") }
         if new.scope == .app && (new.appId ?? "").isEmpty {
@@ -109,7 +122,11 @@ public enum ApiTokenMinter {
             appId: new.scope == .app ? new.appId : nil, tenantId: new.tenantId, createdAt: Timestamp.millis(now), lastUsedAt: nil,
             expiresAt: new.expiresAt, revokedAt: nil
         )
-        try await repository.insert(record)
+        if let quota {
+            try await repository.insert(record, limit: quota, at: Timestamp.millis(now))
+        } else {
+            try await repository.insert(record)
+        }
         return MintedApiToken(token: token, record: record)
     }
 }
@@ -122,6 +139,23 @@ public actor InMemoryApiTokenRepository: ApiTokenRepository {
 
     public func insert(_ record: ApiTokenRecord) async throws {
         self.records[record.id] = record
+    }
+
+    public func insert(_ record: ApiTokenRecord, limit: Int, at now: Int64) async throws {
+        let active = self.records.values.filter { $0.tenantId == record.tenantId && $0.isActive(at: now) }.count
+        guard active < limit else { throw ApiTokenMinter.quotaExceeded(limit) }
+        self.records[record.id] = record
+    }
+
+    public func find(id: String) async throws -> ApiTokenRecord? { self.records[id] }
+
+    public func list(tenant: String?, after: String?, limit: Int) async throws -> [ApiTokenRecord] {
+        var all = self.records.values.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        if let tenant { all = all.filter { $0.tenantId == tenant } }
+        if let after, let cursor = self.records[after] {
+            all = all.filter { ($0.createdAt, $0.id) > (cursor.createdAt, cursor.id) }
+        }
+        return Array(all.prefix(limit))
     }
 
     public func find(hash: String) async throws -> ApiTokenRecord? {
@@ -184,6 +218,52 @@ public struct SQLApiTokenRepository: ApiTokenRepository {
                 \(bind: record.lastUsedAt), \(bind: record.expiresAt), \(bind: record.revokedAt))
                 """
             ).run()
+        }
+    }
+
+    public func insert(_ record: ApiTokenRecord, limit: Int, at now: Int64) async throws {
+        try await self.database.transaction { sql in
+            let tenant = record.tenantId ?? ""
+            // Serialises the tenant's mints (PostgreSQL advisory lock; SQLite writers are serial).
+            try await self.database.lock("identity_api_tokens:" + tenant, in: sql)
+            struct Count: Decodable { var n: Int }
+            let active =
+                try await sql.raw(
+                    """
+                    SELECT COUNT(*) AS n FROM identity_api_tokens WHERE COALESCE(tenant_id, '') = \(bind: tenant) \
+                    AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > \(bind: now))
+                    """
+                ).first(decoding: Count.self)?.n ?? 0
+            guard active < limit else { throw ApiTokenMinter.quotaExceeded(limit) }
+            try await sql.raw(
+                """
+                INSERT INTO identity_api_tokens (\(unsafeRaw: Self.columns)) VALUES (\(bind: record.id), \(bind: record.name), \(bind: record.prefix), \
+                \(bind: record.hash), \(bind: record.scope.rawValue), \(bind: record.appId), \(bind: record.tenantId), \(bind: record.createdAt), \
+                \(bind: record.lastUsedAt), \(bind: record.expiresAt), \(bind: record.revokedAt))
+                """
+            ).run()
+        }
+    }
+
+    public func find(id: String) async throws -> ApiTokenRecord? {
+        try await self.database.withSQL { sql in
+            try await sql.raw("SELECT \(unsafeRaw: Self.columns) FROM identity_api_tokens WHERE id = \(bind: id)").first(decoding: Row.self)?.record
+        }
+    }
+
+    public func list(tenant: String?, after: String?, limit: Int) async throws -> [ApiTokenRecord] {
+        try await self.database.withSQL { sql in
+            var query: SQLQueryString = "SELECT \(unsafeRaw: Self.columns) FROM identity_api_tokens WHERE 1 = 1"
+            if let tenant { query = query + " AND tenant_id = \(bind: tenant)" }
+            if let after {
+                query =
+                    query
+                    + """
+                     AND (created_at > (SELECT created_at FROM identity_api_tokens WHERE id = \(bind: after)) \
+                    OR (created_at = (SELECT created_at FROM identity_api_tokens WHERE id = \(bind: after)) AND id > \(bind: after)))
+                    """
+            }
+            return try await sql.raw(query + " ORDER BY created_at, id LIMIT \(bind: limit)").all(decoding: Row.self).map(\.record)
         }
     }
 

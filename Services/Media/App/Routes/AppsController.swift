@@ -14,6 +14,17 @@ public struct AppsController<Context: ServiceRequestContextProtocol>: Sendable {
         group.get("apps", use: self.list)
     }
 
+    /// `GET /internal/v1/apps/:app` for other services (identity mints app tokens in the app's tenant).
+    public func addInternalRoutes(to group: RouterGroup<Context>) {
+        group.get("apps/:app", use: self.lookup)
+    }
+
+    @Sendable func lookup(_ request: Request, context: Context) async throws -> Response {
+        let id = try Identifier.validate(context.parameters.get("app") ?? "", field: "app")
+        guard let app = try await self.apps.list(.app(id)).first else { throw ServiceError.notFound("No such app") }
+        return try JSONResponse.make(app.summary)
+    }
+
     /// The apps the caller may see: all for global tokens, the tenant's for members, one for an app token.
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {
         let principal = try context.caller()
