@@ -154,4 +154,40 @@ struct AccountsEndToEndTests {
             #expect(retried.status == 201)
         }
     }
+
+    @Test("a token minted through /tokens works at once; revoked, it is refused through the gateway within 5 s")
+    func tokensThroughGateway() async throws {
+        try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
+            let base = stack.gatewayURL + "/api/v1"
+            let root = try stack.seedToken(name: "root").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let created = try await client.call(
+                base + "/tokens", method: "POST", headers: [("Authorization", "Bearer \(root)"), Self.json], body: #"{"name":"automation","scope":"global"}"#)
+            #expect(created.status == 201)
+            #expect(created.header("Cache-Control") == "no-store")
+            let minted = try self.data(created)
+            let token = try #require(minted["token"] as? String)
+            let id = try #require(minted["id"] as? String)
+            let bearer = ("Authorization", "Bearer \(token)")
+            #expect(try await client.call(base + "/apps", headers: [bearer]).status == 200)
+            let listed = try #require(try await client.call(base + "/tokens", headers: [bearer]).json()["data"] as? [[String: Any]])
+            #expect(listed.contains { $0["id"] as? String == id && $0["token"] == nil })
+            let revoked = try await client.call(base + "/tokens/\(id)", method: "DELETE", headers: [("Authorization", "Bearer \(root)")])
+            #expect(revoked.status == 200)
+            let revokedAt = ContinuousClock.now
+            try await Stack.waitFor(deadline: .seconds(5), "the revoked token to be refused") {
+                try await client.call(base + "/apps", headers: [bearer]).status == 401
+            }
+            print("accounts: a revoked sk_ token was refused after \(ContinuousClock.now - revokedAt)")
+            // A new owner lists their own tenant's tokens (none) and may not mint a global one.
+            let signup = try await client.call(
+                base + "/auth/signup", method: "POST", headers: [Self.json], body: #"{"email":"own@example.com","password":"correct horse battery"}"#)
+            let session = try #require(try self.data(signup)["token"] as? String)
+            let mine = try await client.call(base + "/tokens", headers: [("Authorization", "Bearer \(session)")])
+            #expect(mine.status == 200)
+            #expect(mine.body == #"{"data":[],"error":null}"#)
+            let global = try await client.call(
+                base + "/tokens", method: "POST", headers: [("Authorization", "Bearer \(session)"), Self.json], body: #"{"name":"x","scope":"global"}"#)
+            #expect(global.status == 403)
+        }
+    }
 }
