@@ -222,3 +222,74 @@ public struct CreatedApiToken: Codable, Sendable, Equatable {
         self.expiresAt = summary.expiresAt
     }
 }
+
+/// `POST /internal/v1/roles/revoke` on authz: every role of `subject` in `tenant`.
+public struct SubjectInTenant: Codable, Sendable, Equatable {
+    public var subject: String
+    public var tenant: String
+
+    public init(subject: String, tenant: String) {
+        self.subject = subject
+        self.tenant = tenant
+    }
+}
+
+/// `PATCH /tenants/:id`: a new name (the tenant's admins), new quotas (superadmins and global tokens only).
+public struct TenantUpdate: Codable, Sendable, Equatable {
+    public var name: String?
+    public var quotas: QuotaUpdate?
+
+    public init(name: String? = nil, quotas: QuotaUpdate? = nil) {
+        self.name = name
+        self.quotas = quotas
+    }
+}
+
+/// Quotas to change; the others stay.
+public struct QuotaUpdate: Codable, Sendable, Equatable {
+    public var maxApps: Int?
+    public var maxConcurrentStreams: Int?
+    public var maxMembers: Int?
+    public var maxTokens: Int?
+
+    public init(maxApps: Int? = nil, maxConcurrentStreams: Int? = nil, maxMembers: Int? = nil, maxTokens: Int? = nil) {
+        self.maxApps = maxApps
+        self.maxConcurrentStreams = maxConcurrentStreams
+        self.maxMembers = maxMembers
+        self.maxTokens = maxTokens
+    }
+}
+
+/// One member of a tenant.
+public struct MemberSummary: Codable, Sendable, Equatable {
+    public var userId: String
+    public var email: String
+    public var name: String?
+    public var roles: [String]
+    public var joinedAt: String
+
+    public init(userId: String, email: String, name: String?, roles: [String], joinedAt: String) {
+        self.userId = userId
+        self.email = email
+        self.name = name
+        self.roles = roles
+        self.joinedAt = joinedAt
+    }
+}
+
+/// `POST /tenants/:id/members`: add an existing user by email with a role.
+public struct AddMemberRequest: Codable, Sendable, Equatable {
+    public var email: String
+    public var role: String
+
+    public init(email: String, role: String) {
+        self.email = email
+        self.role = role
+    }
+}
+
+/// `PATCH /users/:id`.
+public struct UserUpdate: Codable, Sendable, Equatable {
+    public var disabled: Bool?
+    public init(disabled: Bool? = nil) { self.disabled = disabled }
+}

@@ -93,6 +93,38 @@ public enum RouteCatalog {
             summary: "Revoke an sk_ token (refused everywhere within 5 s)"
         ),
         RouteDefinition(
+            "GET", "/api/v1/tenants", service: .identity, auth: .authenticated, permission: "tenant:read",
+            summary: "List tenants: the caller's own; every tenant for superadmins and global tokens (?limit=&after=)"
+        ),
+        RouteDefinition(
+            "GET", "/api/v1/tenants/:id", service: .identity, auth: .authenticated, permission: "tenant:read",
+            summary: "One tenant with its quotas (another tenant's is a 404)"
+        ),
+        RouteDefinition(
+            "PATCH", "/api/v1/tenants/:id", service: .identity, auth: .authenticated, permission: "tenant:write",
+            summary: "Rename a tenant {name}; change its quotas {quotas} (superadmins and global tokens only)"
+        ),
+        RouteDefinition(
+            "GET", "/api/v1/tenants/:id/members", service: .identity, auth: .authenticated, permission: "user:read",
+            summary: "A tenant's members with their roles"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/tenants/:id/members", service: .identity, auth: .authenticated, permission: "user:write",
+            summary: "Add an existing user {email, role} (maxMembers holds)"
+        ),
+        RouteDefinition(
+            "DELETE", "/api/v1/tenants/:id/members/:userId", service: .identity, auth: .authenticated, permission: "user:write",
+            summary: "Remove a member and their roles in the tenant (never the owner)"
+        ),
+        RouteDefinition(
+            "GET", "/api/v1/users", service: .identity, auth: .authenticated, permission: "user:read",
+            summary: "Every user (superadmins and global tokens only; ?limit=&after=)"
+        ),
+        RouteDefinition(
+            "PATCH", "/api/v1/users/:id", service: .identity, auth: .authenticated, permission: "user:write",
+            summary: "Disable or re-enable a user {disabled} (superadmins and global tokens only; sessions stop within 5 s)"
+        ),
+        RouteDefinition(
             "GET", "/api/v1/apps", service: .media, auth: .authenticated, permission: "app:read",
             summary: "List the apps visible to the caller"
         ),

@@ -190,4 +190,95 @@ struct AccountsEndToEndTests {
             #expect(global.status == 403)
         }
     }
+
+    func signup(_ client: HTTPClient, _ base: String, _ email: String) async throws -> (token: String, userId: String, tenantId: String) {
+        let response = try await client.call(
+            base + "/auth/signup", method: "POST", headers: [Self.json], body: #"{"email":"\#(email)","password":"correct horse battery"}"#)
+        let data = try self.data(response)
+        return (
+            try #require(data["token"] as? String), try #require((data["user"] as? [String: Any])?["id"] as? String),
+            try #require(data["tenantId"] as? String)
+        )
+    }
+
+    @Test("tenants and members: own tenant only, members added by email with a role, maxMembers, quotas and users for global callers, disabling ends sessions")
+    func tenantsMembersUsers() async throws {
+        try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
+            let base = stack.gatewayURL + "/api/v1"
+            let root = ("Authorization", "Bearer " + (try stack.seedToken(name: "root").stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+            let ann = try await self.signup(client, base, "ann@example.com")
+            let bob = try await self.signup(client, base, "bob@example.com")
+            _ = try await self.signup(client, base, "cat@example.com")
+            let asAnn = ("Authorization", "Bearer \(ann.token)")
+
+            let mine = try #require(try await client.call(base + "/tenants", headers: [asAnn]).json()["data"] as? [[String: Any]])
+            #expect(mine.map { $0["id"] as? String } == [ann.tenantId])
+            #expect(try await client.call(base + "/tenants/\(bob.tenantId)", headers: [asAnn]).status == 404)
+            #expect(try await client.call(base + "/tenants/\(bob.tenantId)/members", headers: [asAnn]).status == 404)
+
+            let added = try await client.call(
+                base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"BOB@example.com","role":"member"}"#)
+            #expect(added.status == 201, "\(added.body)")
+            let members = try #require(try await client.call(base + "/tenants/\(ann.tenantId)/members", headers: [asAnn]).json()["data"] as? [[String: Any]])
+            #expect(members.map { $0["email"] as? String } == ["ann@example.com", "bob@example.com"])
+            #expect(members.map { $0["roles"] as? [String] } == [["owner"], ["member"]])
+            let ghost = try await client.call(
+                base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"nobody@example.com","role":"member"}"#)
+            #expect(ghost.status == 404)
+            let badRole = try await client.call(
+                base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"cat@example.com","role":"ghost"}"#)
+            #expect(badRole.status == 400)
+            let notAdded = try #require(try await client.call(base + "/tenants/\(ann.tenantId)/members", headers: [asAnn]).json()["data"] as? [[String: Any]])
+            #expect(notAdded.count == 2, "a refused role left a membership behind")
+
+            // Bob signs in to Ann's tenant and reads its apps as a member.
+            let bobInAnn = try await client.call(
+                base + "/auth/login", method: "POST", headers: [Self.json],
+                body: #"{"email":"bob@example.com","password":"correct horse battery","tenantId":"\#(ann.tenantId)"}"#)
+            let bobSession = ("Authorization", "Bearer " + (try #require(try self.data(bobInAnn)["token"] as? String)))
+            #expect(try await client.call(base + "/apps", headers: [bobSession]).status == 200)
+
+            // Quotas: only global callers change them; maxMembers holds.
+            let byOwner = try await client.call(
+                base + "/tenants/\(ann.tenantId)", method: "PATCH", headers: [asAnn, Self.json], body: #"{"quotas":{"maxMembers":50}}"#)
+            #expect(byOwner.status == 403)
+            let renamed = try await client.call(
+                base + "/tenants/\(ann.tenantId)", method: "PATCH", headers: [asAnn, Self.json], body: #"{"name":"Ann's streams"}"#)
+            #expect(try self.data(renamed)["name"] as? String == "Ann's streams")
+            let byRoot = try await client.call(
+                base + "/tenants/\(ann.tenantId)", method: "PATCH", headers: [root, Self.json], body: #"{"quotas":{"maxMembers":2}}"#)
+            #expect((try self.data(byRoot)["quotas"] as? [String: Any])?["maxMembers"] as? Int == 2)
+            let third = try await client.call(
+                base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"cat@example.com","role":"viewer"}"#)
+            #expect(third.status == 403)
+            #expect(try third.json()["message"] as? String == "Quota maxMembers (2) reached: remove a member or raise the tenant's quota")
+            #expect(try await client.call(base + "/tenants/\(ann.tenantId)/members/\(ann.userId)", method: "DELETE", headers: [asAnn]).status == 400)
+
+            // Users: global callers only; disabling ends sessions and sign-in.
+            #expect(try await client.call(base + "/users", headers: [asAnn]).status == 403)
+            let users = try #require(try await client.call(base + "/users", headers: [root]).json()["data"] as? [[String: Any]])
+            #expect(users.count == 3 && users.allSatisfy { $0["passwordHash"] == nil })
+            let disabled = try await client.call(base + "/users/\(bob.userId)", method: "PATCH", headers: [root, Self.json], body: #"{"disabled":true}"#)
+            #expect(try self.data(disabled)["disabled"] as? Bool == true)
+            try await Stack.waitFor(deadline: .seconds(5), "a disabled user's session to be refused") {
+                try await client.call(base + "/apps", headers: [bobSession]).status == 401
+            }
+            let login = try await client.call(
+                base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"bob@example.com","password":"correct horse battery"}"#)
+            #expect(login.status == 401)
+            #expect(try login.json()["message"] as? String == "This account is disabled")
+            _ = try await client.call(base + "/users/\(bob.userId)", method: "PATCH", headers: [root, Self.json], body: #"{"disabled":false}"#)
+            let back = try await client.call(
+                base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"bob@example.com","password":"correct horse battery"}"#)
+            #expect(back.status == 200)
+
+            // Removing Bob from Ann's tenant takes his role there away.
+            let removed = try await client.call(base + "/tenants/\(ann.tenantId)/members/\(bob.userId)", method: "DELETE", headers: [asAnn])
+            #expect(removed.status == 200)
+            let rejoined = try await client.call(
+                base + "/auth/login", method: "POST", headers: [Self.json],
+                body: #"{"email":"bob@example.com","password":"correct horse battery","tenantId":"\#(ann.tenantId)"}"#)
+            #expect(rejoined.status == 404)
+        }
+    }
 }

@@ -83,6 +83,10 @@ public func buildIdentity(
             tokens: tokens, accounts: accounts, media: client, mediaURL: configuration.mediaURL, defaultQuotas: configuration.defaultQuotas,
             timeSource: dependencies.timeSource
         ).addRoutes(to: forwarded)
+        let tenants = TenantsController<ServiceRequestContext>(
+            accounts: accounts, authz: client, authzURL: configuration.authzURL, timeSource: dependencies.timeSource)
+        tenants.addRoutes(to: forwarded)
+        tenants.addInternalRoutes(to: internalRoutes)
     }
     var app = Application(
         router: router,

@@ -16,6 +16,27 @@ public struct RoleGrantController<Context: ServiceRequestContextProtocol>: Senda
     public func addRoutes(to group: RouterGroup<Context>) {
         group.post("roles", use: self.grant)
         group.post("roles/of", use: self.rolesOf)
+        group.post("roles/revoke", use: self.revokeAll)
+    }
+
+    /// `POST /internal/v1/roles/revoke {subject, tenant}`: every role of `subject` in `tenant` goes
+    /// (a member removed from a tenant). Idempotent.
+    @Sendable func revokeAll(_ request: Request, context: Context) async throws -> Response {
+        let body = try await request.decodeJSON(SubjectInTenant.self, limit: 16 * 1024)
+        let subject = try Identifier.validate(body.subject, field: "subject")
+        let tenant = try Identifier.validate(body.tenant, field: "tenant")
+        let changes = self.engine.rules("g").filter { $0.count == 3 && $0[0] == subject && $0[2] == tenant }.map {
+            PolicyChange.remove(StoredRule(ptype: "g", values: $0))
+        }
+        var result: (version: Int64, changed: Int) = (self.engine.currentVersion, 0)
+        if !changes.isEmpty {
+            do {
+                result = try await self.engine.apply(changes)
+            } catch let error as StorageError {
+                throw error.serviceError
+            }
+        }
+        return try JSONResponse.make(PolicyChangeResult(tenant: tenant, version: result.version, changed: result.changed))
     }
 
     /// `POST /internal/v1/roles {subject, role, tenant}`: idempotent like the public API.

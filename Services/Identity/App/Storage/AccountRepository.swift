@@ -51,6 +51,21 @@ public protocol AccountRepository: Sendable {
     /// The tenants `userId` belongs to, in the order they joined.
     func tenants(of userId: String) async throws -> [TenantRecord]
     func tenant(id: String) async throws -> TenantRecord?
+    /// Every tenant, in creation order, after the tenant `after`.
+    func tenants(after: String?, limit: Int) async throws -> [TenantRecord]
+    /// Renames a tenant and/or replaces its quotas; nil when there is no such tenant.
+    func updateTenant(id: String, name: String?, quotas: TenantQuotas?) async throws -> TenantRecord?
+    /// A tenant's members with the time they joined, in that order.
+    func members(of tenantId: String) async throws -> [(user: UserRecord, joinedAt: Int64)]
+    /// Adds `userId` to `tenantId` unless it already has `limit` members (checked and written
+    /// atomically); false when they were a member already.
+    /// - Throws: ``StorageError/quotaExceeded(_:)`` naming `maxMembers`.
+    func addMember(tenantId: String, userId: String, limit: Int, at: Int64) async throws -> Bool
+    func removeMember(tenantId: String, userId: String) async throws -> Bool
+    /// Every user, in creation order, after the user `after`.
+    func users(after: String?, limit: Int) async throws -> [UserRecord]
+    /// Disables (ending every session) or re-enables a user; nil when there is no such user.
+    func setDisabled(userId: String, disabled: Bool, at: Int64) async throws -> UserRecord?
 }
 
 /// Accounts in identity's SQL store (SQLite or PostgreSQL).
@@ -146,6 +161,131 @@ public struct SQLAccountRepository: AccountRepository {
                 WHERE id = \(bind: userId) AND sessions_not_before < \(bind: notBefore)
                 """
             ).run()
+        }
+    }
+
+    /// `AND (created_at, id) > the cursor's` for keyset pages, or nothing.
+    static func after(_ id: String?, table: String, alias: String) -> SQLQueryString {
+        guard let id else { return "" }
+        return """
+             AND (\(unsafeRaw: alias).created_at > (SELECT created_at FROM \(unsafeRaw: table) WHERE id = \(bind: id)) \
+            OR (\(unsafeRaw: alias).created_at = (SELECT created_at FROM \(unsafeRaw: table) WHERE id = \(bind: id)) AND \(unsafeRaw: alias).id > \(bind: id)))
+            """
+    }
+
+    public func tenants(after: String?, limit: Int) async throws -> [TenantRecord] {
+        try await self.database.withSQL { sql in
+            try await sql.raw(
+                "SELECT \(unsafeRaw: Self.tenantColumns) FROM identity_tenants t WHERE 1 = 1"
+                    + Self.after(after, table: "identity_tenants", alias: "t") + " ORDER BY t.created_at, t.id LIMIT \(bind: limit)"
+            ).all(decoding: TenantRow.self).map(\.record)
+        }
+    }
+
+    public func updateTenant(id: String, name: String?, quotas: TenantQuotas?) async throws -> TenantRecord? {
+        try await self.database.transaction { sql in
+            if let name {
+                try await sql.raw("UPDATE identity_tenants SET name = \(bind: name) WHERE id = \(bind: id)").run()
+            }
+            if let q = quotas {
+                try await sql.raw(
+                    """
+                    UPDATE identity_tenants SET max_apps = \(bind: q.maxApps), max_concurrent_streams = \(bind: q.maxConcurrentStreams), \
+                    max_members = \(bind: q.maxMembers), max_tokens = \(bind: q.maxTokens) WHERE id = \(bind: id)
+                    """
+                ).run()
+            }
+            return try await sql.raw("SELECT \(unsafeRaw: Self.tenantColumns) FROM identity_tenants t WHERE t.id = \(bind: id)")
+                .first(decoding: TenantRow.self)?.record
+        }
+    }
+
+    struct MemberRow: Decodable {
+        var id: String
+        var email: String
+        var name: String?
+        var password_hash: String
+        var superadmin: Bool
+        var disabled_at: Int64?
+        var sessions_not_before: Int64
+        var created_at: Int64
+        var joined_at: Int64
+    }
+
+    public func members(of tenantId: String) async throws -> [(user: UserRecord, joinedAt: Int64)] {
+        let rows = try await self.database.withSQL { sql in
+            try await sql.raw(
+                """
+                SELECT u.id, u.email, u.name, u.password_hash, u.superadmin, u.disabled_at, u.sessions_not_before, u.created_at, \
+                m.created_at AS joined_at FROM identity_memberships m JOIN identity_users u ON u.id = m.user_id \
+                WHERE m.tenant_id = \(bind: tenantId) ORDER BY m.created_at, u.id
+                """
+            ).all(decoding: MemberRow.self)
+        }
+        return rows.map { row in
+            (
+                UserRecord(
+                    id: row.id, email: row.email, name: row.name, passwordHash: row.password_hash, superadmin: row.superadmin,
+                    disabledAt: row.disabled_at, sessionsNotBefore: row.sessions_not_before, createdAt: row.created_at),
+                row.joined_at
+            )
+        }
+    }
+
+    public func addMember(tenantId: String, userId: String, limit: Int, at: Int64) async throws -> Bool {
+        try await self.database.transaction { sql in
+            try await self.database.lock("identity_memberships:" + tenantId, in: sql)
+            let existing = try await sql.raw(
+                "SELECT user_id FROM identity_memberships WHERE tenant_id = \(bind: tenantId) AND user_id = \(bind: userId)"
+            ).all()
+            guard existing.isEmpty else { return false }
+            struct Count: Decodable { var n: Int }
+            let count =
+                try await sql.raw("SELECT COUNT(*) AS n FROM identity_memberships WHERE tenant_id = \(bind: tenantId)").first(decoding: Count.self)?.n ?? 0
+            guard count < limit else {
+                throw StorageError.quotaExceeded("Quota maxMembers (\(limit)) reached: remove a member or raise the tenant's quota")
+            }
+            try await sql.raw(
+                "INSERT INTO identity_memberships (tenant_id, user_id, created_at) VALUES (\(bind: tenantId), \(bind: userId), \(bind: at))"
+            ).run()
+            return true
+        }
+    }
+
+    public func removeMember(tenantId: String, userId: String) async throws -> Bool {
+        try await self.database.withSQL { sql in
+            !(try await sql.raw(
+                "DELETE FROM identity_memberships WHERE tenant_id = \(bind: tenantId) AND user_id = \(bind: userId) RETURNING user_id"
+            ).all()).isEmpty
+        }
+    }
+
+    public func users(after: String?, limit: Int) async throws -> [UserRecord] {
+        try await self.database.withSQL { sql in
+            try await sql.raw(
+                "SELECT \(unsafeRaw: Self.userColumns) FROM identity_users u WHERE 1 = 1"
+                    + Self.after(after, table: "identity_users", alias: "u") + " ORDER BY u.created_at, u.id LIMIT \(bind: limit)"
+            ).all(decoding: UserRow.self).map(\.record)
+        }
+    }
+
+    public func setDisabled(userId: String, disabled: Bool, at: Int64) async throws -> UserRecord? {
+        try await self.database.withSQL { sql in
+            if disabled {
+                // Disabling ends every session issued until now, and keeps the first disabling time.
+                let notBefore = at / 1000 + 1
+                try await sql.raw(
+                    """
+                    UPDATE identity_users SET disabled_at = COALESCE(disabled_at, \(bind: at)), \
+                    sessions_not_before = CASE WHEN sessions_not_before < \(bind: notBefore) THEN \(bind: notBefore) ELSE sessions_not_before END \
+                    WHERE id = \(bind: userId)
+                    """
+                ).run()
+            } else {
+                try await sql.raw("UPDATE identity_users SET disabled_at = NULL WHERE id = \(bind: userId)").run()
+            }
+            return try await sql.raw("SELECT \(unsafeRaw: Self.userColumns) FROM identity_users WHERE id = \(bind: userId)").first(decoding: UserRow.self)?
+                .record
         }
     }
 

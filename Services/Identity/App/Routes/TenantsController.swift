@@ -1,0 +1,179 @@
+import Foundation
+import Hummingbird
+import ServiceKit
+import ServiceStorage
+import Shared
+
+/// `/api/v1/tenants*` and `/api/v1/users*`.
+///
+/// A tenant's callers see their own tenant only — another tenant, its members or its quotas are a
+/// 404 to all but superadmins and global tokens, who see every tenant, change quotas, and list,
+/// disable and re-enable users. Roles live in authz, never here.
+public struct TenantsController<Context: ServiceRequestContextProtocol>: Sendable {
+    let accounts: any AccountRepository
+    let authz: InternalClient
+    let authzURL: String
+    let timeSource: any TimeSource
+
+    public init(accounts: any AccountRepository, authz: InternalClient, authzURL: String, timeSource: any TimeSource) {
+        self.accounts = accounts
+        self.authz = authz
+        self.authzURL = authzURL
+        self.timeSource = timeSource
+    }
+
+    public func addRoutes(to group: RouterGroup<Context>) {
+        group.get("tenants", use: self.list)
+        group.get("tenants/:id", use: self.show)
+        group.patch("tenants/:id", use: self.update)
+        group.get("tenants/:id/members", use: self.members)
+        group.post("tenants/:id/members", use: self.addMember)
+        group.delete("tenants/:id/members/:userId", use: self.removeMember)
+        group.get("users", use: self.users)
+        group.patch("users/:id", use: self.updateUser)
+    }
+
+    /// `GET /internal/v1/tenants/:id` for other services (media reads quotas).
+    public func addInternalRoutes(to group: RouterGroup<Context>) {
+        group.get("tenants/:id", use: self.internalShow)
+    }
+
+    static func globalOnly(_ caller: Principal) throws {
+        guard caller.bypassesAuthorization else {
+            throw ServiceError(.forbidden, message: "Only a superadmin or a global token may do this")
+        }
+    }
+
+    /// The tenant `:id` as the caller may see it, else 404.
+    func visibleTenant(_ context: Context) async throws -> TenantRecord {
+        let caller = try context.caller()
+        let id = try Identifier.validate(context.parameters.get("id") ?? "", field: "id")
+        guard caller.bypassesAuthorization || caller.tenantId == id, let tenant = try await self.accounts.tenant(id: id) else {
+            throw ServiceError.notFound("No such tenant")
+        }
+        return tenant
+    }
+
+    @Sendable func list(_ request: Request, context: Context) async throws -> Response {
+        let caller = try context.caller()
+        let page = try ListPage(request: request)
+        if caller.bypassesAuthorization {
+            return try JSONResponse.make(try await self.accounts.tenants(after: page.after, limit: page.limit).map(\.summary))
+        }
+        guard let id = caller.tenantId, let tenant = try await self.accounts.tenant(id: id) else { return try JSONResponse.make([TenantSummary]()) }
+        return try JSONResponse.make(page.after == nil ? [tenant.summary] : [])
+    }
+
+    @Sendable func show(_ request: Request, context: Context) async throws -> Response {
+        try JSONResponse.make(try await self.visibleTenant(context).summary)
+    }
+
+    @Sendable func internalShow(_ request: Request, context: Context) async throws -> Response {
+        let id = try Identifier.validate(context.parameters.get("id") ?? "", field: "id")
+        guard let tenant = try await self.accounts.tenant(id: id) else { throw ServiceError.notFound("No such tenant") }
+        return try JSONResponse.make(tenant.summary)
+    }
+
+    @Sendable func update(_ request: Request, context: Context) async throws -> Response {
+        let tenant = try await self.visibleTenant(context)
+        let body = try await request.decodeJSON(TenantUpdate.self, limit: 16 * 1024)
+        let name = try body.name.map { try Identifier.validate($0, field: "name") }
+        if let name, name.count > 100 { throw ServiceError.badRequest("name must be at most 100 characters") }
+        var quotas: TenantQuotas?
+        if let change = body.quotas {
+            try Self.globalOnly(try context.caller())
+            var q = tenant.quotas
+            for (field, value, keyPath) in [
+                ("maxApps", change.maxApps, \TenantQuotas.maxApps), ("maxConcurrentStreams", change.maxConcurrentStreams, \.maxConcurrentStreams),
+                ("maxMembers", change.maxMembers, \.maxMembers), ("maxTokens", change.maxTokens, \.maxTokens),
+            ] {
+                guard let value else { continue }
+                guard (0...1_000_000).contains(value) else { throw ServiceError.badRequest("quotas.\(field) must be from 0 to 1000000") }
+                q[keyPath: keyPath] = value
+            }
+            quotas = q
+        }
+        guard let updated = try await self.accounts.updateTenant(id: tenant.id, name: name, quotas: quotas) else {
+            throw ServiceError.notFound("No such tenant")
+        }
+        return try JSONResponse.make(updated.summary)
+    }
+
+    @Sendable func members(_ request: Request, context: Context) async throws -> Response {
+        let tenant = try await self.visibleTenant(context)
+        let members = try await self.accounts.members(of: tenant.id)
+        var answer: [MemberSummary] = []
+        for (user, joinedAt) in members {
+            let roles: SubjectRoles = try await self.authz.call(
+                service: "authz", baseURL: self.authzURL, path: "/internal/v1/roles/of",
+                body: SubjectRolesRequest(subject: "user:\(user.id)", tenants: [tenant.id]), requestID: context.requestID)
+            answer.append(
+                MemberSummary(
+                    userId: user.id, email: user.email, name: user.name, roles: roles.roles[tenant.id] ?? [],
+                    joinedAt: Timestamp.iso8601(Timestamp.date(millis: joinedAt))))
+        }
+        return try JSONResponse.make(answer)
+    }
+
+    /// Adds an existing user by email with a role (granted in authz); `maxMembers` holds exactly.
+    @Sendable func addMember(_ request: Request, context: Context) async throws -> Response {
+        let tenant = try await self.visibleTenant(context)
+        let body = try await request.decodeJSON(AddMemberRequest.self, limit: 16 * 1024)
+        let email = try EmailAddress.normalize(body.email)
+        let role = try Identifier.validate(body.role, field: "role")
+        guard let user = try await self.accounts.user(email: email) else {
+            throw ServiceError.notFound("No account with this email (invitations by magic link are not available yet)")
+        }
+        let added: Bool
+        do {
+            added = try await self.accounts.addMember(
+                tenantId: tenant.id, userId: user.id, limit: tenant.quotas.maxMembers, at: Timestamp.millis(self.timeSource.now()))
+        } catch let error as StorageError {
+            throw error.serviceError
+        }
+        do {
+            let _: PolicyChangeResult = try await self.authz.call(
+                service: "authz", baseURL: self.authzURL, path: "/internal/v1/roles",
+                body: RoleGrant(subject: "user:\(user.id)", role: role, tenant: tenant.id), requestID: context.requestID)
+        } catch {
+            // No membership without its role: undo what this request added.
+            if added { _ = try? await self.accounts.removeMember(tenantId: tenant.id, userId: user.id) }
+            throw error
+        }
+        return try JSONResponse.make(
+            MemberSummary(
+                userId: user.id, email: user.email, name: user.name, roles: [role], joinedAt: Timestamp.iso8601(self.timeSource.now())),
+            status: added ? .created : .ok)
+    }
+
+    @Sendable func removeMember(_ request: Request, context: Context) async throws -> Response {
+        let tenant = try await self.visibleTenant(context)
+        let userId = try Identifier.validate(context.parameters.get("userId") ?? "", field: "userId")
+        guard userId != tenant.ownerId else { throw ServiceError.badRequest("The tenant's owner cannot be removed") }
+        let removed = try await self.accounts.removeMember(tenantId: tenant.id, userId: userId)
+        let _: PolicyChangeResult = try await self.authz.call(
+            service: "authz", baseURL: self.authzURL, path: "/internal/v1/roles/revoke",
+            body: SubjectInTenant(subject: "user:\(userId)", tenant: tenant.id), requestID: context.requestID)
+        return try JSONResponse.make(["removed": removed])
+    }
+
+    @Sendable func users(_ request: Request, context: Context) async throws -> Response {
+        try Self.globalOnly(try context.caller())
+        let page = try ListPage(request: request)
+        return try JSONResponse.make(try await self.accounts.users(after: page.after, limit: page.limit).map(\.summary))
+    }
+
+    /// `{disabled}`: a disabled user cannot sign in and their sessions stop at the gateway within 5 s.
+    @Sendable func updateUser(_ request: Request, context: Context) async throws -> Response {
+        let caller = try context.caller()
+        try Self.globalOnly(caller)
+        let id = try Identifier.validate(context.parameters.get("id") ?? "", field: "id")
+        let body = try await request.decodeJSON(UserUpdate.self, limit: 16 * 1024)
+        guard let disabled = body.disabled else { throw ServiceError.badRequest("disabled is required") }
+        guard let user = try await self.accounts.setDisabled(userId: id, disabled: disabled, at: Timestamp.millis(self.timeSource.now())) else {
+            throw ServiceError.notFound("No such user")
+        }
+        context.logger.notice("user \(disabled ? "disabled" : "enabled")", metadata: ["user": "\(id)", "by": "\(caller.subject)"])
+        return try JSONResponse.make(user.summary)
+    }
+}
