@@ -5,280 +5,282 @@ import Shared
 import TestSupport
 import Testing
 
-/// Accounts through the gateway on the real executables: sign-up, login, the signed-in user,
-/// logout, and what the gateway does with the sessions identity mints.
-@Suite("Accounts end to end", .serialized)
-struct AccountsEndToEndTests {
-    static let json = ("Content-Type", "application/json")
+extension RealExecutables {
+    /// Accounts through the gateway on the real executables: sign-up, login, the signed-in user,
+    /// logout, and what the gateway does with the sessions identity mints.
+    @Suite("Accounts end to end", .serialized)
+    struct AccountsEndToEndTests {
+        static let json = ("Content-Type", "application/json")
 
-    func data(_ result: HTTPResult) throws -> [String: Any] {
-        try #require(try result.json()["data"] as? [String: Any])
-    }
+        func data(_ result: HTTPResult) throws -> [String: Any] {
+            try #require(try result.json()["data"] as? [String: Any])
+        }
 
-    func claims(_ token: String) throws -> [String: Any] {
-        let payload = try #require(Base64URL.decode(token.split(separator: ".")[1]))
-        return try #require(try JSONSerialization.jsonObject(with: payload) as? [String: Any])
-    }
+        func claims(_ token: String) throws -> [String: Any] {
+            let payload = try #require(Base64URL.decode(token.split(separator: ".")[1]))
+            return try #require(try JSONSerialization.jsonObject(with: payload) as? [String: Any])
+        }
 
-    @Test("sign up, use the session, see yourself, log in, log out: the earlier session stops within 5 s")
-    func lifecycle() async throws {
-        try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
-            let base = stack.gatewayURL + "/api/v1"
-            let started = Date()
-            let signup = try await client.call(
-                base + "/auth/signup", method: "POST", headers: [Self.json],
-                body: #"{"email":"  Ada@Example.COM ","password":"correct horse battery","name":"Ada"}"#)
-            #expect(signup.status == 201, "\(signup.body)")
-            #expect(signup.header("Cache-Control") == "no-store")
-            let session = try self.data(signup)
-            let token = try #require(session["token"] as? String)
-            let user = try #require(session["user"] as? [String: Any])
-            #expect(user["email"] as? String == "ada@example.com")
-            #expect(user["name"] as? String == "Ada" && user["superadmin"] as? Bool == false)
-            #expect(user["passwordHash"] == nil && !signup.body.contains("$2"))
-            let tenantId = try #require(session["tenantId"] as? String)
-            let claims = try self.claims(token)
-            #expect(claims["sub"] as? String == user["id"] as? String)
-            #expect(claims["tenantId"] as? String == tenantId)
-            #expect(claims["iss"] as? String == "http://127.0.0.1:8080" && claims["aud"] as? String == "streamhub-dashboard")
-            #expect((claims["jti"] as? String)?.count == 36)
-            let iat = try #require(claims["iat"] as? Int), exp = try #require(claims["exp"] as? Int)
-            #expect(exp - iat == 12 * 3600 && abs(Double(iat) - started.timeIntervalSince1970) < 60)
+        @Test("sign up, use the session, see yourself, log in, log out: the earlier session stops within 5 s")
+        func lifecycle() async throws {
+            try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
+                let base = stack.gatewayURL + "/api/v1"
+                let started = Date()
+                let signup = try await client.call(
+                    base + "/auth/signup", method: "POST", headers: [Self.json],
+                    body: #"{"email":"  Ada@Example.COM ","password":"correct horse battery","name":"Ada"}"#)
+                #expect(signup.status == 201, "\(signup.body)")
+                #expect(signup.header("Cache-Control") == "no-store")
+                let session = try self.data(signup)
+                let token = try #require(session["token"] as? String)
+                let user = try #require(session["user"] as? [String: Any])
+                #expect(user["email"] as? String == "ada@example.com")
+                #expect(user["name"] as? String == "Ada" && user["superadmin"] as? Bool == false)
+                #expect(user["passwordHash"] == nil && !signup.body.contains("$2"))
+                let tenantId = try #require(session["tenantId"] as? String)
+                let claims = try self.claims(token)
+                #expect(claims["sub"] as? String == user["id"] as? String)
+                #expect(claims["tenantId"] as? String == tenantId)
+                #expect(claims["iss"] as? String == "http://127.0.0.1:8080" && claims["aud"] as? String == "streamhub-dashboard")
+                #expect((claims["jti"] as? String)?.count == 36)
+                let iat = try #require(claims["iat"] as? Int), exp = try #require(claims["exp"] as? Int)
+                #expect(exp - iat == 12 * 3600 && abs(Double(iat) - started.timeIntervalSince1970) < 60)
 
-            // The owner role was granted in authz: with enforcement on, the owner reads apps.
-            let bearer = ("Authorization", "Bearer \(token)")
-            #expect(try await client.call(base + "/apps", headers: [bearer]).status == 200)
-            let me = try self.data(try await client.call(base + "/auth/me", headers: [bearer]))
-            #expect((me["user"] as? [String: Any])?["email"] as? String == "ada@example.com")
-            #expect(me["tenantId"] as? String == tenantId)
-            let tenants = try #require(me["tenants"] as? [[String: Any]])
-            #expect(tenants.count == 1)
-            #expect(tenants.first?["roles"] as? [String] == ["owner"])
-            let tenant = try #require(tenants.first?["tenant"] as? [String: Any])
-            #expect(tenant["id"] as? String == tenantId && tenant["ownerId"] as? String == user["id"] as? String)
-            #expect((tenant["quotas"] as? [String: Any])?["maxApps"] as? Int == 10)
+                // The owner role was granted in authz: with enforcement on, the owner reads apps.
+                let bearer = ("Authorization", "Bearer \(token)")
+                #expect(try await client.call(base + "/apps", headers: [bearer]).status == 200)
+                let me = try self.data(try await client.call(base + "/auth/me", headers: [bearer]))
+                #expect((me["user"] as? [String: Any])?["email"] as? String == "ada@example.com")
+                #expect(me["tenantId"] as? String == tenantId)
+                let tenants = try #require(me["tenants"] as? [[String: Any]])
+                #expect(tenants.count == 1)
+                #expect(tenants.first?["roles"] as? [String] == ["owner"])
+                let tenant = try #require(tenants.first?["tenant"] as? [String: Any])
+                #expect(tenant["id"] as? String == tenantId && tenant["ownerId"] as? String == user["id"] as? String)
+                #expect((tenant["quotas"] as? [String: Any])?["maxApps"] as? Int == 10)
 
-            // One address, one account, however it is typed.
-            let again = try await client.call(
-                base + "/auth/signup", method: "POST", headers: [Self.json], body: #"{"email":"ADA@example.com","password":"another password"}"#)
-            #expect(again.status == 409)
-            #expect(try again.json()["message"] as? String == "An account with this email already exists")
+                // One address, one account, however it is typed.
+                let again = try await client.call(
+                    base + "/auth/signup", method: "POST", headers: [Self.json], body: #"{"email":"ADA@example.com","password":"another password"}"#)
+                #expect(again.status == 409)
+                #expect(try again.json()["message"] as? String == "An account with this email already exists")
 
-            // Login: a wrong password and an unknown email get the same answer.
-            let wrong = try await client.call(
-                base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"ada@example.com","password":"wrong password"}"#)
-            let unknown = try await client.call(
-                base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"nobody@example.com","password":"wrong password"}"#)
-            #expect(wrong.status == 401 && unknown.status == 401 && wrong.body == unknown.body)
-            #expect(wrong.body == #"{"statusCode":401,"message":"Invalid email or password","error":"Unauthorized"}"#)
-            let login = try await client.call(
-                base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"Ada@example.com","password":"correct horse battery"}"#)
-            #expect(login.status == 200)
-            #expect(try self.data(login)["tenantId"] as? String == tenantId)
+                // Login: a wrong password and an unknown email get the same answer.
+                let wrong = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"ada@example.com","password":"wrong password"}"#)
+                let unknown = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"nobody@example.com","password":"wrong password"}"#)
+                #expect(wrong.status == 401 && unknown.status == 401 && wrong.body == unknown.body)
+                #expect(wrong.body == #"{"statusCode":401,"message":"Invalid email or password","error":"Unauthorized"}"#)
+                let login = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"Ada@example.com","password":"correct horse battery"}"#)
+                #expect(login.status == 200)
+                #expect(try self.data(login)["tenantId"] as? String == tenantId)
 
-            // Logout ends every session issued until now, at the gateway within 5 s.
-            let logout = try await client.call(base + "/auth/logout", method: "POST", headers: [bearer])
-            #expect(logout.status == 200)
-            let loggedOutAt = ContinuousClock.now
-            try await Stack.waitFor(deadline: .seconds(5), "the logged-out session to be refused") {
-                try await client.call(base + "/auth/me", headers: [bearer]).status == 401
-            }
-            print("accounts: a logged-out session was refused after \(ContinuousClock.now - loggedOutAt)")
-            let ended = try await client.call(base + "/apps", headers: [bearer])
-            #expect(try ended.json()["message"] as? String == "Session has ended; sign in again")
-            // Signing in again works at once.
-            let relogin = try await client.call(
-                base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"ada@example.com","password":"correct horse battery"}"#)
-            let fresh = try #require(try self.data(relogin)["token"] as? String)
-            #expect(try await client.call(base + "/auth/me", headers: [("Authorization", "Bearer \(fresh)")]).status == 200)
+                // Logout ends every session issued until now, at the gateway within 5 s.
+                let logout = try await client.call(base + "/auth/logout", method: "POST", headers: [bearer])
+                #expect(logout.status == 200)
+                let loggedOutAt = ContinuousClock.now
+                try await Stack.waitFor(deadline: .seconds(5), "the logged-out session to be refused") {
+                    try await client.call(base + "/auth/me", headers: [bearer]).status == 401
+                }
+                print("accounts: a logged-out session was refused after \(ContinuousClock.now - loggedOutAt)")
+                let ended = try await client.call(base + "/apps", headers: [bearer])
+                #expect(try ended.json()["message"] as? String == "Session has ended; sign in again")
+                // Signing in again works at once.
+                let relogin = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"ada@example.com","password":"correct horse battery"}"#)
+                let fresh = try #require(try self.data(relogin)["token"] as? String)
+                #expect(try await client.call(base + "/auth/me", headers: [("Authorization", "Bearer \(fresh)")]).status == 200)
 
-            // /auth/me needs a dashboard user: none is 401, an API token is 403.
-            #expect(try await client.call(base + "/auth/me").status == 401)
-            let sk = try stack.seedToken(name: "ops").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            #expect(try await client.call(base + "/auth/me", headers: [("Authorization", "Bearer \(sk)")]).status == 403)
-            for service in Stack.services {
-                #expect(!stack.log(service).contains("correct horse battery"), "\(service) logged a password")
+                // /auth/me needs a dashboard user: none is 401, an API token is 403.
+                #expect(try await client.call(base + "/auth/me").status == 401)
+                let sk = try stack.seedToken(name: "ops").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                #expect(try await client.call(base + "/auth/me", headers: [("Authorization", "Bearer \(sk)")]).status == 403)
+                for service in Stack.services {
+                    #expect(!stack.log(service).contains("correct horse battery"), "\(service) logged a password")
+                }
             }
         }
-    }
 
-    @Test("bad sign-up input is a 400 naming the field; passwords sharing their first 72 bytes do not both verify")
-    func passwordsAndInput() async throws {
-        try await Stack.with { stack, client in
-            let base = stack.gatewayURL + "/api/v1"
-            let cases: [(String, String)] = [
-                (#"{"email":"ada@example.com","password":"short"}"#, "password must be at least 8 characters"),
-                (#"{"email":"not-an-email","password":"long enough"}"#, "email must be an email address like name@example.com"),
-                (#"{"email":"a\u0000@example.com","password":"long enough"}"#, "email must not contain control characters (found U+0000)"),
-                (#"{"email":"ada@example.com","password":"long enough","name":"A\u0000"}"#, "name must not contain control characters (found U+0000)"),
-                (#"{"email":"ada@example.com","password":"\#(String(repeating: "p", count: 1025))"}"#, "password must be at most 1024 bytes"),
-                (#"{"email":"ada@example.com"}"#, "password is required"),
-                (#"{"email":5,"password":"long enough"}"#, "email must be a string"),
-            ]
-            for (body, message) in cases {
-                let response = try await client.call(base + "/auth/signup", method: "POST", headers: [Self.json], body: body)
-                #expect(response.status == 400, "\(body)")
-                #expect(try response.json()["message"] as? String == message)
+        @Test("bad sign-up input is a 400 naming the field; passwords sharing their first 72 bytes do not both verify")
+        func passwordsAndInput() async throws {
+            try await Stack.with { stack, client in
+                let base = stack.gatewayURL + "/api/v1"
+                let cases: [(String, String)] = [
+                    (#"{"email":"ada@example.com","password":"short"}"#, "password must be at least 8 characters"),
+                    (#"{"email":"not-an-email","password":"long enough"}"#, "email must be an email address like name@example.com"),
+                    (#"{"email":"a\u0000@example.com","password":"long enough"}"#, "email must not contain control characters (found U+0000)"),
+                    (#"{"email":"ada@example.com","password":"long enough","name":"A\u0000"}"#, "name must not contain control characters (found U+0000)"),
+                    (#"{"email":"ada@example.com","password":"\#(String(repeating: "p", count: 1025))"}"#, "password must be at most 1024 bytes"),
+                    (#"{"email":"ada@example.com"}"#, "password is required"),
+                    (#"{"email":5,"password":"long enough"}"#, "email must be a string"),
+                ]
+                for (body, message) in cases {
+                    let response = try await client.call(base + "/auth/signup", method: "POST", headers: [Self.json], body: body)
+                    #expect(response.status == 400, "\(body)")
+                    #expect(try response.json()["message"] as? String == message)
+                }
+                let prefix = String(repeating: "x", count: 72)
+                let created = try await client.call(
+                    base + "/auth/signup", method: "POST", headers: [Self.json], body: #"{"email":"long@example.com","password":"\#(prefix)-first"}"#)
+                #expect(created.status == 201)
+                let other = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"long@example.com","password":"\#(prefix)-second"}"#)
+                #expect(other.status == 401)
+                let same = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"long@example.com","password":"\#(prefix)-first"}"#)
+                #expect(same.status == 200)
+                // 64-character passwords are fine.
+                let sixtyFour = try await client.call(
+                    base + "/auth/signup", method: "POST", headers: [Self.json],
+                    body: #"{"email":"wide@example.com","password":"\#(String(repeating: "w", count: 64))"}"#)
+                #expect(sixtyFour.status == 201)
             }
-            let prefix = String(repeating: "x", count: 72)
-            let created = try await client.call(
-                base + "/auth/signup", method: "POST", headers: [Self.json], body: #"{"email":"long@example.com","password":"\#(prefix)-first"}"#)
-            #expect(created.status == 201)
-            let other = try await client.call(
-                base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"long@example.com","password":"\#(prefix)-second"}"#)
-            #expect(other.status == 401)
-            let same = try await client.call(
-                base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"long@example.com","password":"\#(prefix)-first"}"#)
-            #expect(same.status == 200)
-            // 64-character passwords are fine.
-            let sixtyFour = try await client.call(
-                base + "/auth/signup", method: "POST", headers: [Self.json],
-                body: #"{"email":"wide@example.com","password":"\#(String(repeating: "w", count: 64))"}"#)
-            #expect(sixtyFour.status == 201)
         }
-    }
 
-    @Test("sign-up while authz cannot answer fails cleanly (503) and leaves no half-made user")
-    func signupWithoutAuthz() async throws {
-        try await Stack.with { stack, client in
-            let base = stack.gatewayURL + "/api/v1"
-            try await stack.stop("authz")
-            let body = #"{"email":"eve@example.com","password":"correct horse battery"}"#
-            let refused = try await client.call(base + "/auth/signup", method: "POST", headers: [Self.json], body: body)
-            #expect(refused.status == 503)
-            #expect(try refused.json()["message"] as? String == "The authz service is unavailable")
-            let login = try await client.call(base + "/auth/login", method: "POST", headers: [Self.json], body: body)
-            #expect(login.status == 401, "the user was stored although sign-up failed")
-            try await stack.start(["authz"], client: client)
-            let retried = try await client.call(base + "/auth/signup", method: "POST", headers: [Self.json], body: body)
-            #expect(retried.status == 201)
-        }
-    }
-
-    @Test("a token minted through /tokens works at once; revoked, it is refused through the gateway within 5 s")
-    func tokensThroughGateway() async throws {
-        try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
-            let base = stack.gatewayURL + "/api/v1"
-            let root = try stack.seedToken(name: "root").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            let created = try await client.call(
-                base + "/tokens", method: "POST", headers: [("Authorization", "Bearer \(root)"), Self.json], body: #"{"name":"automation","scope":"global"}"#)
-            #expect(created.status == 201)
-            #expect(created.header("Cache-Control") == "no-store")
-            let minted = try self.data(created)
-            let token = try #require(minted["token"] as? String)
-            let id = try #require(minted["id"] as? String)
-            let bearer = ("Authorization", "Bearer \(token)")
-            #expect(try await client.call(base + "/apps", headers: [bearer]).status == 200)
-            let listed = try #require(try await client.call(base + "/tokens", headers: [bearer]).json()["data"] as? [[String: Any]])
-            #expect(listed.contains { $0["id"] as? String == id && $0["token"] == nil })
-            let revoked = try await client.call(base + "/tokens/\(id)", method: "DELETE", headers: [("Authorization", "Bearer \(root)")])
-            #expect(revoked.status == 200)
-            let revokedAt = ContinuousClock.now
-            try await Stack.waitFor(deadline: .seconds(5), "the revoked token to be refused") {
-                try await client.call(base + "/apps", headers: [bearer]).status == 401
+        @Test("sign-up while authz cannot answer fails cleanly (503) and leaves no half-made user")
+        func signupWithoutAuthz() async throws {
+            try await Stack.with { stack, client in
+                let base = stack.gatewayURL + "/api/v1"
+                try await stack.stop("authz")
+                let body = #"{"email":"eve@example.com","password":"correct horse battery"}"#
+                let refused = try await client.call(base + "/auth/signup", method: "POST", headers: [Self.json], body: body)
+                #expect(refused.status == 503)
+                #expect(try refused.json()["message"] as? String == "The authz service is unavailable")
+                let login = try await client.call(base + "/auth/login", method: "POST", headers: [Self.json], body: body)
+                #expect(login.status == 401, "the user was stored although sign-up failed")
+                try await stack.start(["authz"], client: client)
+                let retried = try await client.call(base + "/auth/signup", method: "POST", headers: [Self.json], body: body)
+                #expect(retried.status == 201)
             }
-            print("accounts: a revoked sk_ token was refused after \(ContinuousClock.now - revokedAt)")
-            // A new owner lists their own tenant's tokens (none) and may not mint a global one.
-            let signup = try await client.call(
-                base + "/auth/signup", method: "POST", headers: [Self.json], body: #"{"email":"own@example.com","password":"correct horse battery"}"#)
-            let session = try #require(try self.data(signup)["token"] as? String)
-            let mine = try await client.call(base + "/tokens", headers: [("Authorization", "Bearer \(session)")])
-            #expect(mine.status == 200)
-            #expect(mine.body == #"{"data":[],"error":null}"#)
-            let global = try await client.call(
-                base + "/tokens", method: "POST", headers: [("Authorization", "Bearer \(session)"), Self.json], body: #"{"name":"x","scope":"global"}"#)
-            #expect(global.status == 403)
         }
-    }
 
-    func signup(_ client: HTTPClient, _ base: String, _ email: String) async throws -> (token: String, userId: String, tenantId: String) {
-        let response = try await client.call(
-            base + "/auth/signup", method: "POST", headers: [Self.json], body: #"{"email":"\#(email)","password":"correct horse battery"}"#)
-        let data = try self.data(response)
-        return (
-            try #require(data["token"] as? String), try #require((data["user"] as? [String: Any])?["id"] as? String),
-            try #require(data["tenantId"] as? String)
-        )
-    }
-
-    @Test("tenants and members: own tenant only, members added by email with a role, maxMembers, quotas and users for global callers, disabling ends sessions")
-    func tenantsMembersUsers() async throws {
-        try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
-            let base = stack.gatewayURL + "/api/v1"
-            let root = ("Authorization", "Bearer " + (try stack.seedToken(name: "root").stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
-            let ann = try await self.signup(client, base, "ann@example.com")
-            let bob = try await self.signup(client, base, "bob@example.com")
-            _ = try await self.signup(client, base, "cat@example.com")
-            let asAnn = ("Authorization", "Bearer \(ann.token)")
-
-            let mine = try #require(try await client.call(base + "/tenants", headers: [asAnn]).json()["data"] as? [[String: Any]])
-            #expect(mine.map { $0["id"] as? String } == [ann.tenantId])
-            #expect(try await client.call(base + "/tenants/\(bob.tenantId)", headers: [asAnn]).status == 404)
-            #expect(try await client.call(base + "/tenants/\(bob.tenantId)/members", headers: [asAnn]).status == 404)
-
-            let added = try await client.call(
-                base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"BOB@example.com","role":"member"}"#)
-            #expect(added.status == 201, "\(added.body)")
-            let members = try #require(try await client.call(base + "/tenants/\(ann.tenantId)/members", headers: [asAnn]).json()["data"] as? [[String: Any]])
-            #expect(members.map { $0["email"] as? String } == ["ann@example.com", "bob@example.com"])
-            #expect(members.map { $0["roles"] as? [String] } == [["owner"], ["member"]])
-            let ghost = try await client.call(
-                base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"nobody@example.com","role":"member"}"#)
-            #expect(ghost.status == 404)
-            let badRole = try await client.call(
-                base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"cat@example.com","role":"ghost"}"#)
-            #expect(badRole.status == 400)
-            let notAdded = try #require(try await client.call(base + "/tenants/\(ann.tenantId)/members", headers: [asAnn]).json()["data"] as? [[String: Any]])
-            #expect(notAdded.count == 2, "a refused role left a membership behind")
-
-            // Bob signs in to Ann's tenant and reads its apps as a member.
-            let bobInAnn = try await client.call(
-                base + "/auth/login", method: "POST", headers: [Self.json],
-                body: #"{"email":"bob@example.com","password":"correct horse battery","tenantId":"\#(ann.tenantId)"}"#)
-            let bobSession = ("Authorization", "Bearer " + (try #require(try self.data(bobInAnn)["token"] as? String)))
-            #expect(try await client.call(base + "/apps", headers: [bobSession]).status == 200)
-
-            // Quotas: only global callers change them; maxMembers holds.
-            let byOwner = try await client.call(
-                base + "/tenants/\(ann.tenantId)", method: "PATCH", headers: [asAnn, Self.json], body: #"{"quotas":{"maxMembers":50}}"#)
-            #expect(byOwner.status == 403)
-            let renamed = try await client.call(
-                base + "/tenants/\(ann.tenantId)", method: "PATCH", headers: [asAnn, Self.json], body: #"{"name":"Ann's streams"}"#)
-            #expect(try self.data(renamed)["name"] as? String == "Ann's streams")
-            let byRoot = try await client.call(
-                base + "/tenants/\(ann.tenantId)", method: "PATCH", headers: [root, Self.json], body: #"{"quotas":{"maxMembers":2}}"#)
-            #expect((try self.data(byRoot)["quotas"] as? [String: Any])?["maxMembers"] as? Int == 2)
-            let third = try await client.call(
-                base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"cat@example.com","role":"viewer"}"#)
-            #expect(third.status == 403)
-            #expect(try third.json()["message"] as? String == "Quota maxMembers (2) reached: remove a member or raise the tenant's quota")
-            #expect(try await client.call(base + "/tenants/\(ann.tenantId)/members/\(ann.userId)", method: "DELETE", headers: [asAnn]).status == 400)
-
-            // Users: global callers only; disabling ends sessions and sign-in.
-            #expect(try await client.call(base + "/users", headers: [asAnn]).status == 403)
-            let users = try #require(try await client.call(base + "/users", headers: [root]).json()["data"] as? [[String: Any]])
-            #expect(users.count == 3 && users.allSatisfy { $0["passwordHash"] == nil })
-            let disabled = try await client.call(base + "/users/\(bob.userId)", method: "PATCH", headers: [root, Self.json], body: #"{"disabled":true}"#)
-            #expect(try self.data(disabled)["disabled"] as? Bool == true)
-            try await Stack.waitFor(deadline: .seconds(5), "a disabled user's session to be refused") {
-                try await client.call(base + "/apps", headers: [bobSession]).status == 401
+        @Test("a token minted through /tokens works at once; revoked, it is refused through the gateway within 5 s")
+        func tokensThroughGateway() async throws {
+            try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
+                let base = stack.gatewayURL + "/api/v1"
+                let root = try stack.seedToken(name: "root").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let created = try await client.call(
+                    base + "/tokens", method: "POST", headers: [("Authorization", "Bearer \(root)"), Self.json], body: #"{"name":"automation","scope":"global"}"#)
+                #expect(created.status == 201)
+                #expect(created.header("Cache-Control") == "no-store")
+                let minted = try self.data(created)
+                let token = try #require(minted["token"] as? String)
+                let id = try #require(minted["id"] as? String)
+                let bearer = ("Authorization", "Bearer \(token)")
+                #expect(try await client.call(base + "/apps", headers: [bearer]).status == 200)
+                let listed = try #require(try await client.call(base + "/tokens", headers: [bearer]).json()["data"] as? [[String: Any]])
+                #expect(listed.contains { $0["id"] as? String == id && $0["token"] == nil })
+                let revoked = try await client.call(base + "/tokens/\(id)", method: "DELETE", headers: [("Authorization", "Bearer \(root)")])
+                #expect(revoked.status == 200)
+                let revokedAt = ContinuousClock.now
+                try await Stack.waitFor(deadline: .seconds(5), "the revoked token to be refused") {
+                    try await client.call(base + "/apps", headers: [bearer]).status == 401
+                }
+                print("accounts: a revoked sk_ token was refused after \(ContinuousClock.now - revokedAt)")
+                // A new owner lists their own tenant's tokens (none) and may not mint a global one.
+                let signup = try await client.call(
+                    base + "/auth/signup", method: "POST", headers: [Self.json], body: #"{"email":"own@example.com","password":"correct horse battery"}"#)
+                let session = try #require(try self.data(signup)["token"] as? String)
+                let mine = try await client.call(base + "/tokens", headers: [("Authorization", "Bearer \(session)")])
+                #expect(mine.status == 200)
+                #expect(mine.body == #"{"data":[],"error":null}"#)
+                let global = try await client.call(
+                    base + "/tokens", method: "POST", headers: [("Authorization", "Bearer \(session)"), Self.json], body: #"{"name":"x","scope":"global"}"#)
+                #expect(global.status == 403)
             }
-            let login = try await client.call(
-                base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"bob@example.com","password":"correct horse battery"}"#)
-            #expect(login.status == 401)
-            #expect(try login.json()["message"] as? String == "This account is disabled")
-            _ = try await client.call(base + "/users/\(bob.userId)", method: "PATCH", headers: [root, Self.json], body: #"{"disabled":false}"#)
-            let back = try await client.call(
-                base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"bob@example.com","password":"correct horse battery"}"#)
-            #expect(back.status == 200)
+        }
 
-            // Removing Bob from Ann's tenant takes his role there away.
-            let removed = try await client.call(base + "/tenants/\(ann.tenantId)/members/\(bob.userId)", method: "DELETE", headers: [asAnn])
-            #expect(removed.status == 200)
-            let rejoined = try await client.call(
-                base + "/auth/login", method: "POST", headers: [Self.json],
-                body: #"{"email":"bob@example.com","password":"correct horse battery","tenantId":"\#(ann.tenantId)"}"#)
-            #expect(rejoined.status == 404)
+        func signup(_ client: HTTPClient, _ base: String, _ email: String) async throws -> (token: String, userId: String, tenantId: String) {
+            let response = try await client.call(
+                base + "/auth/signup", method: "POST", headers: [Self.json], body: #"{"email":"\#(email)","password":"correct horse battery"}"#)
+            let data = try self.data(response)
+            return (
+                try #require(data["token"] as? String), try #require((data["user"] as? [String: Any])?["id"] as? String),
+                try #require(data["tenantId"] as? String)
+            )
+        }
+
+        @Test("tenants and members: own tenant only, members added by email with a role, maxMembers, quotas and users for global callers, disabling ends sessions")
+        func tenantsMembersUsers() async throws {
+            try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
+                let base = stack.gatewayURL + "/api/v1"
+                let root = ("Authorization", "Bearer " + (try stack.seedToken(name: "root").stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+                let ann = try await self.signup(client, base, "ann@example.com")
+                let bob = try await self.signup(client, base, "bob@example.com")
+                _ = try await self.signup(client, base, "cat@example.com")
+                let asAnn = ("Authorization", "Bearer \(ann.token)")
+
+                let mine = try #require(try await client.call(base + "/tenants", headers: [asAnn]).json()["data"] as? [[String: Any]])
+                #expect(mine.map { $0["id"] as? String } == [ann.tenantId])
+                #expect(try await client.call(base + "/tenants/\(bob.tenantId)", headers: [asAnn]).status == 404)
+                #expect(try await client.call(base + "/tenants/\(bob.tenantId)/members", headers: [asAnn]).status == 404)
+
+                let added = try await client.call(
+                    base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"BOB@example.com","role":"member"}"#)
+                #expect(added.status == 201, "\(added.body)")
+                let members = try #require(try await client.call(base + "/tenants/\(ann.tenantId)/members", headers: [asAnn]).json()["data"] as? [[String: Any]])
+                #expect(members.map { $0["email"] as? String } == ["ann@example.com", "bob@example.com"])
+                #expect(members.map { $0["roles"] as? [String] } == [["owner"], ["member"]])
+                let ghost = try await client.call(
+                    base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"nobody@example.com","role":"member"}"#)
+                #expect(ghost.status == 404)
+                let badRole = try await client.call(
+                    base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"cat@example.com","role":"ghost"}"#)
+                #expect(badRole.status == 400)
+                let notAdded = try #require(try await client.call(base + "/tenants/\(ann.tenantId)/members", headers: [asAnn]).json()["data"] as? [[String: Any]])
+                #expect(notAdded.count == 2, "a refused role left a membership behind")
+
+                // Bob signs in to Ann's tenant and reads its apps as a member.
+                let bobInAnn = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json],
+                    body: #"{"email":"bob@example.com","password":"correct horse battery","tenantId":"\#(ann.tenantId)"}"#)
+                let bobSession = ("Authorization", "Bearer " + (try #require(try self.data(bobInAnn)["token"] as? String)))
+                #expect(try await client.call(base + "/apps", headers: [bobSession]).status == 200)
+
+                // Quotas: only global callers change them; maxMembers holds.
+                let byOwner = try await client.call(
+                    base + "/tenants/\(ann.tenantId)", method: "PATCH", headers: [asAnn, Self.json], body: #"{"quotas":{"maxMembers":50}}"#)
+                #expect(byOwner.status == 403)
+                let renamed = try await client.call(
+                    base + "/tenants/\(ann.tenantId)", method: "PATCH", headers: [asAnn, Self.json], body: #"{"name":"Ann's streams"}"#)
+                #expect(try self.data(renamed)["name"] as? String == "Ann's streams")
+                let byRoot = try await client.call(
+                    base + "/tenants/\(ann.tenantId)", method: "PATCH", headers: [root, Self.json], body: #"{"quotas":{"maxMembers":2}}"#)
+                #expect((try self.data(byRoot)["quotas"] as? [String: Any])?["maxMembers"] as? Int == 2)
+                let third = try await client.call(
+                    base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"cat@example.com","role":"viewer"}"#)
+                #expect(third.status == 403)
+                #expect(try third.json()["message"] as? String == "Quota maxMembers (2) reached: remove a member or raise the tenant's quota")
+                #expect(try await client.call(base + "/tenants/\(ann.tenantId)/members/\(ann.userId)", method: "DELETE", headers: [asAnn]).status == 400)
+
+                // Users: global callers only; disabling ends sessions and sign-in.
+                #expect(try await client.call(base + "/users", headers: [asAnn]).status == 403)
+                let users = try #require(try await client.call(base + "/users", headers: [root]).json()["data"] as? [[String: Any]])
+                #expect(users.count == 3 && users.allSatisfy { $0["passwordHash"] == nil })
+                let disabled = try await client.call(base + "/users/\(bob.userId)", method: "PATCH", headers: [root, Self.json], body: #"{"disabled":true}"#)
+                #expect(try self.data(disabled)["disabled"] as? Bool == true)
+                try await Stack.waitFor(deadline: .seconds(5), "a disabled user's session to be refused") {
+                    try await client.call(base + "/apps", headers: [bobSession]).status == 401
+                }
+                let login = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"bob@example.com","password":"correct horse battery"}"#)
+                #expect(login.status == 401)
+                #expect(try login.json()["message"] as? String == "This account is disabled")
+                _ = try await client.call(base + "/users/\(bob.userId)", method: "PATCH", headers: [root, Self.json], body: #"{"disabled":false}"#)
+                let back = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"bob@example.com","password":"correct horse battery"}"#)
+                #expect(back.status == 200)
+
+                // Removing Bob from Ann's tenant takes his role there away.
+                let removed = try await client.call(base + "/tenants/\(ann.tenantId)/members/\(bob.userId)", method: "DELETE", headers: [asAnn])
+                #expect(removed.status == 200)
+                let rejoined = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json],
+                    body: #"{"email":"bob@example.com","password":"correct horse battery","tenantId":"\#(ann.tenantId)"}"#)
+                #expect(rejoined.status == 404)
+            }
         }
     }
 }

@@ -5,202 +5,204 @@ import Shared
 import TestSupport
 import Testing
 
-/// The authorization chain through the real executables: gateway → authz decisions, policy
-/// administration through the gateway, enforcement mode `on`.
-@Suite("Authorization end to end", .serialized)
-struct AuthzEndToEndTests {
-    @Test("enforce on: a member without a role gets 403; once an admin assigns one, 200")
-    func enforcementThroughGateway() async throws {
-        try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
-            let base = stack.gatewayURL
-            let token = try stack.seedToken(name: "e2e").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            let session = Stack.session(sub: "ann", tenantId: "t1")
+extension RealExecutables {
+    /// The authorization chain through the real executables: gateway → authz decisions, policy
+    /// administration through the gateway, enforcement mode `on`.
+    @Suite("Authorization end to end", .serialized)
+    struct AuthzEndToEndTests {
+        @Test("enforce on: a member without a role gets 403; once an admin assigns one, 200")
+        func enforcementThroughGateway() async throws {
+            try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
+                let base = stack.gatewayURL
+                let token = try stack.seedToken(name: "e2e").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let session = Stack.session(sub: "ann", tenantId: "t1")
 
-            let denied = try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)")])
-            #expect(denied.status == 403)
-            #expect(denied.body == #"{"statusCode":403,"message":"Forbidden resource","error":"Forbidden"}"#)
+                let denied = try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)")])
+                #expect(denied.status == 403)
+                #expect(denied.body == #"{"statusCode":403,"message":"Forbidden resource","error":"Forbidden"}"#)
 
-            // The platform operator's global token administers tenant t1's policy.
-            let assigned = try await client.call(
-                base + "/api/v1/authz/roles?tenant=t1", method: "POST",
-                headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")], body: #"{"user":"user:ann","role":"viewer"}"#
-            )
-            #expect(assigned.status == 201)
-            let envelope = try assigned.json()
-            #expect(envelope["error"] is NSNull)
-            #expect((envelope["data"] as? [String: Any])?["changed"] as? Int == 1)
+                // The platform operator's global token administers tenant t1's policy.
+                let assigned = try await client.call(
+                    base + "/api/v1/authz/roles?tenant=t1", method: "POST",
+                    headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")], body: #"{"user":"user:ann","role":"viewer"}"#
+                )
+                #expect(assigned.status == 201)
+                let envelope = try assigned.json()
+                #expect(envelope["error"] is NSNull)
+                #expect((envelope["data"] as? [String: Any])?["changed"] as? Int == 1)
 
-            let allowed = try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)")])
-            #expect(allowed.status == 200)
-            #expect(allowed.body == #"{"data":[],"error":null}"#)
+                let allowed = try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)")])
+                #expect(allowed.status == 200)
+                #expect(allowed.body == #"{"data":[],"error":null}"#)
 
-            // ann is a viewer: reading policy is not hers; checking explains why.
-            let check = try await client.call(
-                base + "/api/v1/authz/check?tenant=t1", method: "POST",
-                headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")],
-                body: #"{"subject":"user:ann","resource":"app","action":"read"}"#
-            )
-            let data = try #require(try check.json()["data"] as? [String: Any])
-            #expect(data["allowed"] as? Bool == true)
-            #expect(data["explain"] as? [String] == ["viewer", "*", "app", "read"])
-            let policyRead = try await client.call(base + "/api/v1/authz/policies", headers: [("Authorization", "Bearer \(session)")])
-            #expect(policyRead.status == 403)
+                // ann is a viewer: reading policy is not hers; checking explains why.
+                let check = try await client.call(
+                    base + "/api/v1/authz/check?tenant=t1", method: "POST",
+                    headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")],
+                    body: #"{"subject":"user:ann","resource":"app","action":"read"}"#
+                )
+                let data = try #require(try check.json()["data"] as? [String: Any])
+                #expect(data["allowed"] as? Bool == true)
+                #expect(data["explain"] as? [String] == ["viewer", "*", "app", "read"])
+                let policyRead = try await client.call(base + "/api/v1/authz/policies", headers: [("Authorization", "Bearer \(session)")])
+                #expect(policyRead.status == 403)
 
-            let badJSON = try await client.call(
-                base + "/api/v1/authz/roles?tenant=t1", method: "POST",
-                headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")], body: #"{"user":"#
-            )
-            #expect(badJSON.status == 400)
+                let badJSON = try await client.call(
+                    base + "/api/v1/authz/roles?tenant=t1", method: "POST",
+                    headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")], body: #"{"user":"#
+                )
+                #expect(badJSON.status == 400)
+            }
         }
-    }
 
-    @Test("enforce log: the request goes on; authz logs the would-be denial with the gateway's request id and counts it")
-    func logModeThroughGateway() async throws {
-        let metricsToken = "e2e-metrics-token-0123456789abcdefgh"
-        try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "log", "LOG_LEVEL": "notice", "METRICS_TOKEN": metricsToken]) { stack, client in
-            let session = Stack.session(sub: "ann", tenantId: "t1")
-            let response = try await client.call(
-                stack.gatewayURL + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)"), ("X-Request-Id", "e2e-log-1")])
-            #expect(response.status == 200)
-            #expect(response.header("X-Request-Id") == "e2e-log-1")
-            let line = try #require(stack.log("authz").split(separator: "\n").first { $0.contains(#""msg":"would deny""#) })
-            let fields = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            #expect(fields["subject"] as? String == "user:ann")
-            #expect(fields["tenant"] as? String == "t1")
-            #expect(fields["permission"] as? String == "app:read")
-            #expect(fields["request_id"] as? String == "e2e-log-1")
-            let metrics = try await client.call(
-                "http://127.0.0.1:\(stack.ports["authz"]!)/metrics", headers: [("Authorization", "Bearer \(metricsToken)")])
-            #expect(metrics.body.contains(#"streamhub_authz_denials_total{service="authz",mode="log"} 1"#))
-        }
-    }
-
-    /// A dashboard session for a user with no role anywhere.
-    static func roleless() -> String {
-        return Stack.session(sub: "nobody", tenantId: "t1")
-    }
-
-    static let metricsToken = "e2e-metrics-token-0123456789abcdefgh"
-
-    func metric(_ client: HTTPClient, _ stack: Stack, _ service: String) async throws -> String {
-        try await client.call("http://127.0.0.1:\(stack.ports[service]!)/metrics", headers: [("Authorization", "Bearer \(Self.metricsToken)")]).body
-    }
-
-    @Test(
-        "authz owns the mode: gateway on/authz log proceeds, gateway log/authz on is 403, gateway on/authz off proceeds; one denial logged and counted once",
-        arguments: [("on", "log", 200), ("log", "on", 403), ("on", "off", 200)])
-    func enforcementMismatch(gateway: String, authz: String, expected: Int) async throws {
-        try await Stack.with(
-            extra: ["LOG_LEVEL": "notice", "METRICS_TOKEN": Self.metricsToken],
-            perService: ["gateway": ["STREAMHUB_AUTHZ_ENFORCE": gateway], "authz": ["STREAMHUB_AUTHZ_ENFORCE": authz]]
-        ) { stack, client in
-            let requestID = "mismatch-\(gateway)-\(authz)"
-            let response = try await client.call(
-                stack.gatewayURL + "/api/v1/apps", headers: [("Authorization", "Bearer \(Self.roleless())"), ("X-Request-Id", requestID)])
-            #expect(response.status == expected)
-            let denialLines = stack.log("authz").split(separator: "\n").filter { $0.contains(#""msg":"would deny""#) || $0.contains(#""msg":"denied""#) }
-            let gatewayDenials = stack.log("gateway").split(separator: "\n").filter { $0.contains("deni") }
-            #expect(gatewayDenials.isEmpty, "the gateway logged a denial: \(gatewayDenials)")
-            let gatewayMetrics = try await self.metric(client, stack, "gateway")
-            #expect(!gatewayMetrics.contains("streamhub_authz_denials_total{"))
-            let authzMetrics = try await self.metric(client, stack, "authz")
-            if authz == "off" {
-                #expect(denialLines.isEmpty)
-                #expect(!authzMetrics.contains(#"streamhub_authz_denials_total{service="authz",mode="off"} 1"#))
-            } else {
-                #expect(denialLines.count == 1)
-                let line = try #require(denialLines.first)
+        @Test("enforce log: the request goes on; authz logs the would-be denial with the gateway's request id and counts it")
+        func logModeThroughGateway() async throws {
+            let metricsToken = "e2e-metrics-token-0123456789abcdefgh"
+            try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "log", "LOG_LEVEL": "notice", "METRICS_TOKEN": metricsToken]) { stack, client in
+                let session = Stack.session(sub: "ann", tenantId: "t1")
+                let response = try await client.call(
+                    stack.gatewayURL + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)"), ("X-Request-Id", "e2e-log-1")])
+                #expect(response.status == 200)
+                #expect(response.header("X-Request-Id") == "e2e-log-1")
+                let line = try #require(stack.log("authz").split(separator: "\n").first { $0.contains(#""msg":"would deny""#) })
                 let fields = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-                #expect(fields["request_id"] as? String == requestID)
-                #expect(fields["subject"] as? String == "user:nobody")
-                #expect(authzMetrics.contains(#"streamhub_authz_denials_total{service="authz",mode="\#(authz)"} 1"#))
+                #expect(fields["subject"] as? String == "user:ann")
+                #expect(fields["tenant"] as? String == "t1")
+                #expect(fields["permission"] as? String == "app:read")
+                #expect(fields["request_id"] as? String == "e2e-log-1")
+                let metrics = try await client.call(
+                    "http://127.0.0.1:\(stack.ports["authz"]!)/metrics", headers: [("Authorization", "Bearer \(metricsToken)")])
+                #expect(metrics.body.contains(#"streamhub_authz_denials_total{service="authz",mode="log"} 1"#))
             }
         }
-    }
 
-    @Test("authz stopped: gateway on answers 503, gateway log lets the request on; both count the outage")
-    func authzStopped() async throws {
-        for (gateway, expected) in [("on", 503), ("log", 200)] {
+        /// A dashboard session for a user with no role anywhere.
+        static func roleless() -> String {
+            return Stack.session(sub: "nobody", tenantId: "t1")
+        }
+
+        static let metricsToken = "e2e-metrics-token-0123456789abcdefgh"
+
+        func metric(_ client: HTTPClient, _ stack: Stack, _ service: String) async throws -> String {
+            try await client.call("http://127.0.0.1:\(stack.ports[service]!)/metrics", headers: [("Authorization", "Bearer \(Self.metricsToken)")]).body
+        }
+
+        @Test(
+            "authz owns the mode: gateway on/authz log proceeds, gateway log/authz on is 403, gateway on/authz off proceeds; one denial logged and counted once",
+            arguments: [("on", "log", 200), ("log", "on", 403), ("on", "off", 200)])
+        func enforcementMismatch(gateway: String, authz: String, expected: Int) async throws {
             try await Stack.with(
-                extra: ["METRICS_TOKEN": Self.metricsToken], perService: ["gateway": ["STREAMHUB_AUTHZ_ENFORCE": gateway]]
+                extra: ["LOG_LEVEL": "notice", "METRICS_TOKEN": Self.metricsToken],
+                perService: ["gateway": ["STREAMHUB_AUTHZ_ENFORCE": gateway], "authz": ["STREAMHUB_AUTHZ_ENFORCE": authz]]
             ) { stack, client in
-                try await stack.stop("authz")
-                let response = try await client.call(stack.gatewayURL + "/api/v1/apps", headers: [("Authorization", "Bearer \(Self.roleless())")])
-                #expect(response.status == expected, "gateway \(gateway)")
-                if expected == 503 {
-                    #expect(try response.json()["message"] as? String == "Authorization service is unavailable")
+                let requestID = "mismatch-\(gateway)-\(authz)"
+                let response = try await client.call(
+                    stack.gatewayURL + "/api/v1/apps", headers: [("Authorization", "Bearer \(Self.roleless())"), ("X-Request-Id", requestID)])
+                #expect(response.status == expected)
+                let denialLines = stack.log("authz").split(separator: "\n").filter { $0.contains(#""msg":"would deny""#) || $0.contains(#""msg":"denied""#) }
+                let gatewayDenials = stack.log("gateway").split(separator: "\n").filter { $0.contains("deni") }
+                #expect(gatewayDenials.isEmpty, "the gateway logged a denial: \(gatewayDenials)")
+                let gatewayMetrics = try await self.metric(client, stack, "gateway")
+                #expect(!gatewayMetrics.contains("streamhub_authz_denials_total{"))
+                let authzMetrics = try await self.metric(client, stack, "authz")
+                if authz == "off" {
+                    #expect(denialLines.isEmpty)
+                    #expect(!authzMetrics.contains(#"streamhub_authz_denials_total{service="authz",mode="off"} 1"#))
+                } else {
+                    #expect(denialLines.count == 1)
+                    let line = try #require(denialLines.first)
+                    let fields = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                    #expect(fields["request_id"] as? String == requestID)
+                    #expect(fields["subject"] as? String == "user:nobody")
+                    #expect(authzMetrics.contains(#"streamhub_authz_denials_total{service="authz",mode="\#(authz)"} 1"#))
                 }
-                #expect(try await self.metric(client, stack, "gateway").contains(#"streamhub_authz_unavailable_total{service="gateway"} 1"#))
             }
         }
-    }
 
-    @Test("the documented examples (docs/authz.md, Subjects and examples) do what the docs say")
-    func documentedExamples() async throws {
-        try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
-            let token = try stack.seedToken(name: "docs").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            let base = stack.gatewayURL
-            let auth = ("Authorization", "Bearer \(token)")
-            let json = ("Content-Type", "application/json")
-            let assigned = try await client.call(
-                base + "/api/v1/authz/roles?tenant=t1", method: "POST", headers: [auth, json], body: #"{"user":"user:42","role":"viewer"}"#)
-            let assignedData = try #require(try assigned.json()["data"] as? [String: Any])
-            #expect(assignedData["tenant"] as? String == "t1" && assignedData["changed"] as? Int == 1)
-            let granted = try await client.call(
-                base + "/api/v1/authz/policies?tenant=t1", method: "POST", headers: [auth, json],
-                body: #"{"subject":"token:7","resource":"stream","action":"write"}"#)
-            #expect(granted.status == 201)
-            let check = try await client.call(
-                base + "/api/v1/authz/check?tenant=t1", method: "POST", headers: [auth, json],
-                body: #"{"subject":"user:42","resource":"app","action":"read"}"#)
-            let checked = try #require(try check.json()["data"] as? NSDictionary)
-            #expect(checked == ["tenant": "t1", "allowed": true, "explain": ["viewer", "*", "app", "read"], "roles": ["viewer"]] as NSDictionary)
-            // The user the JWT names is the subject the docs assign: user 42 now reads apps in t1.
-            let session = Stack.session(sub: "42", tenantId: "t1")
-            #expect(try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)")]).status == 200)
-            let removed = try await client.call(base + "/api/v1/authz/roles?tenant=t1&user=user:42&role=viewer", method: "DELETE", headers: [auth])
-            #expect((try removed.json()["data"] as? [String: Any])?["changed"] as? Int == 1)
-            let again = try await client.call(base + "/api/v1/authz/roles?tenant=t1&user=user:42&role=viewer", method: "DELETE", headers: [auth])
-            #expect(again.status == 200)
-            #expect((try again.json()["data"] as? [String: Any])?["changed"] as? Int == 0)
-            #expect(try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)")]).status == 403)
+        @Test("authz stopped: gateway on answers 503, gateway log lets the request on; both count the outage")
+        func authzStopped() async throws {
+            for (gateway, expected) in [("on", 503), ("log", 200)] {
+                try await Stack.with(
+                    extra: ["METRICS_TOKEN": Self.metricsToken], perService: ["gateway": ["STREAMHUB_AUTHZ_ENFORCE": gateway]]
+                ) { stack, client in
+                    try await stack.stop("authz")
+                    let response = try await client.call(stack.gatewayURL + "/api/v1/apps", headers: [("Authorization", "Bearer \(Self.roleless())")])
+                    #expect(response.status == expected, "gateway \(gateway)")
+                    if expected == 503 {
+                        #expect(try response.json()["message"] as? String == "Authorization service is unavailable")
+                    }
+                    #expect(try await self.metric(client, stack, "gateway").contains(#"streamhub_authz_unavailable_total{service="gateway"} 1"#))
+                }
+            }
         }
-    }
 
-    @Test("streamhub-authz eval answers one JSON line per request, errors included")
-    func evalCommand() throws {
-        let dir = try TestDatabases.temporaryDirectory()
-        try """
-        [request_definition]
-        r = sub, dom, obj, act
-        [policy_definition]
-        p = sub, dom, obj, act
-        [role_definition]
-        g = _, _, _
-        [policy_effect]
-        e = some(where (p.eft == allow))
-        [matchers]
-        m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && keyMatch2(r.obj, p.obj) && r.act == p.act
-        """.write(toFile: dir + "/model.conf", atomically: true, encoding: .utf8)
-        try "p, admin, t1, /apps/:id, read\ng, alice, admin, t1\n".write(toFile: dir + "/policy.csv", atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Stack.binary("streamhub-authz"))
-        process.arguments = ["eval", "--model", dir + "/model.conf", "--policy", dir + "/policy.csv", "--explain"]
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        input.fileHandleForWriting.write(
-            Data("[\"alice\",\"t1\",\"/apps/7\",\"read\"]\n[\"bob\",\"t1\",\"/apps/7\",\"read\"]\n{\"not\":\"an array\"}\n[\"alice\"]\n".utf8))
-        try input.fileHandleForWriting.close()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        let lines = text.split(separator: "\n").map(String.init)
-        #expect(lines.count == 4)
-        #expect(lines.first == #"{"allowed":true,"explain":["admin","t1","/apps/:id","read"]}"#)
-        #expect(lines.dropFirst().first == #"{"allowed":false,"explain":[]}"#)
-        #expect(lines.dropFirst(2).allSatisfy { $0.hasPrefix(#"{"error":"#) })
+        @Test("the documented examples (docs/authz.md, Subjects and examples) do what the docs say")
+        func documentedExamples() async throws {
+            try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
+                let token = try stack.seedToken(name: "docs").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let base = stack.gatewayURL
+                let auth = ("Authorization", "Bearer \(token)")
+                let json = ("Content-Type", "application/json")
+                let assigned = try await client.call(
+                    base + "/api/v1/authz/roles?tenant=t1", method: "POST", headers: [auth, json], body: #"{"user":"user:42","role":"viewer"}"#)
+                let assignedData = try #require(try assigned.json()["data"] as? [String: Any])
+                #expect(assignedData["tenant"] as? String == "t1" && assignedData["changed"] as? Int == 1)
+                let granted = try await client.call(
+                    base + "/api/v1/authz/policies?tenant=t1", method: "POST", headers: [auth, json],
+                    body: #"{"subject":"token:7","resource":"stream","action":"write"}"#)
+                #expect(granted.status == 201)
+                let check = try await client.call(
+                    base + "/api/v1/authz/check?tenant=t1", method: "POST", headers: [auth, json],
+                    body: #"{"subject":"user:42","resource":"app","action":"read"}"#)
+                let checked = try #require(try check.json()["data"] as? NSDictionary)
+                #expect(checked == ["tenant": "t1", "allowed": true, "explain": ["viewer", "*", "app", "read"], "roles": ["viewer"]] as NSDictionary)
+                // The user the JWT names is the subject the docs assign: user 42 now reads apps in t1.
+                let session = Stack.session(sub: "42", tenantId: "t1")
+                #expect(try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)")]).status == 200)
+                let removed = try await client.call(base + "/api/v1/authz/roles?tenant=t1&user=user:42&role=viewer", method: "DELETE", headers: [auth])
+                #expect((try removed.json()["data"] as? [String: Any])?["changed"] as? Int == 1)
+                let again = try await client.call(base + "/api/v1/authz/roles?tenant=t1&user=user:42&role=viewer", method: "DELETE", headers: [auth])
+                #expect(again.status == 200)
+                #expect((try again.json()["data"] as? [String: Any])?["changed"] as? Int == 0)
+                #expect(try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)")]).status == 403)
+            }
+        }
+
+        @Test("streamhub-authz eval answers one JSON line per request, errors included")
+        func evalCommand() throws {
+            let dir = try TestDatabases.temporaryDirectory()
+            try """
+            [request_definition]
+            r = sub, dom, obj, act
+            [policy_definition]
+            p = sub, dom, obj, act
+            [role_definition]
+            g = _, _, _
+            [policy_effect]
+            e = some(where (p.eft == allow))
+            [matchers]
+            m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && keyMatch2(r.obj, p.obj) && r.act == p.act
+            """.write(toFile: dir + "/model.conf", atomically: true, encoding: .utf8)
+            try "p, admin, t1, /apps/:id, read\ng, alice, admin, t1\n".write(toFile: dir + "/policy.csv", atomically: true, encoding: .utf8)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Stack.binary("streamhub-authz"))
+            process.arguments = ["eval", "--model", dir + "/model.conf", "--policy", dir + "/policy.csv", "--explain"]
+            let input = Pipe()
+            let output = Pipe()
+            process.standardInput = input
+            process.standardOutput = output
+            try process.run()
+            input.fileHandleForWriting.write(
+                Data("[\"alice\",\"t1\",\"/apps/7\",\"read\"]\n[\"bob\",\"t1\",\"/apps/7\",\"read\"]\n{\"not\":\"an array\"}\n[\"alice\"]\n".utf8))
+            try input.fileHandleForWriting.close()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+            let lines = text.split(separator: "\n").map(String.init)
+            #expect(lines.count == 4)
+            #expect(lines.first == #"{"allowed":true,"explain":["admin","t1","/apps/:id","read"]}"#)
+            #expect(lines.dropFirst().first == #"{"allowed":false,"explain":[]}"#)
+            #expect(lines.dropFirst(2).allSatisfy { $0.hasPrefix(#"{"error":"#) })
+        }
     }
 }

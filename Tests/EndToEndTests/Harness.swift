@@ -4,6 +4,7 @@ import NIOCore
 import ServiceKit
 import Shared
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
     import Glibc
@@ -238,3 +239,9 @@ extension HTTPClient {
         return HTTPResult(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) }, body: String(buffer: buffer))
     }
 }
+
+/// Every suite that starts the real executables is nested here, so they run one test at a time:
+/// on two cores, several stacks of four services at once (plus the PostgreSQL tests) starve each
+/// other's timers and make timing windows (revocation within 5 s, replicas within 1 s) flaky.
+@Suite("Real executables", .serialized)
+enum RealExecutables {}
