@@ -293,3 +293,26 @@ public struct UserUpdate: Codable, Sendable, Equatable {
     public var disabled: Bool?
     public init(disabled: Bool? = nil) { self.disabled = disabled }
 }
+
+/// `POST /auth/totp/enroll`: the secret (base32, for typing) and the `otpauth://` URI (for a QR code).
+public struct TOTPEnrollment: Codable, Sendable, Equatable {
+    public var secret: String
+    public var otpauthUrl: String
+
+    public init(secret: String, otpauthUrl: String) {
+        self.secret = secret
+        self.otpauthUrl = otpauthUrl
+    }
+}
+
+/// A TOTP code (or, where sign-in takes one, a recovery code).
+public struct TOTPCodeRequest: Codable, Sendable, Equatable {
+    public var code: String
+    public init(code: String) { self.code = code }
+}
+
+/// Single-use recovery codes, shown once.
+public struct RecoveryCodes: Codable, Sendable, Equatable {
+    public var recoveryCodes: [String]
+    public init(recoveryCodes: [String]) { self.recoveryCodes = recoveryCodes }
+}

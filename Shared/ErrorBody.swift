@@ -7,12 +7,15 @@ public struct ErrorBody: Codable, Sendable, Equatable {
     public var message: String
     public var error: String
     public var retryAfterSeconds: Int?
+    /// Set on a sign-in refused for want of a valid TOTP code, so a dashboard can ask for one.
+    public var totpRequired: Bool?
 
-    public init(statusCode: Int, message: String, error: String? = nil, retryAfterSeconds: Int? = nil) {
+    public init(statusCode: Int, message: String, error: String? = nil, retryAfterSeconds: Int? = nil, totpRequired: Bool? = nil) {
         self.statusCode = statusCode
         self.message = message
         self.error = error ?? ErrorBody.reasonPhrase(for: statusCode)
         self.retryAfterSeconds = retryAfterSeconds
+        self.totpRequired = totpRequired
     }
 
     /// The reason phrase NestJS puts in `error` for a status code.

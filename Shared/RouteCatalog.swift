@@ -81,6 +81,22 @@ public enum RouteCatalog {
             summary: "End every session of the signed-in user issued until now (in force at the gateway within 5 s)"
         ),
         RouteDefinition(
+            "POST", "/api/v1/auth/totp/enroll", service: .identity, auth: .signedIn,
+            summary: "Start TOTP enrolment: {secret, otpauthUrl}"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/auth/totp/confirm", service: .identity, auth: .signedIn,
+            summary: "Confirm TOTP with a current {code}: {recoveryCodes} (shown once); sign-in needs a code from now on"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/auth/totp/disable", service: .identity, auth: .signedIn,
+            summary: "Turn TOTP off with a current {code}"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/auth/totp/recovery-codes", service: .identity, auth: .signedIn,
+            summary: "New recovery codes for a current {code}; the old ones stop working"
+        ),
+        RouteDefinition(
             "GET", "/api/v1/tokens", service: .identity, auth: .authenticated, permission: "token:read",
             summary: "List sk_ tokens (the caller's tenant; all for global callers), ?limit=&after="
         ),

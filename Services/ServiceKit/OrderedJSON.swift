@@ -61,10 +61,11 @@ public enum OrderedJSON {
         out += "\""
     }
 
-    /// `{"statusCode":…,"message":…,"error":…[,"retryAfterSeconds":…]}`
+    /// `{"statusCode":…,"message":…,"error":…[,"retryAfterSeconds":…][,"totpRequired":true]}`
     public static func encode(_ body: ErrorBody) -> ByteBuffer {
         var fields: [(String, Value)] = [("statusCode", .int(body.statusCode)), ("message", .string(body.message)), ("error", .string(body.error))]
         if let retry = body.retryAfterSeconds { fields.append(("retryAfterSeconds", .int(retry))) }
+        if let totp = body.totpRequired { fields.append(("totpRequired", .bool(totp))) }
         return Self.object(fields)
     }
 

@@ -28,3 +28,28 @@ extension RealExecutables {
         }
     }
 }
+
+extension RealExecutables {
+    /// TOTP against pyotp: codes computed by pyotp from our `otpauth://` URI confirm enrolment and
+    /// sign in; a code never works twice; recovery codes are single use and renewable. Runs when
+    /// `STREAMHUB_PYOTP_PYTHON` names a Python with pyotp (CI sets it up).
+    @Suite("pyotp interop", .serialized)
+    struct PyOTPInteropTests {
+        static let python = ProcessInfo.processInfo.environment["STREAMHUB_PYOTP_PYTHON"].flatMap { $0.isEmpty ? nil : $0 }
+
+        @Test("pyotp's codes enrol and sign in; a code is accepted once; recovery codes are single use", .enabled(if: python != nil))
+        func totp() async throws {
+            try await Stack.with { stack, _ in
+                let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                    .appendingPathComponent("interop/totp_check.py").path
+                let result = try Stack.run(try #require(Self.python), [script, stack.gatewayURL], environment: ProcessInfo.processInfo.environment)
+                print("pyotp interop: \(result.stdout)")
+                #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+                let summary = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+                let steps = try #require(summary["steps"] as? [String: Bool])
+                #expect(steps.count == 12)
+                #expect(steps.values.allSatisfy { $0 }, "\(steps.filter { !$0.value })")
+            }
+        }
+    }
+}

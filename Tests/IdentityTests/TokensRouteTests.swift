@@ -142,3 +142,107 @@ struct TokensRouteTests {
         }
     }
 }
+
+@Suite("TOTP")
+struct TOTPTests {
+    @Test("RFC 6238's SHA-1 test vectors (6-digit truncation), base32 as authenticator apps read it")
+    func vectors() {
+        let secret = Array("12345678901234567890".utf8)
+        for (time, code) in [(59, "287082"), (1_111_111_109, "081804"), (1_111_111_111, "050471"), (1_234_567_890, "005924"), (2_000_000_000, "279037")] {
+            #expect(TOTPAuthenticator.code(secret: secret, step: Int64(time) / 30) == code)
+        }
+        #expect(Base32.encode(secret) == "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")
+        #expect(Base32.encode(Array("f".utf8)) == "MY" && Base32.encode(Array("foobar".utf8)) == "MZXW6YTBOI")
+    }
+
+    @Test("a code is accepted for the current step and one either side, nothing further")
+    func window() {
+        let secret = TOTPAuthenticator.newSecret()
+        let now = Date(timeIntervalSince1970: 1_800_000_015)
+        let step = TOTPAuthenticator.step(now)
+        for offset in [-1, 0, 1] {
+            #expect(TOTPAuthenticator.matchingStep(secret: secret, code: TOTPAuthenticator.code(secret: secret, step: step + Int64(offset)), now: now) == step + Int64(offset))
+        }
+        for offset in [-3, -2, 2, 3] {
+            let code = TOTPAuthenticator.code(secret: secret, step: step + Int64(offset))
+            let near = (-1...1).map { TOTPAuthenticator.code(secret: secret, step: step + Int64($0)) }
+            if !near.contains(code) { #expect(TOTPAuthenticator.matchingStep(secret: secret, code: code, now: now) == nil) }
+        }
+        #expect(TOTPAuthenticator.matchingStep(secret: secret, code: "12345", now: now) == nil)
+        #expect(TOTPAuthenticator.matchingStep(secret: secret, code: "abcdef", now: now) == nil)
+    }
+
+    @Test("sealed secrets open with the same key only")
+    func sealing() throws {
+        let secret = TOTPAuthenticator.newSecret()
+        let sealed = try SecretSealer(secret: String(repeating: "a", count: 32)).seal(secret)
+        #expect(!sealed.contains(Base32.encode(secret)))
+        #expect(try SecretSealer(secret: String(repeating: "a", count: 32)).open(sealed) == secret)
+        #expect(throws: (any Error).self) { try SecretSealer(secret: String(repeating: "b", count: 32)).open(sealed) }
+    }
+}
+
+/// authz as identity sees it: every grant succeeds, nobody has roles.
+final class AgreeableAuthz: UpstreamClient, @unchecked Sendable {
+    func send(_ request: UpstreamRequest, timeout: Duration) async throws -> UpstreamResponse {
+        let body = request.pathAndQuery == "/internal/v1/roles/of" ? #"{"roles":{}}"# : #"{"tenant":"t","version":1,"changed":1}"#
+        let buffer = ByteBuffer(string: body)
+        return UpstreamResponse(status: .ok, headers: [:], body: .init(byteBuffer: buffer), collect: { _ in buffer })
+    }
+}
+
+final class StepClock: TimeSource, @unchecked Sendable {
+    let lock = NSLock()
+    var current = Date(timeIntervalSince1970: 1_800_000_010)
+    func now() -> Date { self.lock.withLock { self.current } }
+    func advance(_ seconds: Double) { self.lock.withLock { self.current.addTimeInterval(seconds) } }
+}
+
+@Suite("TOTP routes")
+struct TOTPRouteTests {
+    @Test("disabling TOTP needs a current, unused code; then sign-in needs none", arguments: TestDatabases.backends)
+    func disable(backend: String) async throws {
+        let location = try await TestDatabases.freshLocation(backend, name: "identity")
+        try await DatabaseFactory.withDatabase(location, logger: TestDatabases.logger) { database in
+            try await IdentityMigrations.migrator.migrate(database, logger: TestDatabases.logger)
+            let clock = StepClock()
+            let token = String(repeating: "i", count: 40)
+            let app = try await buildIdentity(
+                reader: .values(["STREAMHUB_INTERNAL_TOKEN": token, "STREAMHUB_JWT_SECRET": String(repeating: "j", count: 40)]),
+                dependencies: IdentityDependencies(
+                    tokens: SQLApiTokenRepository(database: database), accounts: SQLAccountRepository(database: database),
+                    totp: SQLTOTPRepository(database: database), transport: AgreeableAuthz(), timeSource: clock))
+            try await app.test(.router) { client in
+                func post(_ path: String, _ body: String, as principal: Principal? = nil) async throws -> TestResponse {
+                    var headers: HTTPFields = [.streamHubInternalToken: token, .contentType: "application/json"]
+                    if let principal { headers[.streamHubPrincipal] = PrincipalHeader.encode(principal) }
+                    return try await client.execute(uri: path, method: .post, headers: headers, body: ByteBuffer(string: body))
+                }
+                let signup = try await post("/api/v1/auth/signup", #"{"email":"t@example.com","password":"correct horse battery"}"#)
+                let userId = try #require(
+                    ((try JSONSerialization.jsonObject(with: Data(buffer: signup.body)) as? [String: Any])?["user"] as? [String: Any])?["id"] as? String)
+                let me = Principal(kind: .user, scope: .tenant, subject: "user:\(userId)", tenantId: "t")
+                let enrolled = try #require(
+                    try JSONSerialization.jsonObject(with: Data(buffer: try await post("/api/v1/auth/totp/enroll", "{}", as: me).body)) as? [String: Any])
+                let secret = try #require((enrolled["otpauthUrl"] as? String)?.contains("secret=\(enrolled["secret"] as? String ?? "-")"))
+                #expect(secret)
+                // The secret is not stored in the clear.
+                let stored = try #require(try await SQLTOTPRepository(database: database).record(userId: userId))
+                #expect(!stored.sealedSecret.contains(enrolled["secret"] as? String ?? "-"))
+                let raw = try SecretSealer(secret: String(repeating: "j", count: 40)).open(stored.sealedSecret)
+                let code = { TOTPAuthenticator.code(secret: raw, step: TOTPAuthenticator.step(clock.now())) }
+                #expect(try await post("/api/v1/auth/totp/confirm", #"{"code":"\#(code())"}"#, as: me).status == .ok)
+                #expect(try await post("/api/v1/auth/totp/enroll", "{}", as: me).status == .conflict)
+                // The confirming code is spent: it cannot disable TOTP.
+                let reused = try await post("/api/v1/auth/totp/disable", #"{"code":"\#(code())"}"#, as: me)
+                #expect(reused.status == .badRequest)
+                let login = try await post("/api/v1/auth/login", #"{"email":"t@example.com","password":"correct horse battery"}"#)
+                #expect(login.status == .unauthorized)
+                #expect(String(buffer: login.body) == #"{"statusCode":401,"message":"A valid TOTP code is required","error":"Unauthorized","totpRequired":true}"#)
+                clock.advance(30)
+                #expect(try await post("/api/v1/auth/totp/disable", #"{"code":"\#(code())"}"#, as: me).status == .ok)
+                #expect(try await post("/api/v1/auth/login", #"{"email":"t@example.com","password":"correct horse battery"}"#).status == .ok)
+            }
+        }
+    }
+}

@@ -10,17 +10,20 @@ import Shared
 public struct IdentityDependencies: Sendable {
     public var tokens: (any ApiTokenRepository)?
     public var accounts: (any AccountRepository)?
+    public var totp: (any TOTPRepository)?
     /// How identity reaches authz (a fake in tests).
     public var transport: (any UpstreamClient)?
     public var metrics: ServiceMetrics?
     public var timeSource: any TimeSource
 
     public init(
-        tokens: (any ApiTokenRepository)? = nil, accounts: (any AccountRepository)? = nil, transport: (any UpstreamClient)? = nil,
+        tokens: (any ApiTokenRepository)? = nil, accounts: (any AccountRepository)? = nil, totp: (any TOTPRepository)? = nil,
+        transport: (any UpstreamClient)? = nil,
         metrics: ServiceMetrics? = nil, timeSource: any TimeSource = SystemTimeSource()
     ) {
         self.tokens = tokens
         self.accounts = accounts
+        self.totp = totp
         self.transport = transport
         self.metrics = metrics
         self.timeSource = timeSource
@@ -45,6 +48,7 @@ public func buildIdentity(
     var readiness: [ReadinessCheck] = []
     let tokens: any ApiTokenRepository
     var accounts = dependencies.accounts
+    var totp = dependencies.totp
     if let injected = dependencies.tokens {
         tokens = injected
     } else {
@@ -52,6 +56,7 @@ public func buildIdentity(
         services.append(service)
         tokens = SQLApiTokenRepository(database: database)
         accounts = accounts ?? SQLAccountRepository(database: database)
+        totp = totp ?? SQLTOTPRepository(database: database)
         migrate = { [logger] in try await IdentityMigrations.migrator.migrate(database, logger: logger) }
         readiness.append(IdentityMigrations.migrator.readiness(database))
     }
@@ -63,7 +68,7 @@ public func buildIdentity(
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
     let internalRoutes = router.internalGroup(internalToken: configuration.common.internalToken)
     TokenResolveController(tokens: tokens, timeSource: dependencies.timeSource).addRoutes(to: internalRoutes)
-    if let accounts {
+    if let accounts, let totp {
         let transport: any UpstreamClient
         if let injected = dependencies.transport {
             transport = injected
@@ -74,9 +79,12 @@ public func buildIdentity(
         }
         let client = InternalClient(transport: transport, internalToken: configuration.common.internalToken, timeout: .seconds(10))
         let forwarded = router.forwardedGroup(internalToken: configuration.common.internalToken)
+        let factor = SecondFactor(totp: totp, sealer: SecretSealer(secret: configuration.jwtSecret), timeSource: dependencies.timeSource)
         let auth = AuthController<ServiceRequestContext>(
             accounts: accounts, passwords: PasswordHasher(), sessions: SessionTokens(secret: configuration.jwtSecret, issuer: configuration.publicURL),
-            authz: client, authzURL: configuration.authzURL, defaultQuotas: configuration.defaultQuotas, timeSource: dependencies.timeSource)
+            authz: client, authzURL: configuration.authzURL, defaultQuotas: configuration.defaultQuotas, secondFactor: factor,
+            timeSource: dependencies.timeSource)
+        TOTPController<ServiceRequestContext>(accounts: accounts, factor: factor).addRoutes(to: forwarded)
         auth.addRoutes(to: forwarded)
         auth.addInternalRoutes(to: internalRoutes)
         TokensController<ServiceRequestContext>(

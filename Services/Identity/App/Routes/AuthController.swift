@@ -15,12 +15,14 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
     let authz: InternalClient
     let authzURL: String
     let defaultQuotas: TenantQuotas
+    let secondFactor: SecondFactor
     let timeSource: any TimeSource
 
     public init(
         accounts: any AccountRepository, passwords: PasswordHasher, sessions: SessionTokens, authz: InternalClient, authzURL: String,
-        defaultQuotas: TenantQuotas, timeSource: any TimeSource
+        defaultQuotas: TenantQuotas, secondFactor: SecondFactor, timeSource: any TimeSource
     ) {
+        self.secondFactor = secondFactor
         self.accounts = accounts
         self.passwords = passwords
         self.sessions = sessions
@@ -81,6 +83,10 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
         // Unknown emails are checked against a decoy hash: the same answer in the same time.
         guard try await self.passwords.verify(body.password, hash: user?.passwordHash), let user else { throw Self.invalidCredentials }
         guard user.disabledAt == nil else { throw ServiceError(.unauthorized, message: "This account is disabled") }
+        // With TOTP on, every human sign-in needs a current code (or a recovery code), spent here.
+        if try await self.secondFactor.isRequired(userId: user.id) {
+            guard try await self.secondFactor.acceptSignIn(userId: user.id, code: body.totpCode) else { throw SecondFactor.required }
+        }
         let tenants = try await self.accounts.tenants(of: user.id)
         let tenantId: String?
         if let wanted = body.tenantId {

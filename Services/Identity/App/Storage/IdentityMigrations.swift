@@ -63,6 +63,26 @@ public enum IdentityMigrations {
                     "CREATE INDEX identity_memberships_user ON identity_memberships (user_id, created_at)",
                 ]
             },
+            Migration(version: 3, name: "totp and recovery codes") { _ in
+                [
+                    """
+                    CREATE TABLE identity_totp (
+                        user_id TEXT PRIMARY KEY REFERENCES identity_users (id),
+                        secret_sealed TEXT NOT NULL,
+                        confirmed_at BIGINT,
+                        last_step BIGINT NOT NULL
+                    )
+                    """,
+                    """
+                    CREATE TABLE identity_recovery_codes (
+                        user_id TEXT NOT NULL REFERENCES identity_users (id),
+                        code_hash TEXT NOT NULL,
+                        used_at BIGINT,
+                        PRIMARY KEY (user_id, code_hash)
+                    )
+                    """,
+                ]
+            },
         ]
     )
 }
