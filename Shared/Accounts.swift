@@ -316,3 +316,39 @@ public struct RecoveryCodes: Codable, Sendable, Equatable {
     public var recoveryCodes: [String]
     public init(recoveryCodes: [String]) { self.recoveryCodes = recoveryCodes }
 }
+
+/// `POST /auth/magic-link` and `POST /auth/reset-request`.
+public struct EmailRequest: Codable, Sendable, Equatable {
+    public var email: String
+    public init(email: String) { self.email = email }
+}
+
+/// `POST /auth/magic/verify`: the token from the link, a TOTP code when TOTP is on.
+public struct MagicVerifyRequest: Codable, Sendable, Equatable {
+    public var token: String
+    public var totpCode: String?
+    public var tenantId: String?
+
+    public init(token: String, totpCode: String? = nil, tenantId: String? = nil) {
+        self.token = token
+        self.totpCode = totpCode
+        self.tenantId = tenantId
+    }
+}
+
+/// `POST /auth/reset`: the token from the mail and the new password.
+public struct PasswordResetRequest: Codable, Sendable, Equatable {
+    public var token: String
+    public var password: String
+
+    public init(token: String, password: String) {
+        self.token = token
+        self.password = password
+    }
+}
+
+/// A message-only answer (the generic answer of the mail-sending routes).
+public struct MessageResponse: Codable, Sendable, Equatable {
+    public var message: String
+    public init(message: String) { self.message = message }
+}

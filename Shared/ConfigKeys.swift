@@ -23,7 +23,12 @@ public enum ConfigKey {
     public static let defaultMaxConcurrentStreams = "STREAMHUB_DEFAULT_MAX_CONCURRENT_STREAMS"
     public static let defaultMaxMembers = "STREAMHUB_DEFAULT_MAX_MEMBERS"
     public static let defaultMaxTokens = "STREAMHUB_DEFAULT_MAX_TOKENS"
-    public static let bcryptCost = "STREAMHUB_BCRYPT_COST"
+    public static let mailLimitPerEmail = "STREAMHUB_MAIL_LIMIT_PER_EMAIL"
+    public static let mailLimitPerIP = "STREAMHUB_MAIL_LIMIT_PER_IP"
+    public static let mailLimitWindow = "STREAMHUB_MAIL_LIMIT_WINDOW_S"
+    public static let magicLinkCooldown = "STREAMHUB_MAGIC_LINK_COOLDOWN_S"
+    public static let mailOutbox = "STREAMHUB_MAIL_OUTBOX"
+    public static let mailFrom = "STREAMHUB_MAIL_FROM"
 }
 
 /// Default loopback ports used by `streamhub up` and the compose file.

@@ -81,6 +81,22 @@ public enum RouteCatalog {
             summary: "End every session of the signed-in user issued until now (in force at the gateway within 5 s)"
         ),
         RouteDefinition(
+            "POST", "/api/v1/auth/magic-link", service: .identity, auth: .public,
+            summary: "Mail a sign-in link to {email}; always the same 200 (limited: 3 per email, 10 per IP per 15 min; 60 s cooldown → 429)"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/auth/magic/verify", service: .identity, auth: .public,
+            summary: "Sign in with the link's {token, totpCode?, tenantId?}; answers a dashboard session"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/auth/reset-request", service: .identity, auth: .public,
+            summary: "Mail a password-reset link to {email}; always the same 200 (shares the magic-link limiter)"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/auth/reset", service: .identity, auth: .public,
+            summary: "Set a new password with the mailed {token, password}; ends every earlier session"
+        ),
+        RouteDefinition(
             "POST", "/api/v1/auth/totp/enroll", service: .identity, auth: .signedIn,
             summary: "Start TOTP enrolment: {secret, otpauthUrl}"
         ),

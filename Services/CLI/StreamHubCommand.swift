@@ -15,7 +15,7 @@ struct StreamHubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "streamhub",
         abstract: "Operator tool for the StreamHub control plane.",
-        subcommands: [UpCommand.self, SeedTokenCommand.self]
+        subcommands: [UpCommand.self, SeedTokenCommand.self, OutboxCommand.self]
     )
 }
 
@@ -52,6 +52,45 @@ struct SeedTokenCommand: AsyncParsableCommand {
             throw CLIFailure(error.message)
         } catch let error as StorageError {
             throw CLIFailure("\(error)")
+        }
+    }
+}
+
+/// `streamhub outbox`: the newest messages of the local mail outbox, with their links.
+struct OutboxCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "outbox",
+        abstract: "Print the newest mail in the local outbox (where identity writes mail when no SMTP server is set), links included.",
+        discussion: "Reads STREAMHUB_MAIL_OUTBOX, else DIR/data/outbox for --data-dir DIR, else $STREAMHUB_DATA_DIR/outbox (default .streamhub/data/outbox)."
+    )
+
+    @Option(name: .long, help: "The data directory `streamhub up --data-dir` was given.")
+    var dataDir: String?
+
+    @Option(name: .long, help: "How many messages, newest first.")
+    var count: Int = 5
+
+    func validate() throws {
+        guard (1...1000).contains(self.count) else { throw ValidationError("--count must be in 1...1000") }
+    }
+
+    func run() throws {
+        let environment = ProcessInfo.processInfo.environment
+        let directory =
+            environment[ConfigKey.mailOutbox].flatMap { $0.isEmpty ? nil : $0 }
+            ?? ((self.dataDir.map { UpCommand.storeDirectory(dataDir: $0) } ?? environment[ConfigKey.dataDir] ?? ".streamhub/data") as NSString)
+            .appendingPathComponent("outbox")
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+            throw CLIFailure("no outbox at \(directory) (no mail has been written yet)")
+        }
+        let messages = names.filter { $0.hasSuffix(".eml") }.sorted().suffix(self.count).reversed()
+        if messages.isEmpty { print("The outbox at \(directory) is empty.") }
+        for name in messages {
+            guard let text = try? String(contentsOfFile: (directory as NSString).appendingPathComponent(name), encoding: .utf8) else { continue }
+            let lines = text.components(separatedBy: "\r\n")
+            func header(_ key: String) -> String { lines.first { $0.hasPrefix(key + ": ") }.map { String($0.dropFirst(key.count + 2)) } ?? "" }
+            print("\(header("Date"))  to \(header("To"))  \(header("Subject"))")
+            for line in lines where line.hasPrefix("http://") || line.hasPrefix("https://") { print("  \(line)") }
         }
     }
 }

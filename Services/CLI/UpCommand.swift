@@ -98,6 +98,7 @@ struct UpCommand: AsyncParsableCommand {
                 say("Global API token (shown once): \(token)")
                 say("  curl -H \"Authorization: Bearer \(token)\" http://127.0.0.1:\(self.port)/api/v1/apps")
             }
+            say("Mail (sign-in and reset links) goes to \(Self.storeDirectory(dataDir: dataDir))/outbox; read it with: streamhub outbox --data-dir \(dataDir)")
             say("Logs: \(dataDir)/logs/   Press Ctrl-C to stop.")
             try await client.shutdown()
         } catch {

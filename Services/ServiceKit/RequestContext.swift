@@ -15,6 +15,9 @@ public protocol ServiceRequestContextProtocol: RequestContext {
     var principal: Principal { get set }
     /// The peer's IP address, if known.
     var clientIP: String? { get }
+    /// The client's IP as the gateway saw it (`X-StreamHub-Client-IP`), set by ``CallerMiddleware``
+    /// for callers holding the internal token.
+    var forwardedClientIP: String? { get set }
 }
 
 extension ServiceRequestContextProtocol {
@@ -32,6 +35,7 @@ public struct ServiceRequestContext: ServiceRequestContextProtocol, RemoteAddres
     public let remoteAddress: SocketAddress?
     public var requestID: String = ""
     public var principal: Principal = .anonymous
+    public var forwardedClientIP: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
@@ -53,11 +57,14 @@ public struct CallerMiddleware<Context: ServiceRequestContextProtocol>: RouterMi
     public init() {}
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        if let ip = request.headers[.streamHubClientIP], ip.utf8.count <= 64 {
+            context.forwardedClientIP = ip
+        }
         guard let header = request.headers[.streamHubPrincipal] else { return try await next(request, context) }
         guard let principal = PrincipalHeader.decode(header) else {
             throw ServiceError.badRequest("Malformed principal header")
         }
-        var context = context
         context.principal = principal
         return try await next(request, context)
     }

@@ -206,7 +206,10 @@ public final class SQLiteStore: Database, Service {
         } else if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
-        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        // Query logs carry bound values (hashes, mail bodies): never below info, whatever LOG_LEVEL says.
+        var queryLogger = logger
+        queryLogger.logLevel = max(logger.logLevel, .info)
+        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: queryLogger)
         let store = SQLiteStore(connection: connection)
         let sql = connection.sql()
         try await sql.raw("PRAGMA busy_timeout = 5000").run()

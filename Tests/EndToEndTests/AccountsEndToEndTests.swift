@@ -282,5 +282,69 @@ extension RealExecutables {
                 #expect(rejoined.status == 404)
             }
         }
+
+
+        /// The newest mail's link of `kind` (`magic`, `reset`) in the stack's outbox, waited for.
+        func mailedToken(_ stack: Stack, _ kind: String, after count: Int) async throws -> String {
+            let outbox = stack.dataDir + "/data/outbox"
+            var token: String?
+            try await Stack.waitFor(deadline: .seconds(10), "mail number \(count + 1) in \(outbox); identity: \(stack.log("identity").suffix(1500))") {
+                let names = ((try? FileManager.default.contentsOfDirectory(atPath: outbox)) ?? []).filter { $0.hasSuffix(".eml") }.sorted()
+                guard names.count > count, let newest = names.last else { return false }
+                let text = try String(contentsOfFile: outbox + "/" + newest, encoding: .utf8)
+                token = text.components(separatedBy: "\r\n").first { $0.contains("/login/\(kind)?token=") }?.components(separatedBy: "token=").last
+                return token != nil
+            }
+            return try #require(token)
+        }
+
+        @Test("magic link and password reset through the gateway: mailed to the outbox, single use, bound to their purpose")
+        func magicLinkAndReset() async throws {
+            try await Stack.with(extra: ["STREAMHUB_MAGIC_LINK_COOLDOWN_S": "1"]) { stack, client in
+                let base = stack.gatewayURL + "/api/v1"
+                let ann = try await self.signup(client, base, "link@example.com")
+                let asked = try await client.call(base + "/auth/magic-link", method: "POST", headers: [Self.json], body: #"{"email":"LINK@example.com"}"#)
+                #expect(asked.status == 200)
+                #expect(asked.body == #"{"data":{"message":"If an account exists for that address, an email is on its way."},"error":null}"#)
+                let magic = try await self.mailedToken(stack, "magic", after: 0)
+                let signedIn = try await client.call(base + "/auth/magic/verify", method: "POST", headers: [Self.json], body: #"{"token":"\#(magic)"}"#)
+                #expect(signedIn.status == 200)
+                #expect(try self.data(signedIn)["tenantId"] as? String == ann.tenantId)
+                let again = try await client.call(base + "/auth/magic/verify", method: "POST", headers: [Self.json], body: #"{"token":"\#(magic)"}"#)
+                #expect(again.status == 401)
+                #expect(try again.json()["message"] as? String == "Invalid or expired link")
+                let cli = try Stack.run(Stack.binary("streamhub"), ["outbox", "--count", "1"], environment: stack.environment)
+                #expect(cli.status == 0 && cli.stdout.contains("to link@example.com") && cli.stdout.contains("/login/magic?token=\(magic)"))
+
+                // Reset: the link cannot sign in; it sets the password and ends earlier sessions.
+                let reset = try await client.call(base + "/auth/reset-request", method: "POST", headers: [Self.json], body: #"{"email":"link@example.com"}"#)
+                #expect(reset.body == asked.body)
+                let resetToken = try await self.mailedToken(stack, "reset", after: 1)
+                let wrongPurpose = try await client.call(
+                    base + "/auth/magic/verify", method: "POST", headers: [Self.json], body: #"{"token":"\#(resetToken)"}"#)
+                #expect(wrongPurpose.status == 401)
+                let changed = try await client.call(
+                    base + "/auth/reset", method: "POST", headers: [Self.json], body: #"{"token":"\#(resetToken)","password":"a brand new secret"}"#)
+                #expect(changed.status == 200)
+                try await Stack.waitFor(deadline: .seconds(5), "the session from before the reset to be refused") {
+                    try await client.call(base + "/auth/me", headers: [("Authorization", "Bearer \(ann.token)")]).status == 401
+                }
+                let old = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"link@example.com","password":"correct horse battery"}"#)
+                #expect(old.status == 401)
+                let new = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"link@example.com","password":"a brand new secret"}"#)
+                #expect(new.status == 200)
+                let reused = try await client.call(
+                    base + "/auth/reset", method: "POST", headers: [Self.json], body: #"{"token":"\#(resetToken)","password":"yet another secret"}"#)
+                #expect(reused.status == 401)
+                // Unknown addresses get the same answer and no mail.
+                let unknown = try await client.call(base + "/auth/magic-link", method: "POST", headers: [Self.json], body: #"{"email":"ghost@example.com"}"#)
+                #expect(unknown.status == 200 && unknown.body == asked.body)
+                try await Task.sleep(for: .milliseconds(600))
+                #expect(((try? FileManager.default.contentsOfDirectory(atPath: stack.dataDir + "/data/outbox")) ?? []).filter { $0.hasSuffix(".eml") }.count == 2)
+                for service in Stack.services { #expect(!stack.log(service).contains(magic), "\(service) logged a link token") }
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@ public struct IdentityDependencies: Sendable {
     public var tokens: (any ApiTokenRepository)?
     public var accounts: (any AccountRepository)?
     public var totp: (any TOTPRepository)?
+    public var links: (any SignInLinkRepository)?
     /// How identity reaches authz (a fake in tests).
     public var transport: (any UpstreamClient)?
     public var metrics: ServiceMetrics?
@@ -18,12 +19,13 @@ public struct IdentityDependencies: Sendable {
 
     public init(
         tokens: (any ApiTokenRepository)? = nil, accounts: (any AccountRepository)? = nil, totp: (any TOTPRepository)? = nil,
-        transport: (any UpstreamClient)? = nil,
+        links: (any SignInLinkRepository)? = nil, transport: (any UpstreamClient)? = nil,
         metrics: ServiceMetrics? = nil, timeSource: any TimeSource = SystemTimeSource()
     ) {
         self.tokens = tokens
         self.accounts = accounts
         self.totp = totp
+        self.links = links
         self.transport = transport
         self.metrics = metrics
         self.timeSource = timeSource
@@ -49,6 +51,7 @@ public func buildIdentity(
     let tokens: any ApiTokenRepository
     var accounts = dependencies.accounts
     var totp = dependencies.totp
+    var links = dependencies.links
     if let injected = dependencies.tokens {
         tokens = injected
     } else {
@@ -57,6 +60,7 @@ public func buildIdentity(
         tokens = SQLApiTokenRepository(database: database)
         accounts = accounts ?? SQLAccountRepository(database: database)
         totp = totp ?? SQLTOTPRepository(database: database)
+        links = links ?? SQLSignInLinkRepository(database: database)
         migrate = { [logger] in try await IdentityMigrations.migrator.migrate(database, logger: logger) }
         readiness.append(IdentityMigrations.migrator.readiness(database))
     }
@@ -68,7 +72,7 @@ public func buildIdentity(
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
     let internalRoutes = router.internalGroup(internalToken: configuration.common.internalToken)
     TokenResolveController(tokens: tokens, timeSource: dependencies.timeSource).addRoutes(to: internalRoutes)
-    if let accounts, let totp {
+    if let accounts, let totp, let links {
         let transport: any UpstreamClient
         if let injected = dependencies.transport {
             transport = injected
@@ -82,8 +86,10 @@ public func buildIdentity(
         let factor = SecondFactor(totp: totp, sealer: SecretSealer(secret: configuration.jwtSecret), timeSource: dependencies.timeSource)
         let auth = AuthController<ServiceRequestContext>(
             accounts: accounts, passwords: PasswordHasher(), sessions: SessionTokens(secret: configuration.jwtSecret, issuer: configuration.publicURL),
-            authz: client, authzURL: configuration.authzURL, defaultQuotas: configuration.defaultQuotas, secondFactor: factor,
-            timeSource: dependencies.timeSource)
+            authz: client, authzURL: configuration.authzURL, defaultQuotas: configuration.defaultQuotas, secondFactor: factor, links: links,
+            limits: configuration.mailLimits, publicURL: configuration.publicURL, timeSource: dependencies.timeSource)
+        services.append(
+            MailDispatcher(links: links, transport: OutboxDirectory(path: configuration.mailOutbox), from: configuration.mailFrom, logger: logger))
         TOTPController<ServiceRequestContext>(accounts: accounts, factor: factor).addRoutes(to: forwarded)
         auth.addRoutes(to: forwarded)
         auth.addInternalRoutes(to: internalRoutes)

@@ -1,3 +1,4 @@
+import Foundation
 import ServiceKit
 import ServiceStorage
 import Shared
@@ -8,7 +9,9 @@ import Shared
 /// `DATABASE_URL` or `STREAMHUB_DATA_DIR` (SQLite file `identity.sqlite`), `LOG_LEVEL`,
 /// `STREAMHUB_PUBLIC_URL` (sessions' `iss`), `AUTHZ_URL`, `MEDIA_URL`, `STREAMHUB_DEFAULT_MAX_APPS` (10),
 /// `STREAMHUB_DEFAULT_MAX_CONCURRENT_STREAMS` (5), `STREAMHUB_DEFAULT_MAX_MEMBERS` (25),
-/// `STREAMHUB_DEFAULT_MAX_TOKENS` (50).
+/// `STREAMHUB_DEFAULT_MAX_TOKENS` (50), `STREAMHUB_MAIL_LIMIT_PER_EMAIL` (3), `STREAMHUB_MAIL_LIMIT_PER_IP`
+/// (10), `STREAMHUB_MAIL_LIMIT_WINDOW_S` (900), `STREAMHUB_MAGIC_LINK_COOLDOWN_S` (60),
+/// `STREAMHUB_MAIL_OUTBOX` (`<data dir>/outbox`), `STREAMHUB_MAIL_FROM`.
 public struct IdentityConfiguration: Sendable {
     public var common: CommonConfiguration
     public var storage: StorageLocation
@@ -20,6 +23,11 @@ public struct IdentityConfiguration: Sendable {
     public var authzURL: String
     /// Where app tokens' apps are looked up.
     public var mediaURL: String
+    /// The shared limiter of the mail-sending routes and the magic-link cooldown.
+    public var mailLimits: MailLimits
+    /// Where mail goes without SMTP: `.eml` files (`streamhub outbox` prints them).
+    public var mailOutbox: String
+    public var mailFrom: String
     /// The quotas a new tenant starts with.
     public var defaultQuotas: TenantQuotas
 
@@ -30,6 +38,14 @@ public struct IdentityConfiguration: Sendable {
         self.publicURL = try reader.url(ConfigKey.publicURL, default: "http://127.0.0.1:\(DefaultPort.gateway)")
         self.authzURL = try reader.url(ConfigKey.authzURL, default: "http://127.0.0.1:\(DefaultPort.authz)")
         self.mediaURL = try reader.url(ConfigKey.mediaURL, default: "http://127.0.0.1:\(DefaultPort.media)")
+        self.mailLimits = MailLimits(
+            perEmail: try reader.int(ConfigKey.mailLimitPerEmail, default: 3, range: 1...10_000),
+            perIP: try reader.int(ConfigKey.mailLimitPerIP, default: 10, range: 1...1_000_000),
+            windowSeconds: try reader.int(ConfigKey.mailLimitWindow, default: 900, range: 1...86_400),
+            cooldownSeconds: try reader.int(ConfigKey.magicLinkCooldown, default: 60, range: 0...3600))
+        let dataDir = reader.string(ConfigKey.dataDir, default: ".streamhub/data")
+        self.mailOutbox = reader.string(ConfigKey.mailOutbox, default: (dataDir as NSString).appendingPathComponent("outbox"))
+        self.mailFrom = reader.string(ConfigKey.mailFrom, default: "StreamHub <no-reply@streamhub.invalid>")
         self.defaultQuotas = TenantQuotas(
             maxApps: try reader.int(ConfigKey.defaultMaxApps, default: 10, range: 0...1_000_000),
             maxConcurrentStreams: try reader.int(ConfigKey.defaultMaxConcurrentStreams, default: 5, range: 0...1_000_000),

@@ -16,13 +16,20 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
     let authzURL: String
     let defaultQuotas: TenantQuotas
     let secondFactor: SecondFactor
+    let links: any SignInLinkRepository
+    let limits: MailLimits
+    let publicURL: String
     let timeSource: any TimeSource
 
     public init(
         accounts: any AccountRepository, passwords: PasswordHasher, sessions: SessionTokens, authz: InternalClient, authzURL: String,
-        defaultQuotas: TenantQuotas, secondFactor: SecondFactor, timeSource: any TimeSource
+        defaultQuotas: TenantQuotas, secondFactor: SecondFactor, links: any SignInLinkRepository, limits: MailLimits, publicURL: String,
+        timeSource: any TimeSource
     ) {
         self.secondFactor = secondFactor
+        self.links = links
+        self.limits = limits
+        self.publicURL = publicURL
         self.accounts = accounts
         self.passwords = passwords
         self.sessions = sessions
@@ -37,6 +44,10 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
         group.post("auth/login", use: self.login)
         group.get("auth/me", use: self.me)
         group.post("auth/logout", use: self.logout)
+        group.post("auth/magic-link", use: self.magicLink)
+        group.post("auth/magic/verify", use: self.magicVerify)
+        group.post("auth/reset-request", use: self.resetRequest)
+        group.post("auth/reset", use: self.reset)
     }
 
     public func addInternalRoutes(to group: RouterGroup<Context>) {

@@ -64,6 +64,8 @@ public protocol AccountRepository: Sendable {
     func removeMember(tenantId: String, userId: String) async throws -> Bool
     /// Every user, in creation order, after the user `after`.
     func users(after: String?, limit: Int) async throws -> [UserRecord]
+    /// Sets a new password hash and ends every session issued before `sessionsNotBefore`.
+    func setPassword(userId: String, hash: String, sessionsNotBefore: Int64) async throws
     /// Disables (ending every session) or re-enables a user; nil when there is no such user.
     func setDisabled(userId: String, disabled: Bool, at: Int64) async throws -> UserRecord?
 }
@@ -266,6 +268,18 @@ public struct SQLAccountRepository: AccountRepository {
                 "SELECT \(unsafeRaw: Self.userColumns) FROM identity_users u WHERE 1 = 1"
                     + Self.after(after, table: "identity_users", alias: "u") + " ORDER BY u.created_at, u.id LIMIT \(bind: limit)"
             ).all(decoding: UserRow.self).map(\.record)
+        }
+    }
+
+    public func setPassword(userId: String, hash: String, sessionsNotBefore: Int64) async throws {
+        try await self.database.withSQL { sql in
+            try await sql.raw(
+                """
+                UPDATE identity_users SET password_hash = \(bind: hash), \
+                sessions_not_before = CASE WHEN sessions_not_before < \(bind: sessionsNotBefore) THEN \(bind: sessionsNotBefore) ELSE sessions_not_before END \
+                WHERE id = \(bind: userId)
+                """
+            ).run()
         }
     }
 

@@ -83,6 +83,44 @@ public enum IdentityMigrations {
                     """,
                 ]
             },
+            Migration(version: 4, name: "sign-in links, mail limiter, mail outbox") { _ in
+                [
+                    """
+                    CREATE TABLE identity_link_tokens (
+                        token_hash TEXT PRIMARY KEY,
+                        purpose TEXT NOT NULL CHECK (purpose IN ('magic', 'reset')),
+                        user_id TEXT NOT NULL REFERENCES identity_users (id),
+                        created_at BIGINT NOT NULL,
+                        expires_at BIGINT NOT NULL,
+                        used_at BIGINT
+                    )
+                    """,
+                    """
+                    CREATE TABLE identity_mail_requests (
+                        id TEXT PRIMARY KEY,
+                        kind TEXT NOT NULL,
+                        email TEXT NOT NULL,
+                        ip TEXT NOT NULL,
+                        created_at BIGINT NOT NULL
+                    )
+                    """,
+                    "CREATE INDEX identity_mail_requests_email ON identity_mail_requests (email, created_at)",
+                    "CREATE INDEX identity_mail_requests_ip ON identity_mail_requests (ip, created_at)",
+                    """
+                    CREATE TABLE identity_mail_outbox (
+                        id TEXT PRIMARY KEY,
+                        recipient TEXT NOT NULL,
+                        subject TEXT NOT NULL,
+                        body TEXT NOT NULL,
+                        created_at BIGINT NOT NULL,
+                        attempts INTEGER NOT NULL,
+                        next_attempt_at BIGINT NOT NULL,
+                        sent_at BIGINT
+                    )
+                    """,
+                    "CREATE INDEX identity_mail_outbox_due ON identity_mail_outbox (sent_at, next_attempt_at)",
+                ]
+            },
         ]
     )
 }

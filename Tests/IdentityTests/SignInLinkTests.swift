@@ -1,0 +1,109 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import IdentityApp
+import NIOCore
+import SQLKit
+import ServiceKit
+import ServiceStorage
+import Shared
+import TestSupport
+import Testing
+
+@Suite("Sign-in links and the mail limiter")
+struct SignInLinkTests {
+    static let token = String(repeating: "i", count: 40)
+
+    struct Count: Decodable { var n: Int }
+
+    func withIdentity(
+        _ backend: String, _ body: @escaping @Sendable (any TestClientProtocol, any Database, StepClock) async throws -> Void
+    ) async throws {
+        let location = try await TestDatabases.freshLocation(backend, name: "identity")
+        try await DatabaseFactory.withDatabase(location, logger: TestDatabases.logger) { database in
+            try await IdentityMigrations.migrator.migrate(database, logger: TestDatabases.logger)
+            let clock = StepClock()
+            let app = try await buildIdentity(
+                reader: .values([
+                    "STREAMHUB_INTERNAL_TOKEN": Self.token, "STREAMHUB_JWT_SECRET": String(repeating: "j", count: 40),
+                    "STREAMHUB_MAIL_OUTBOX": try TestDatabases.temporaryDirectory(),
+                ]),
+                dependencies: IdentityDependencies(
+                    tokens: SQLApiTokenRepository(database: database), accounts: SQLAccountRepository(database: database),
+                    totp: SQLTOTPRepository(database: database), links: SQLSignInLinkRepository(database: database), transport: AgreeableAuthz(),
+                    timeSource: clock))
+            try await app.test(.router) { client in try await body(client, database, clock) }
+        }
+    }
+
+    func post(_ client: some TestClientProtocol, _ path: String, _ body: String, ip: String = "198.51.100.7") async throws -> TestResponse {
+        try await client.execute(
+            uri: path, method: .post,
+            headers: [.streamHubInternalToken: Self.token, .contentType: "application/json", .streamHubClientIP: ip], body: ByteBuffer(string: body))
+    }
+
+    func count(_ database: any Database, _ table: String) async throws -> Int {
+        try await database.withSQL { sql in try await sql.raw("SELECT COUNT(*) AS n FROM \(unsafeRaw: table)").first(decoding: Count.self)?.n ?? 0 }
+    }
+
+    @Test("100 concurrent requests for one email: exactly 3 links and mails; per IP: exactly 10", arguments: TestDatabases.backends)
+    func limiter(backend: String) async throws {
+        try await self.withIdentity(backend) { client, database, _ in
+            _ = try await self.post(client, "/api/v1/auth/signup", #"{"email":"lim@example.com","password":"correct horse battery"}"#)
+            let statuses = try await withThrowingTaskGroup(of: (HTTPResponse.Status, String).self) { group in
+                for index in 0..<100 {
+                    group.addTask {
+                        let response = try await self.post(client, "/api/v1/auth/reset-request", #"{"email":"lim@example.com"}"#, ip: "203.0.113.\(index)")
+                        return (response.status, String(buffer: response.body))
+                    }
+                }
+                return try await group.reduce(into: [(HTTPResponse.Status, String)]()) { $0.append($1) }
+            }
+            // Every caller gets the same generic answer, limited or not.
+            #expect(Set(statuses.map(\.0)) == [.ok])
+            #expect(Set(statuses.map(\.1)).count == 1)
+            #expect(try await self.count(database, "identity_link_tokens") == 3)
+            #expect(try await self.count(database, "identity_mail_outbox") == 3)
+            // One IP, many addresses (unknown ones included): 10 counted, the rest limited.
+            for index in 0..<20 {
+                let response = try await self.post(client, "/api/v1/auth/reset-request", #"{"email":"x\#(index)@example.com"}"#, ip: "192.0.2.1")
+                #expect(response.status == .ok)
+            }
+            let counted = try await database.withSQL { sql in
+                try await sql.raw("SELECT COUNT(*) AS n FROM identity_mail_requests WHERE ip = '192.0.2.1'").first(decoding: Count.self)?.n ?? 0
+            }
+            #expect(counted == 10)
+        }
+    }
+
+    @Test("magic links: a 60 s per-email cooldown (429, Retry-After) that treats known and unknown emails alike", arguments: TestDatabases.backends)
+    func cooldown(backend: String) async throws {
+        try await self.withIdentity(backend) { client, database, clock in
+            _ = try await self.post(client, "/api/v1/auth/signup", #"{"email":"cool@example.com","password":"correct horse battery"}"#)
+            var answers: [String: [TestResponse]] = [:]
+            for email in ["cool@example.com", "nobody@example.com"] {
+                let first = try await self.post(client, "/api/v1/auth/magic-link", #"{"email":"\#(email)"}"#)
+                clock.advance(18)
+                let second = try await self.post(client, "/api/v1/auth/magic-link", #"{"email":"\#(email)"}"#)
+                answers[email] = [first, second]
+                clock.advance(-18)
+            }
+            for email in ["cool@example.com", "nobody@example.com"] {
+                let (first, second) = (answers[email]![0], answers[email]![1])
+                #expect(first.status == .ok)
+                #expect(second.status == .tooManyRequests)
+                #expect(
+                    String(buffer: second.body)
+                        == #"{"statusCode":429,"message":"Please wait 42s before requesting another link.","error":"Too Many Requests","retryAfterSeconds":42}"#)
+                #expect(second.headers[.retryAfter] == "42")
+            }
+            // Known and unknown: the same status, body and headers (but the request id).
+            let (known, unknown) = (answers["cool@example.com"]![0], answers["nobody@example.com"]![0])
+            #expect(String(buffer: known.body) == String(buffer: unknown.body))
+            let names = { (r: TestResponse) in Set(r.headers.map(\.name.canonicalName)) }
+            #expect(names(known) == names(unknown))
+            #expect(try await self.count(database, "identity_mail_outbox") == 1)
+        }
+    }
+}
