@@ -50,7 +50,8 @@ struct TokensRouteTests {
                     "STREAMHUB_DEFAULT_MAX_TOKENS": String(maxTokens),
                 ]),
                 dependencies: IdentityDependencies(
-                    tokens: tokens, accounts: SQLAccountRepository(database: database), transport: FakeMedia(apps: ["app1": "t1", "app2": "t2"]))
+                    tokens: tokens, accounts: SQLAccountRepository(database: database), totp: SQLTOTPRepository(database: database),
+                    links: SQLSignInLinkRepository(database: database), transport: FakeMedia(apps: ["app1": "t1", "app2": "t2"]))
             )
             try await app.test(.router) { client in try await body(client, tokens) }
         }
@@ -211,7 +212,8 @@ struct TOTPRouteTests {
                 reader: .values(["STREAMHUB_INTERNAL_TOKEN": token, "STREAMHUB_JWT_SECRET": String(repeating: "j", count: 40)]),
                 dependencies: IdentityDependencies(
                     tokens: SQLApiTokenRepository(database: database), accounts: SQLAccountRepository(database: database),
-                    totp: SQLTOTPRepository(database: database), transport: AgreeableAuthz(), timeSource: clock))
+                    totp: SQLTOTPRepository(database: database), links: SQLSignInLinkRepository(database: database), transport: AgreeableAuthz(),
+                    timeSource: clock))
             try await app.test(.router) { client in
                 func post(_ path: String, _ body: String, as principal: Principal? = nil) async throws -> TestResponse {
                     var headers: HTTPFields = [.streamHubInternalToken: token, .contentType: "application/json"]

@@ -72,6 +72,8 @@ public func buildIdentity(
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
     let internalRoutes = router.internalGroup(internalToken: configuration.common.internalToken)
     TokenResolveController(tokens: tokens, timeSource: dependencies.timeSource).addRoutes(to: internalRoutes)
+    // Accounts need all three of their stores; a test that injects only the token store gets the
+    // token routes alone.
     if let accounts, let totp, let links {
         let transport: any UpstreamClient
         if let injected = dependencies.transport {
