@@ -19,6 +19,8 @@ public enum ConfigKey {
     public static let maxBodyBytes = "GATEWAY_MAX_BODY_BYTES"
     public static let mediaRoot = "STREAMHUB_MEDIA_ROOT"
     public static let publicURL = "STREAMHUB_PUBLIC_URL"
+    public static let corsOrigins = "STREAMHUB_CORS_ORIGINS"
+    public static let trustedProxies = "STREAMHUB_TRUSTED_PROXIES"
     public static let defaultMaxApps = "STREAMHUB_DEFAULT_MAX_APPS"
     public static let defaultMaxConcurrentStreams = "STREAMHUB_DEFAULT_MAX_CONCURRENT_STREAMS"
     public static let defaultMaxMembers = "STREAMHUB_DEFAULT_MAX_MEMBERS"

@@ -52,6 +52,12 @@ public struct RouteDefinition: Sendable, Equatable {
         self.summary = summary
     }
 
+    /// Whether an app-scoped `sk_` token may call this route: the app list (which shows it its own
+    /// app) and routes about one `:app`. Tenant-wide routes (policy, tokens, tenants, users) are a 403.
+    public var allowsAppTokens: Bool {
+        self.path == "/api/v1/apps" || self.path.contains("/:app")
+    }
+
     /// Path split into segments; `:name` segments match any one non-empty segment.
     public var segments: [Substring] { self.path.split(separator: "/") }
 }

@@ -226,6 +226,15 @@ extension Router where Context: ServiceRequestContextProtocol {
         self.add(middleware: RequestMetricsMiddleware(metrics: metrics))
         self.add(middleware: NestErrorMiddleware())
     }
+
+    /// The same, with `edge` between the metrics and the error middleware, so it sees every answer
+    /// (errors included, already in the NestJS body) before it is counted and sent.
+    public func addServiceMiddleware(metrics: ServiceMetrics, edge: some RouterMiddleware<Context>) {
+        self.add(middleware: RequestIDMiddleware())
+        self.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+        self.add(middleware: edge)
+        self.add(middleware: NestErrorMiddleware())
+    }
 }
 
 /// A Prometheus counter from a service's registry.

@@ -475,3 +475,102 @@ struct GatewayTests {
         }
     }
 }
+
+@Suite("Gateway edge")
+struct GatewayEdgeTests {
+    let base = GatewayTests()
+
+    @Test("every 401 says WWW-Authenticate: Bearer; two Authorization headers are a 401; nosniff and no-store everywhere they belong")
+    func headers() async throws {
+        let upstream = try self.base.upstreamWithGlobalToken()
+        try await self.base.makeApp(upstream).test(.router) { client in
+            let anonymous = try await client.execute(uri: "/api/v1/apps", method: .get)
+            #expect(anonymous.status == .unauthorized && anonymous.headers[.wwwAuthenticate] == "Bearer")
+            let bad = try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Token x"])
+            #expect(bad.status == .unauthorized && bad.headers[.wwwAuthenticate] == "Bearer")
+            var two = HTTPFields()
+            two.append(HTTPField(name: .authorization, value: "Bearer sk_good"))
+            two.append(HTTPField(name: .authorization, value: "Bearer sk_other"))
+            let doubled = try await client.execute(uri: "/api/v1/apps", method: .get, headers: two)
+            #expect(doubled.status == .unauthorized)
+            #expect(try self.base.errorBody(doubled).message == "Send one Authorization header, not 2")
+            let ok = try await client.execute(
+                uri: "/api/v1/apps", method: .get,
+                headers: [.authorization: "Bearer sk_good", HTTPField.Name("X-Forwarded-For")!: "6.6.6.6", HTTPField.Name("X-Forwarded-Host")!: "evil"])
+            #expect(ok.status == .ok && ok.headers[.cacheControl] == "no-store" && ok.headers[.xContentTypeOptions] == "nosniff")
+            for uri in ["/api/v1/health", "/api/v1/nope", "/hls/x.m3u8"] {
+                #expect(try await client.execute(uri: uri, method: .get).headers[.xContentTypeOptions] == "nosniff", "\(uri)")
+            }
+        }
+        // Client-sent forwarding claims never reach a service.
+        let forwarded = try #require(upstream.requests.last { $0.baseURL == GatewayTests.media })
+        #expect(!forwarded.headers.contains { $0.name.canonicalName.hasPrefix("x-forwarded") })
+    }
+
+    @Test("an app-scoped token may list its app but gets 403 on tenant-wide routes")
+    func appTokens() async throws {
+        let upstream = try self.base.upstreamWithGlobalToken()
+        let app = Principal(kind: .apiToken, scope: .app, subject: "token:a1", tenantId: "t1", appId: "app1")
+        upstream.set(
+            GatewayTests.identity + "/internal/v1/tokens/resolve",
+            .answer(200, String(decoding: try JSONEncoder().encode(TokenResolveResponse(principal: app, tokenId: "a1")), as: UTF8.self)))
+        upstream.set(GatewayTests.authz + "/internal/v1/enforce", .answer(200, #"{"allowed":true,"mode":"on","enforced":true}"#))
+        upstream.set(GatewayTests.authz + "/api/v1/authz/policies", .answer(200, "{}"))
+        try await self.base.makeApp(upstream).test(.router) { client in
+            let apps = try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_app"])
+            #expect(apps.status == .ok)
+            for uri in ["/api/v1/authz/policies", "/api/v1/tokens", "/api/v1/tenants"] {
+                let response = try await client.execute(uri: uri, method: .get, headers: [.authorization: "Bearer sk_app"])
+                #expect(response.status == .forbidden, "\(uri)")
+                #expect(try self.base.errorBody(response).message == "This API token is bound to an app")
+            }
+        }
+    }
+
+    @Test("CORS: allowlisted origins get preflights answered before any credential, credentials only for listed origins, never with *")
+    func cors() async throws {
+        let upstream = try self.base.upstreamWithGlobalToken()
+        let preflight: HTTPFields = [.origin: "https://dash.example.com", .accessControlRequestMethod: "GET"]
+        try await self.base.makeApp(upstream, extra: ["STREAMHUB_CORS_ORIGINS": "https://dash.example.com"]).test(.router) { client in
+            let answer = try await client.execute(uri: "/api/v1/apps", method: .options, headers: preflight)
+            #expect(answer.status == .noContent)
+            #expect(answer.headers[.accessControlAllowOrigin] == "https://dash.example.com")
+            #expect(answer.headers[.accessControlAllowCredentials] == "true")
+            #expect(answer.headers[.accessControlAllowMethods] == "GET, HEAD, OPTIONS")
+            #expect(answer.headers[.accessControlAllowHeaders]?.contains("Authorization") == true)
+            #expect(answer.headers[.vary] == "Origin")
+            let foreign = try await client.execute(
+                uri: "/api/v1/apps", method: .options, headers: [.origin: "https://evil.example", .accessControlRequestMethod: "GET"])
+            #expect(foreign.status == .forbidden && foreign.headers[.accessControlAllowOrigin] == nil)
+            let get = try await client.execute(
+                uri: "/api/v1/apps", method: .get, headers: [.origin: "https://dash.example.com", .authorization: "Bearer sk_good"])
+            #expect(get.status == .ok && get.headers[.accessControlAllowOrigin] == "https://dash.example.com")
+            let other = try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.origin: "https://evil.example", .authorization: "Bearer sk_good"])
+            #expect(other.headers[.accessControlAllowOrigin] == nil)
+        }
+        // The preflight never asked identity anything.
+        #expect(upstream.requests.filter { $0.baseURL == GatewayTests.identity }.count == 1)
+        try await self.base.makeApp(upstream, extra: ["STREAMHUB_CORS_ORIGINS": "*"]).test(.router) { client in
+            let answer = try await client.execute(uri: "/api/v1/apps", method: .options, headers: preflight)
+            #expect(answer.headers[.accessControlAllowOrigin] == "*")
+            #expect(answer.headers[.accessControlAllowCredentials] == nil)
+        }
+        await #expect(throws: ConfigurationError.self) {
+            _ = try await self.base.makeApp(upstream, extra: ["STREAMHUB_CORS_ORIGINS": "dash.example.com/path"])
+        }
+    }
+
+    @Test("X-Forwarded-For is believed only from trusted proxies, right-most untrusted hop first")
+    func trustedProxies() throws {
+        let proxies = try TrustedProxies(cidrs: ["10.0.0.0/8", "::1/128"])
+        #expect(proxies.clientIP(peer: "203.0.113.9", forwardedFor: ["1.2.3.4"]) == "203.0.113.9")
+        #expect(proxies.clientIP(peer: "10.1.2.3", forwardedFor: ["1.2.3.4"]) == "1.2.3.4")
+        #expect(proxies.clientIP(peer: "10.1.2.3", forwardedFor: ["6.6.6.6, 1.2.3.4, 10.9.9.9"]) == "1.2.3.4")
+        #expect(proxies.clientIP(peer: "::1", forwardedFor: ["2001:db8::7"]) == "2001:db8::7")
+        #expect(proxies.clientIP(peer: "10.1.2.3", forwardedFor: ["not-an-ip"]) == "10.1.2.3")
+        #expect(proxies.clientIP(peer: "10.1.2.3", forwardedFor: []) == "10.1.2.3")
+        #expect(TrustedProxies.none.clientIP(peer: "127.0.0.1", forwardedFor: ["1.2.3.4"]) == "127.0.0.1")
+        #expect(throws: ConfigurationError.self) { try TrustedProxies(cidrs: ["10.0.0.0/33"]) }
+        #expect(throws: ConfigurationError.self) { try TrustedProxies(cidrs: ["nope"]) }
+    }
+}

@@ -56,7 +56,7 @@ public func buildGateway(
         client: internalClient, authzURL: configuration.authzURL, whenUnavailable: configuration.whenAuthzUnavailable, metrics: metrics
     )
     let router = Router(context: ServiceRequestContext.self)
-    router.addServiceMiddleware(metrics: metrics)
+    router.addServiceMiddleware(metrics: metrics, edge: EdgeMiddleware(cors: configuration.cors))
     router.add(
         middleware: GatewayProxy(
             configuration: configuration, upstream: upstream, credentials: credentials, authorization: authorization, startedAt: startedAt

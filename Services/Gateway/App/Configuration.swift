@@ -7,7 +7,8 @@ import Shared
 /// Keys: `HOST`, `PORT` (8080), `IDENTITY_URL`, `AUTHZ_URL`, `MEDIA_URL`, `STREAMHUB_INTERNAL_TOKEN`,
 /// `STREAMHUB_JWT_SECRET`, `STREAMHUB_PUBLIC_URL` (the sessions' `iss`), `METRICS_TOKEN`, `STREAMHUB_AUTHZ_ENFORCE` (`off` | `log` | `on`, default
 /// `log`; at the gateway it only decides what happens while authz cannot answer),
-/// `GATEWAY_UPSTREAM_TIMEOUT_MS` (10000), `GATEWAY_MAX_BODY_BYTES` (1 MiB), `LOG_LEVEL`.
+/// `GATEWAY_UPSTREAM_TIMEOUT_MS` (10000), `GATEWAY_MAX_BODY_BYTES` (1 MiB), `LOG_LEVEL`,
+/// `STREAMHUB_CORS_ORIGINS`, `STREAMHUB_TRUSTED_PROXIES`.
 public struct GatewayConfiguration: Sendable {
     public var common: CommonConfiguration
     public var identityURL: String
@@ -16,6 +17,10 @@ public struct GatewayConfiguration: Sendable {
     public var jwtSecret: String
     /// `STREAMHUB_PUBLIC_URL`: the `iss` every dashboard session must carry.
     public var publicURL: String
+    /// `STREAMHUB_CORS_ORIGINS` (comma-separated origins, or `*`).
+    public var cors: CORSPolicy
+    /// `STREAMHUB_TRUSTED_PROXIES` (comma-separated CIDRs) whose `X-Forwarded-For` is believed.
+    public var trustedProxies: TrustedProxies
     /// What a permission check does while authz cannot answer: `on` → 503, `log`/`off` → proceed.
     /// Whether a denial is enforced is authz's answer, not this.
     public var whenAuthzUnavailable: EnforcementMode
@@ -32,6 +37,17 @@ public struct GatewayConfiguration: Sendable {
         self.mediaURL = try reader.url(ConfigKey.mediaURL, default: "http://127.0.0.1:\(DefaultPort.media)")
         self.jwtSecret = try reader.requiredSecret(ConfigKey.jwtSecret)
         self.publicURL = try reader.url(ConfigKey.publicURL, default: "http://127.0.0.1:\(DefaultPort.gateway)")
+        func list(_ key: String) -> [String] {
+            (reader.string(key) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        let origins = list(ConfigKey.corsOrigins)
+        for origin in origins where origin != "*" {
+            guard let url = URLComponents(string: origin), url.scheme == "http" || url.scheme == "https", url.host != nil, url.path.isEmpty else {
+                throw ConfigurationError("\(ConfigKey.corsOrigins): \"\(origin)\" is not an origin like https://dash.example.com")
+            }
+        }
+        self.cors = CORSPolicy(origins: origins)
+        self.trustedProxies = try TrustedProxies(cidrs: list(ConfigKey.trustedProxies))
         self.whenAuthzUnavailable = try reader.enforcementMode()
         self.upstreamTimeout = .milliseconds(try reader.int(ConfigKey.upstreamTimeoutMs, default: 10_000, range: 100...600_000))
         self.maxBodyBytes = try reader.int(ConfigKey.maxBodyBytes, default: 1 << 20, range: 1024...(256 << 20))

@@ -67,11 +67,14 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
             principal = .anonymous
         case .authenticated:
             principal = try await self.credentials.resolve(
-                authorization: request.headers[.authorization], requestID: requestID, logger: context.logger
+                authorization: try Self.authorization(request), requestID: requestID, logger: context.logger
             )
             guard !principal.isAnonymous else { throw ServiceError.unauthorized }
-            if principal.scope == .app, let app = parameters["app"], app != principal.appId {
-                throw ServiceError(.forbidden, message: "This API token is bound to another app")
+            if principal.scope == .app {
+                guard route.allowsAppTokens else { throw ServiceError(.forbidden, message: "This API token is bound to an app") }
+                if let app = parameters["app"], app != principal.appId {
+                    throw ServiceError(.forbidden, message: "This API token is bound to another app")
+                }
             }
             if let permission = route.permission {
                 try await self.authorization.authorize(principal, permission: permission, requestID: requestID, logger: context.logger)
@@ -79,7 +82,7 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
         case .signedIn:
             // The caller's own data: a valid credential is all it takes.
             principal = try await self.credentials.resolve(
-                authorization: request.headers[.authorization], requestID: requestID, logger: context.logger
+                authorization: try Self.authorization(request), requestID: requestID, logger: context.logger
             )
             guard !principal.isAnonymous else { throw ServiceError.unauthorized }
         }
@@ -97,6 +100,15 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
             return self.passThrough(response)
         }
         return try await self.envelope(response)
+    }
+
+    /// The one `Authorization` header; two are ambiguous (which one did a proxy check?) and a 401.
+    static func authorization(_ request: Request) throws -> String? {
+        let values = request.headers[values: .authorization]
+        guard values.count <= 1 else {
+            throw ServiceError(.unauthorized, message: "Send one Authorization header, not \(values.count)")
+        }
+        return values.first
     }
 
     func serveLocal(_ route: RouteDefinition) throws -> Response {
@@ -142,6 +154,8 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
         for field in request.headers {
             let name = field.name.canonicalName
             if ProxyHeaders.hopByHop.contains(name) || name.hasPrefix(StreamHubHeader.reservedPrefix) || name == "x-request-id" { continue }
+            // Client-sent forwarding claims never travel on; the client IP goes in our own header.
+            if name.hasPrefix("x-forwarded-") || name == "forwarded" || name == "x-real-ip" { continue }
             // The credential was resolved here; upstreams get the principal instead.
             if name == "authorization" && !RouteCatalog.isMediaMount(request.uri.path) { continue }
             headers.append(field)
@@ -149,7 +163,9 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
         headers[.streamHubInternalToken] = self.configuration.common.internalToken
         headers[.streamHubPrincipal] = PrincipalHeader.encode(principal)
         headers[.requestID] = requestID
-        if let ip = context.clientIP {
+        if let ip = self.configuration.trustedProxies.clientIP(
+            peer: context.clientIP, forwardedFor: request.headers[values: HTTPField.Name("X-Forwarded-For")!])
+        {
             headers[.streamHubClientIP] = ip
         }
         return headers
