@@ -352,3 +352,61 @@ public struct MessageResponse: Codable, Sendable, Equatable {
     public var message: String
     public init(message: String) { self.message = message }
 }
+
+/// `GET /tenants/:id/usage` (gateway, aggregated): identity's quotas and counts with media's.
+public struct TenantUsage: Codable, Sendable, Equatable {
+    public struct Counts: Codable, Sendable, Equatable {
+        public var apps: Int
+        public var liveStreams: Int
+        public var viewers: Int
+        public var members: Int
+        public var tokens: Int
+
+        public init(apps: Int, liveStreams: Int, viewers: Int, members: Int, tokens: Int) {
+            self.apps = apps
+            self.liveStreams = liveStreams
+            self.viewers = viewers
+            self.members = members
+            self.tokens = tokens
+        }
+    }
+
+    public var tenantId: String
+    public var quotas: TenantQuotas
+    public var usage: Counts
+
+    public init(tenantId: String, quotas: TenantQuotas, usage: Counts) {
+        self.tenantId = tenantId
+        self.quotas = quotas
+        self.usage = usage
+    }
+}
+
+/// Identity's part of a tenant's usage (`GET /internal/v1/tenants/:id/usage`).
+public struct IdentityTenantUsage: Codable, Sendable, Equatable {
+    public var tenantId: String
+    public var quotas: TenantQuotas
+    public var members: Int
+    /// Active (unrevoked, unexpired) API tokens.
+    public var tokens: Int
+
+    public init(tenantId: String, quotas: TenantQuotas, members: Int, tokens: Int) {
+        self.tenantId = tenantId
+        self.quotas = quotas
+        self.members = members
+        self.tokens = tokens
+    }
+}
+
+/// Media's part of a tenant's usage (`GET /internal/v1/tenants/:id/usage`).
+public struct MediaTenantUsage: Codable, Sendable, Equatable {
+    public var apps: Int
+    public var liveStreams: Int
+    public var viewers: Int
+
+    public init(apps: Int, liveStreams: Int, viewers: Int) {
+        self.apps = apps
+        self.liveStreams = liveStreams
+        self.viewers = viewers
+    }
+}

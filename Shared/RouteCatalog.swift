@@ -33,6 +33,9 @@ public struct RouteDefinition: Sendable, Equatable {
     /// Whether a success payload is wrapped as `{"data":…,"error":null}`.
     public var enveloped: Bool
     public var summary: String
+    /// For routes the gateway answers by combining several services (`service` is `.gateway`):
+    /// the services it asks. Empty for every other route.
+    public var aggregates: [ServiceName]
 
     public init(
         _ method: String,
@@ -41,8 +44,10 @@ public struct RouteDefinition: Sendable, Equatable {
         auth: AuthKind,
         permission: Permission? = nil,
         enveloped: Bool = true,
+        aggregates: [ServiceName] = [],
         summary: String
     ) {
+        self.aggregates = aggregates
         self.method = method
         self.path = path
         self.service = service
@@ -137,6 +142,11 @@ public enum RouteCatalog {
         RouteDefinition(
             "GET", "/api/v1/tenants/:id", service: .identity, auth: .authenticated, permission: "tenant:read",
             summary: "One tenant with its quotas (another tenant's is a 404)"
+        ),
+        RouteDefinition(
+            "GET", "/api/v1/tenants/:id/usage", service: .gateway, auth: .authenticated, permission: "tenant:read",
+            aggregates: [.identity, .media],
+            summary: "A tenant's quotas and usage {tenantId, quotas, usage: {apps, liveStreams, viewers, members, tokens}} (identity + media)"
         ),
         RouteDefinition(
             "PATCH", "/api/v1/tenants/:id", service: .identity, auth: .authenticated, permission: "tenant:write",

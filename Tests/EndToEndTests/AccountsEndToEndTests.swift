@@ -284,6 +284,28 @@ extension RealExecutables {
         }
 
 
+        @Test("tenant usage: identity's quotas and counts with media's in one answer; another tenant's is a 404; media down is a 503, never half")
+        func tenantUsage() async throws {
+            try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
+                let base = stack.gatewayURL + "/api/v1"
+                let ann = try await self.signup(client, base, "use@example.com")
+                let bob = try await self.signup(client, base, "other@example.com")
+                let asAnn = ("Authorization", "Bearer \(ann.token)")
+                let usage = try await client.call(base + "/tenants/\(ann.tenantId)/usage", headers: [asAnn])
+                #expect(usage.status == 200)
+                let data = try self.data(usage)
+                #expect(data["tenantId"] as? String == ann.tenantId)
+                #expect((data["quotas"] as? [String: Any])?["maxTokens"] as? Int == 50)
+                let counts = try #require(data["usage"] as? [String: Int])
+                #expect(counts == ["apps": 0, "liveStreams": 0, "viewers": 0, "members": 1, "tokens": 0])
+                #expect(try await client.call(base + "/tenants/\(bob.tenantId)/usage", headers: [asAnn]).status == 404)
+                try await stack.stop("media")
+                let down = try await client.call(base + "/tenants/\(ann.tenantId)/usage", headers: [asAnn])
+                #expect(down.status == 503)
+                #expect(try down.json()["message"] as? String == "The media service is unavailable")
+            }
+        }
+
         /// The newest mail's link of `kind` (`magic`, `reset`) in the stack's outbox, waited for.
         func mailedToken(_ stack: Stack, _ kind: String, after count: Int) async throws -> String {
             let outbox = stack.dataDir + "/data/outbox"

@@ -100,7 +100,7 @@ public func buildIdentity(
             timeSource: dependencies.timeSource
         ).addRoutes(to: forwarded)
         let tenants = TenantsController<ServiceRequestContext>(
-            accounts: accounts, authz: client, authzURL: configuration.authzURL, timeSource: dependencies.timeSource)
+            accounts: accounts, tokens: tokens, authz: client, authzURL: configuration.authzURL, timeSource: dependencies.timeSource)
         tenants.addRoutes(to: forwarded)
         tenants.addInternalRoutes(to: internalRoutes)
     }

@@ -56,7 +56,7 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
 
     func serve(_ route: RouteDefinition, parameters: [String: String], request: Request, context: Context, requestID: String) async throws -> Response
     {
-        if route.service == .gateway {
+        if route.service == .gateway && route.aggregates.isEmpty {
             return try self.serveLocal(route)
         }
         let principal: Principal
@@ -86,6 +86,9 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
             )
             guard !principal.isAnonymous else { throw ServiceError.unauthorized }
         }
+        if !route.aggregates.isEmpty {
+            return try await self.aggregate(route, parameters: parameters, principal: principal, requestID: requestID)
+        }
         let body = try await self.collectBody(request)
         if let body, body.readableBytes > 0, Self.isJSON(request.headers[.contentType]) {
             // Reject malformed JSON at the edge so no service ever sees it.
@@ -100,6 +103,35 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
             return self.passThrough(response)
         }
         return try await self.envelope(response)
+    }
+
+    /// Routes the gateway answers by asking several services; all must answer, or the caller gets
+    /// their error (503/504 when one is away) and never a half-filled answer.
+    func aggregate(_ route: RouteDefinition, parameters: [String: String], principal: Principal, requestID: String) async throws -> Response {
+        switch route.path {
+        case "/api/v1/tenants/:id/usage":
+            let id = try Identifier.validate(parameters["id"] ?? "", field: "id")
+            // Another tenant's usage is a 404, as its other routes are.
+            guard principal.bypassesAuthorization || principal.tenantId == id else { throw ServiceError.notFound("No such tenant") }
+            let client = InternalClient(
+                transport: self.upstream, internalToken: self.configuration.common.internalToken, timeout: self.configuration.upstreamTimeout)
+            let path = "/internal/v1/tenants/\(id)/usage"
+            async let identity: IdentityTenantUsage = client.call(
+                .get, service: "identity", baseURL: self.configuration.identityURL, path: path, body: String?.none, requestID: requestID)
+            async let media: MediaTenantUsage = client.call(
+                .get, service: "media", baseURL: self.configuration.mediaURL, path: path, body: String?.none, requestID: requestID)
+            let (owned, served) = try await (identity, media)
+            let usage = TenantUsage(
+                tenantId: id, quotas: owned.quotas,
+                usage: .init(apps: served.apps, liveStreams: served.liveStreams, viewers: served.viewers, members: owned.members, tokens: owned.tokens))
+            var payload = ByteBuffer(bytes: try JSONEncoder().encode(usage))
+            var buffer = ByteBuffer(string: #"{"data":"#)
+            buffer.writeBuffer(&payload)
+            buffer.writeString(#","error":null}"#)
+            return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: buffer))
+        default:
+            throw ServiceError(.notFound, message: "Cannot GET \(route.path)")
+        }
     }
 
     /// The one `Authorization` header; two are ambiguous (which one did a proxy check?) and a 401.

@@ -11,12 +11,14 @@ import Shared
 /// disable and re-enable users. Roles live in authz, never here.
 public struct TenantsController<Context: ServiceRequestContextProtocol>: Sendable {
     let accounts: any AccountRepository
+    let tokens: any ApiTokenRepository
     let authz: InternalClient
     let authzURL: String
     let timeSource: any TimeSource
 
-    public init(accounts: any AccountRepository, authz: InternalClient, authzURL: String, timeSource: any TimeSource) {
+    public init(accounts: any AccountRepository, tokens: any ApiTokenRepository, authz: InternalClient, authzURL: String, timeSource: any TimeSource) {
         self.accounts = accounts
+        self.tokens = tokens
         self.authz = authz
         self.authzURL = authzURL
         self.timeSource = timeSource
@@ -36,6 +38,16 @@ public struct TenantsController<Context: ServiceRequestContextProtocol>: Sendabl
     /// `GET /internal/v1/tenants/:id` for other services (media reads quotas).
     public func addInternalRoutes(to group: RouterGroup<Context>) {
         group.get("tenants/:id", use: self.internalShow)
+        group.get("tenants/:id/usage", use: self.internalUsage)
+    }
+
+    /// Identity's part of `GET /tenants/:id/usage`: quotas, members, active tokens.
+    @Sendable func internalUsage(_ request: Request, context: Context) async throws -> Response {
+        let id = try Identifier.validate(context.parameters.get("id") ?? "", field: "id")
+        guard let tenant = try await self.accounts.tenant(id: id) else { throw ServiceError.notFound("No such tenant") }
+        let members = try await self.accounts.members(of: id).count
+        let tokens = try await self.tokens.activeCount(tenant: id, at: Timestamp.millis(self.timeSource.now()))
+        return try JSONResponse.make(IdentityTenantUsage(tenantId: id, quotas: tenant.quotas, members: members, tokens: tokens))
     }
 
     static func globalOnly(_ caller: Principal) throws {

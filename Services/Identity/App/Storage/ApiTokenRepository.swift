@@ -75,6 +75,8 @@ public protocol ApiTokenRepository: Sendable {
     /// - Throws: ``StorageError/quotaExceeded(_:)`` naming `maxTokens` and `limit`.
     func insert(_ record: ApiTokenRecord, limit: Int, at now: Int64) async throws
     func find(id: String) async throws -> ApiTokenRecord?
+    /// How many of `tenant`'s tokens are active at `now`.
+    func activeCount(tenant: String, at now: Int64) async throws -> Int
     /// Tokens in creation order, those of `tenant` only when given, after the token `after`.
     func list(tenant: String?, after: String?, limit: Int) async throws -> [ApiTokenRecord]
     /// The record whose hash is `hash`, active or not.
@@ -148,6 +150,10 @@ public actor InMemoryApiTokenRepository: ApiTokenRepository {
     }
 
     public func find(id: String) async throws -> ApiTokenRecord? { self.records[id] }
+
+    public func activeCount(tenant: String, at now: Int64) async throws -> Int {
+        self.records.values.filter { $0.tenantId == tenant && $0.isActive(at: now) }.count
+    }
 
     public func list(tenant: String?, after: String?, limit: Int) async throws -> [ApiTokenRecord] {
         var all = self.records.values.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
@@ -242,6 +248,18 @@ public struct SQLApiTokenRepository: ApiTokenRepository {
                 \(bind: record.lastUsedAt), \(bind: record.expiresAt), \(bind: record.revokedAt))
                 """
             ).run()
+        }
+    }
+
+    public func activeCount(tenant: String, at now: Int64) async throws -> Int {
+        struct Count: Decodable { var n: Int }
+        return try await self.database.withSQL { sql in
+            try await sql.raw(
+                """
+                SELECT COUNT(*) AS n FROM identity_api_tokens WHERE tenant_id = \(bind: tenant) \
+                AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > \(bind: now))
+                """
+            ).first(decoding: Count.self)?.n ?? 0
         }
     }
 

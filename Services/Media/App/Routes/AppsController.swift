@@ -17,6 +17,15 @@ public struct AppsController<Context: ServiceRequestContextProtocol>: Sendable {
     /// `GET /internal/v1/apps/:app` for other services (identity mints app tokens in the app's tenant).
     public func addInternalRoutes(to group: RouterGroup<Context>) {
         group.get("apps/:app", use: self.lookup)
+        group.get("tenants/:id/usage", use: self.usage)
+    }
+
+    /// Media's part of `GET /tenants/:id/usage`. Streams are not tracked yet (issue 10), so live
+    /// streams and viewers are 0 — which is what media knows.
+    @Sendable func usage(_ request: Request, context: Context) async throws -> Response {
+        let id = try Identifier.validate(context.parameters.get("id") ?? "", field: "id")
+        let apps = try await self.apps.list(.tenant(id)).count
+        return try JSONResponse.make(MediaTenantUsage(apps: apps, liveStreams: 0, viewers: 0))
     }
 
     @Sendable func lookup(_ request: Request, context: Context) async throws -> Response {
