@@ -410,3 +410,20 @@ public struct MediaTenantUsage: Codable, Sendable, Equatable {
         self.viewers = viewers
     }
 }
+
+/// `POST /auth/switch-tenant`.
+public struct SwitchTenantRequest: Codable, Sendable, Equatable {
+    public var tenantId: String
+    public init(tenantId: String) { self.tenantId = tenantId }
+}
+
+/// `POST /auth/password`: change the signed-in user's password.
+public struct PasswordChangeRequest: Codable, Sendable, Equatable {
+    public var currentPassword: String
+    public var newPassword: String
+
+    public init(currentPassword: String, newPassword: String) {
+        self.currentPassword = currentPassword
+        self.newPassword = newPassword
+    }
+}

@@ -92,6 +92,14 @@ public enum RouteCatalog {
             summary: "End every session of the signed-in user issued until now (in force at the gateway within 5 s)"
         ),
         RouteDefinition(
+            "POST", "/api/v1/auth/switch-tenant", service: .identity, auth: .signedIn,
+            summary: "A new session acting in another tenant {tenantId} the user belongs to"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/auth/password", service: .identity, auth: .signedIn,
+            summary: "Change the password {currentPassword, newPassword}; ends earlier sessions, answers a fresh one"
+        ),
+        RouteDefinition(
             "POST", "/api/v1/auth/magic-link", service: .identity, auth: .public,
             summary: "Mail a sign-in link to {email}; always the same 200 (limited: 3 per email, 10 per IP per 15 min; 60 s cooldown → 429)"
         ),

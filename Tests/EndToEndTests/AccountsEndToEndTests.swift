@@ -306,6 +306,45 @@ extension RealExecutables {
             }
         }
 
+        @Test("switch tenant and change password: a session per tenant, a password change ends earlier sessions and answers a fresh one")
+        func switchTenantAndPassword() async throws {
+            try await Stack.with { stack, client in
+                let base = stack.gatewayURL + "/api/v1"
+                let ann = try await self.signup(client, base, "sw-ann@example.com")
+                let bob = try await self.signup(client, base, "sw-bob@example.com")
+                let root = ("Authorization", "Bearer " + (try stack.seedToken(name: "root").stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+                _ = try await client.call(
+                    base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [root, Self.json], body: #"{"email":"sw-bob@example.com","role":"viewer"}"#)
+                let asBob = ("Authorization", "Bearer \(bob.token)")
+                let switched = try await client.call(
+                    base + "/auth/switch-tenant", method: "POST", headers: [asBob, Self.json], body: #"{"tenantId":"\#(ann.tenantId)"}"#)
+                #expect(switched.status == 200)
+                let token = try #require(try self.data(switched)["token"] as? String)
+                #expect(try self.claims(token)["tenantId"] as? String == ann.tenantId)
+                let foreign = try await client.call(
+                    base + "/auth/switch-tenant", method: "POST", headers: [("Authorization", "Bearer \(ann.token)"), Self.json],
+                    body: #"{"tenantId":"\#(bob.tenantId)"}"#)
+                #expect(foreign.status == 404)
+
+                let wrong = try await client.call(
+                    base + "/auth/password", method: "POST", headers: [asBob, Self.json],
+                    body: #"{"currentPassword":"nope nope nope","newPassword":"a new password"}"#)
+                #expect(wrong.status == 403)
+                let changed = try await client.call(
+                    base + "/auth/password", method: "POST", headers: [asBob, Self.json],
+                    body: #"{"currentPassword":"correct horse battery","newPassword":"a new password"}"#)
+                #expect(changed.status == 200)
+                let fresh = ("Authorization", "Bearer " + (try #require(try self.data(changed)["token"] as? String)))
+                try await Stack.waitFor(deadline: .seconds(5), "sessions from before the change to be refused") {
+                    try await client.call(base + "/auth/me", headers: [asBob]).status == 401
+                }
+                #expect(try await client.call(base + "/auth/me", headers: [fresh]).status == 200)
+                let login = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"sw-bob@example.com","password":"a new password"}"#)
+                #expect(login.status == 200)
+            }
+        }
+
         /// The newest mail's link of `kind` (`magic`, `reset`) in the stack's outbox, waited for.
         func mailedToken(_ stack: Stack, _ kind: String, after count: Int) async throws -> String {
             let outbox = stack.dataDir + "/data/outbox"

@@ -48,6 +48,37 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
         group.post("auth/magic/verify", use: self.magicVerify)
         group.post("auth/reset-request", use: self.resetRequest)
         group.post("auth/reset", use: self.reset)
+        group.post("auth/switch-tenant", use: self.switchTenant)
+        group.post("auth/password", use: self.changePassword)
+    }
+
+    /// A new session acting in another tenant the user belongs to (404 otherwise).
+    @Sendable func switchTenant(_ request: Request, context: Context) async throws -> Response {
+        let user = try await self.signedInUser(context)
+        let body = try await request.decodeJSON(SwitchTenantRequest.self, limit: Self.bodyLimit)
+        let wanted = try Identifier.validate(body.tenantId, field: "tenantId")
+        guard try await self.accounts.tenants(of: user.id).contains(where: { $0.id == wanted }) else {
+            throw ServiceError.notFound("No such tenant")
+        }
+        return try self.session(for: user, tenantId: wanted, now: self.timeSource.now(), status: .ok)
+    }
+
+    /// Changes the password with the current one; every earlier session ends, and the answer is a
+    /// fresh session so the dashboard stays signed in.
+    @Sendable func changePassword(_ request: Request, context: Context) async throws -> Response {
+        let user = try await self.signedInUser(context)
+        let body = try await request.decodeJSON(PasswordChangeRequest.self, limit: Self.bodyLimit)
+        try PasswordHasher.validate(body.newPassword, field: "newPassword")
+        guard body.currentPassword.utf8.count <= PasswordHasher.maximumBytes,
+            try await self.passwords.verify(body.currentPassword, hash: user.passwordHash)
+        else { throw ServiceError(.forbidden, message: "currentPassword is wrong") }
+        let now = self.timeSource.now()
+        let notBefore = Int64(now.timeIntervalSince1970) + 1
+        try await self.accounts.setPassword(userId: user.id, hash: try await self.passwords.hash(body.newPassword), sessionsNotBefore: notBefore)
+        context.logger.notice("password changed", metadata: ["user": "\(user.id)"])
+        var changed = user
+        changed.sessionsNotBefore = notBefore
+        return try self.session(for: changed, tenantId: context.principal.tenantId, now: now, status: .ok)
     }
 
     public func addInternalRoutes(to group: RouterGroup<Context>) {
