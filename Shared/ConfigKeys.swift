@@ -31,6 +31,8 @@ public enum ConfigKey {
     public static let magicLinkCooldown = "STREAMHUB_MAGIC_LINK_COOLDOWN_S"
     public static let mailOutbox = "STREAMHUB_MAIL_OUTBOX"
     public static let mailFrom = "STREAMHUB_MAIL_FROM"
+    public static let adminUser = "ADMIN_USER"
+    public static let adminPass = "ADMIN_PASS"
 }
 
 /// Default loopback ports used by `streamhub up` and the compose file.

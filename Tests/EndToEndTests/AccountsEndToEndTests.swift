@@ -345,6 +345,41 @@ extension RealExecutables {
             }
         }
 
+        @Test("break-glass: identity starts without its database, the admin signs in and works as superadmin, other identity routes 503")
+        func breakGlassWhileDatabaseDown() async throws {
+            let closed = try Stack.freePort()
+            let identity = [
+                "DATABASE_URL": "postgres://nobody:secret@127.0.0.1:\(closed)/none", "DATABASE_CONNECT_TIMEOUT_S": "1",
+                "ADMIN_USER": "ops-admin", "ADMIN_PASS": "break-glass-pass-1234", "LOG_LEVEL": "notice",
+            ]
+            try await Stack.with(perService: ["identity": identity], livenessOnly: ["identity"]) { stack, client in
+                let base = stack.gatewayURL + "/api/v1"
+                let wrong = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"ops-admin","password":"not the password"}"#)
+                #expect(wrong.status == 401)
+                let login = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"ops-admin","password":"break-glass-pass-1234"}"#)
+                #expect(login.status == 200, "\(login.body)")
+                let session = try self.data(login)
+                #expect((session["user"] as? [String: Any])?["superadmin"] as? Bool == true)
+                let token = try #require(session["token"] as? String)
+                #expect(try self.claims(token)["superadmin"] as? Bool == true)
+                let bearer = ("Authorization", "Bearer \(token)")
+                #expect(try await client.call(base + "/auth/me", headers: [bearer]).status == 200)
+                #expect(try await client.call(base + "/apps", headers: [bearer]).status == 200)
+                let tenants = try await client.call(base + "/tenants", headers: [bearer])
+                #expect(tenants.status == 503)
+                #expect(try tenants.json()["message"] as? String == "Identity's database is unavailable; try again shortly")
+                let signup = try await client.call(
+                    base + "/auth/signup", method: "POST", headers: [Self.json], body: #"{"email":"a@example.com","password":"correct horse battery"}"#)
+                #expect(signup.status == 503)
+                #expect(try await client.call("http://127.0.0.1:\(stack.ports["identity"]!)/internal/v1/ready").status == 503)
+                let log = stack.log("identity")
+                #expect(log.contains(#""msg":"break-glass login""#) && log.contains(#""msg":"break-glass login refused""#))
+                #expect(!log.contains("break-glass-pass-1234"))
+            }
+        }
+
         /// The newest mail's link of `kind` (`magic`, `reset`) in the stack's outbox, waited for.
         func mailedToken(_ stack: Stack, _ kind: String, after count: Int) async throws -> String {
             let outbox = stack.dataDir + "/data/outbox"

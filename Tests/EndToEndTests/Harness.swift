@@ -20,6 +20,8 @@ final class Stack: @unchecked Sendable {
     let dataDir: String
     let ports: [String: Int]
     let environment: [String: String]
+    /// Services waited for by liveness (`/internal/v1/health`) rather than readiness.
+    var livenessOnly: Set<String> = []
     /// Settings only one service gets (`["authz": ["STREAMHUB_AUTHZ_ENFORCE": "on"]]`).
     let perService: [String: [String: String]]
     var processes: [String: Process] = [:]
@@ -36,10 +38,11 @@ final class Stack: @unchecked Sendable {
     /// Starts `services` with `extra` settings, runs `body`, and stops everything however it ends.
     static func with(
         extra: [String: String] = [:], perService: [String: [String: String]] = [:], services: [String] = Stack.services,
-        _ body: (Stack, HTTPClient) async throws -> Void
+        livenessOnly: Set<String> = [], _ body: (Stack, HTTPClient) async throws -> Void
     ) async throws {
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         let stack = try await Stack(extra: extra, perService: perService)
+        stack.livenessOnly = livenessOnly
         do {
             try await stack.start(services, client: client)
             try await body(stack, client)
@@ -100,7 +103,7 @@ final class Stack: @unchecked Sendable {
             try process.run()
             self.lock.withLock { self.processes[service] = process }
             // The gateway is ready only when every upstream is; some tests run it without one.
-            let path = service == "gateway" ? "/internal/v1/health" : "/internal/v1/ready"
+            let path = service == "gateway" || self.livenessOnly.contains(service) ? "/internal/v1/health" : "/internal/v1/ready"
             try await Self.waitFor(deadline: .seconds(30), "\(service) healthy (log: \(log))") {
                 guard process.isRunning else { throw HarnessError("\(service) exited: \(self.log(service))") }
                 let response = try? await client.execute(

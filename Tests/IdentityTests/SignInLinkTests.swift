@@ -107,3 +107,27 @@ struct SignInLinkTests {
         }
     }
 }
+
+@Suite("Break-glass settings")
+struct BreakGlassSettingsTests {
+    static let base = ["STREAMHUB_INTERNAL_TOKEN": String(repeating: "i", count: 40), "STREAMHUB_JWT_SECRET": String(repeating: "j", count: 40)]
+
+    func message(_ extra: [String: String]) -> String? {
+        do {
+            _ = try IdentityConfiguration(reader: .values(Self.base.merging(extra) { _, new in new }))
+            return nil
+        } catch let error as ConfigurationError {
+            return error.message
+        } catch {
+            return "unexpected \(error)"
+        }
+    }
+
+    @Test("ADMIN_PASS shorter than 12 characters, or one of the pair alone, stops start-up; unset is disabled")
+    func settings() throws {
+        #expect(self.message(["ADMIN_USER": "ops", "ADMIN_PASS": "short-pass"]) == "ADMIN_PASS must be at least 12 characters long (got 10)")
+        #expect(self.message(["ADMIN_USER": "ops"]) == "ADMIN_USER and ADMIN_PASS are set together or not at all")
+        #expect(self.message(["ADMIN_USER": "ops", "ADMIN_PASS": "long enough passphrase"]) == nil)
+        #expect(try IdentityConfiguration(reader: .values(Self.base)).breakGlass == nil)
+    }
+}

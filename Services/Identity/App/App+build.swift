@@ -64,13 +64,22 @@ public func buildIdentity(
         migrate = { [logger] in try await IdentityMigrations.migrator.migrate(database, logger: logger) }
         readiness.append(IdentityMigrations.migrator.readiness(database))
     }
+    // With break-glass configured identity starts without its database (migrating in the
+    // background, other routes 503 until then); without it, start-up waits for the database.
+    let gate = DatabaseGate(open: migrate == nil || configuration.breakGlass == nil)
+    if let run = migrate, configuration.breakGlass != nil {
+        services.append(BackgroundMigration(migrate: run, gate: gate, logger: logger))
+        migrate = nil
+    }
+    let gateMiddleware = DatabaseGateMiddleware<ServiceRequestContext>(
+        gate: gate, exempt: ["/api/v1/auth/login", "/api/v1/auth/me", "/internal/v1/sessions/state"])
     let startedAt = Date()
     let router = Router(context: ServiceRequestContext.self)
     router.addServiceMiddleware(metrics: metrics)
     router.addHealthRoute(startedAt: startedAt)
     router.addReadinessRoute(readiness)
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
-    let internalRoutes = router.internalGroup(internalToken: configuration.common.internalToken)
+    let internalRoutes = router.internalGroup(internalToken: configuration.common.internalToken).add(middleware: gateMiddleware)
     TokenResolveController(tokens: tokens, timeSource: dependencies.timeSource).addRoutes(to: internalRoutes)
     // Accounts need all three of their stores; a test that injects only the token store gets the
     // token routes alone.
@@ -84,12 +93,13 @@ public func buildIdentity(
             transport = client
         }
         let client = InternalClient(transport: transport, internalToken: configuration.common.internalToken, timeout: .seconds(10))
-        let forwarded = router.forwardedGroup(internalToken: configuration.common.internalToken)
+        let forwarded = router.forwardedGroup(internalToken: configuration.common.internalToken).add(middleware: gateMiddleware)
         let factor = SecondFactor(totp: totp, sealer: SecretSealer(secret: configuration.jwtSecret), timeSource: dependencies.timeSource)
         let auth = AuthController<ServiceRequestContext>(
             accounts: accounts, passwords: PasswordHasher(), sessions: SessionTokens(secret: configuration.jwtSecret, issuer: configuration.publicURL),
             authz: client, authzURL: configuration.authzURL, defaultQuotas: configuration.defaultQuotas, secondFactor: factor, links: links,
-            limits: configuration.mailLimits, publicURL: configuration.publicURL, timeSource: dependencies.timeSource)
+            limits: configuration.mailLimits, publicURL: configuration.publicURL, breakGlass: configuration.breakGlass, gate: gate,
+            timeSource: dependencies.timeSource)
         services.append(
             MailDispatcher(links: links, transport: OutboxDirectory(path: configuration.mailOutbox), from: configuration.mailFrom, logger: logger))
         TOTPController<ServiceRequestContext>(accounts: accounts, factor: factor).addRoutes(to: forwarded)

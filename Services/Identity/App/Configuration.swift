@@ -11,7 +11,7 @@ import Shared
 /// `STREAMHUB_DEFAULT_MAX_CONCURRENT_STREAMS` (5), `STREAMHUB_DEFAULT_MAX_MEMBERS` (25),
 /// `STREAMHUB_DEFAULT_MAX_TOKENS` (50), `STREAMHUB_MAIL_LIMIT_PER_EMAIL` (3), `STREAMHUB_MAIL_LIMIT_PER_IP`
 /// (10), `STREAMHUB_MAIL_LIMIT_WINDOW_S` (900), `STREAMHUB_MAGIC_LINK_COOLDOWN_S` (60),
-/// `STREAMHUB_MAIL_OUTBOX` (`<data dir>/outbox`), `STREAMHUB_MAIL_FROM`.
+/// `STREAMHUB_MAIL_OUTBOX` (`<data dir>/outbox`), `STREAMHUB_MAIL_FROM`, `ADMIN_USER`, `ADMIN_PASS`.
 public struct IdentityConfiguration: Sendable {
     public var common: CommonConfiguration
     public var storage: StorageLocation
@@ -28,6 +28,8 @@ public struct IdentityConfiguration: Sendable {
     /// Where mail goes without SMTP: `.eml` files (`streamhub outbox` prints them).
     public var mailOutbox: String
     public var mailFrom: String
+    /// `ADMIN_USER` / `ADMIN_PASS`: the break-glass superadmin; nil when unset.
+    public var breakGlass: BreakGlass?
     /// The quotas a new tenant starts with.
     public var defaultQuotas: TenantQuotas
 
@@ -38,6 +40,18 @@ public struct IdentityConfiguration: Sendable {
         self.publicURL = try reader.url(ConfigKey.publicURL, default: "http://127.0.0.1:\(DefaultPort.gateway)")
         self.authzURL = try reader.url(ConfigKey.authzURL, default: "http://127.0.0.1:\(DefaultPort.authz)")
         self.mediaURL = try reader.url(ConfigKey.mediaURL, default: "http://127.0.0.1:\(DefaultPort.media)")
+        switch (reader.string(ConfigKey.adminUser), reader.string(ConfigKey.adminPass, isSecret: true)) {
+        case (nil, nil):
+            self.breakGlass = nil
+        case (let user?, let password?):
+            guard password.count >= 12 else {
+                throw ConfigurationError("\(ConfigKey.adminPass) must be at least 12 characters long (got \(password.count))")
+            }
+            if let problem = Identifier.problem(user) { throw ConfigurationError("\(ConfigKey.adminUser) \(problem)") }
+            self.breakGlass = BreakGlass(user: user, password: password)
+        default:
+            throw ConfigurationError("\(ConfigKey.adminUser) and \(ConfigKey.adminPass) are set together or not at all")
+        }
         self.mailLimits = MailLimits(
             perEmail: try reader.int(ConfigKey.mailLimitPerEmail, default: 3, range: 1...10_000),
             perIP: try reader.int(ConfigKey.mailLimitPerIP, default: 10, range: 1...1_000_000),

@@ -19,13 +19,17 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
     let links: any SignInLinkRepository
     let limits: MailLimits
     let publicURL: String
+    let breakGlass: BreakGlass?
+    let gate: DatabaseGate
     let timeSource: any TimeSource
 
     public init(
         accounts: any AccountRepository, passwords: PasswordHasher, sessions: SessionTokens, authz: InternalClient, authzURL: String,
         defaultQuotas: TenantQuotas, secondFactor: SecondFactor, links: any SignInLinkRepository, limits: MailLimits, publicURL: String,
-        timeSource: any TimeSource
+        breakGlass: BreakGlass? = nil, gate: DatabaseGate = DatabaseGate(open: true), timeSource: any TimeSource
     ) {
+        self.breakGlass = breakGlass
+        self.gate = gate
         self.secondFactor = secondFactor
         self.links = links
         self.limits = limits
@@ -119,6 +123,22 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
 
     @Sendable func login(_ request: Request, context: Context) async throws -> Response {
         let body = try await request.decodeJSON(LoginRequest.self, limit: Self.bodyLimit)
+        if let breakGlass, breakGlass.names(body.email) {
+            // Never touches the database: works while it is down. No limiter, no TOTP; always logged.
+            guard breakGlass.accepts(password: body.password) else {
+                context.logger.notice("break-glass login refused", metadata: ["ip": "\(context.forwardedClientIP ?? "unknown")"])
+                throw Self.invalidCredentials
+            }
+            context.logger.notice("break-glass login", metadata: ["ip": "\(context.forwardedClientIP ?? "unknown")"])
+            let claims = self.sessions.claims(userId: BreakGlass.userId, tenantId: nil, superadmin: true, now: self.timeSource.now())
+            var response = try JSONResponse.make(
+                SessionResponse(
+                    token: self.sessions.sign(claims), expiresAt: Timestamp.iso8601(Date(timeIntervalSince1970: TimeInterval(claims.exp))),
+                    user: breakGlass.summary, tenantId: nil))
+            response.headers[.cacheControl] = "no-store"
+            return response
+        }
+        try self.gate.check()
         let email = try EmailAddress.normalize(body.email)
         guard body.password.utf8.count <= PasswordHasher.maximumBytes else { throw Self.invalidCredentials }
         let user = try await self.accounts.user(email: email)
@@ -164,6 +184,10 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
     }
 
     @Sendable func me(_ request: Request, context: Context) async throws -> Response {
+        if let breakGlass, context.principal.subject == "user:\(BreakGlass.userId)", context.principal.superadmin {
+            return try JSONResponse.make(MeResponse(user: breakGlass.summary, tenantId: nil, tenants: []))
+        }
+        try self.gate.check()
         let user = try await self.signedInUser(context)
         let tenants = try await self.accounts.tenants(of: user.id)
         let roles: SubjectRoles = try await self.authz.call(
@@ -188,6 +212,9 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
 
     @Sendable func sessionState(_ request: Request, context: Context) async throws -> Response {
         let body = try await request.decodeJSON(SessionStateRequest.self, limit: Self.bodyLimit)
+        // Break-glass sessions have no stored user: answered without the database.
+        if body.userId == BreakGlass.userId { return try JSONResponse.make(SessionState(exists: false, disabled: false, notBefore: 0)) }
+        try self.gate.check()
         guard let user = try await self.accounts.user(id: body.userId) else {
             return try JSONResponse.make(SessionState(exists: false, disabled: false, notBefore: 0))
         }
