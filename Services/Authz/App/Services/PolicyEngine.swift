@@ -94,14 +94,14 @@ public final class PolicyEngine: @unchecked Sendable {
 }
 
 /// Keeps a replica's policy current. On PostgreSQL every change is announced with `NOTIFY` and
-/// reloaded at once; the version is also polled every `interval` (250 ms; the contract asks for
+/// reloaded at once; the version is also polled every `interval` (100 ms; the contract asks for
 /// 1 s), which is all SQLite has and the safety net when the listening connection is lost.
 public struct PolicyWatcher: Service {
     let engine: PolicyEngine
     let interval: Duration
     let logger: Logger
 
-    public init(engine: PolicyEngine, interval: Duration = .milliseconds(250), logger: Logger) {
+    public init(engine: PolicyEngine, interval: Duration = .milliseconds(100), logger: Logger) {
         self.engine = engine
         self.interval = interval
         self.logger = logger
