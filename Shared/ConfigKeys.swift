@@ -31,6 +31,10 @@ public enum ConfigKey {
     public static let magicLinkCooldown = "STREAMHUB_MAGIC_LINK_COOLDOWN_S"
     public static let mailOutbox = "STREAMHUB_MAIL_OUTBOX"
     public static let mailFrom = "STREAMHUB_MAIL_FROM"
+    public static let livekitURL = "LIVEKIT_URL"
+    public static let livekitAPIKey = "LIVEKIT_API_KEY"
+    public static let livekitAPISecret = "LIVEKIT_API_SECRET"
+    public static let playTokenTTL = "STREAMHUB_PLAY_TOKEN_TTL_S"
     public static let adminUser = "ADMIN_USER"
     public static let adminPass = "ADMIN_PASS"
 }

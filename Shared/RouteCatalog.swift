@@ -185,6 +185,38 @@ public enum RouteCatalog {
             summary: "List the apps visible to the caller"
         ),
         RouteDefinition(
+            "POST", "/api/v1/apps", service: .media, auth: .authenticated, permission: "app:write",
+            summary: "Create an app {name, tenantId?, features?: {publicPlayback}} (maxApps holds)"
+        ),
+        RouteDefinition(
+            "GET", "/api/v1/apps/:app", service: .media, auth: .authenticated, permission: "app:read",
+            summary: "One app (another tenant's is a 404)"
+        ),
+        RouteDefinition(
+            "PATCH", "/api/v1/apps/:app", service: .media, auth: .authenticated, permission: "app:write",
+            summary: "Rename an app or change its features {name?, features?: {publicPlayback?}}"
+        ),
+        RouteDefinition(
+            "DELETE", "/api/v1/apps/:app", service: .media, auth: .authenticated, permission: "app:write",
+            summary: "Delete an app with its rooms and streams; no play-token is minted for it afterwards"
+        ),
+        RouteDefinition(
+            "GET", "/api/v1/apps/:app/play-token/:room", service: .media, auth: .public,
+            summary: "A subscribe-only LiveKit token for a room of the app {token, url, room, identity, expiresAt}"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/apps/:app/streams", service: .media, auth: .authenticated, permission: "stream:write",
+            summary: "Open a stream for a room {room}; answers the stream and a publisher token (maxConcurrentStreams holds)"
+        ),
+        RouteDefinition(
+            "GET", "/api/v1/apps/:app/streams", service: .media, auth: .authenticated, permission: "stream:read",
+            summary: "The app's live streams with state and viewer counts"
+        ),
+        RouteDefinition(
+            "DELETE", "/api/v1/apps/:app/streams/:id", service: .media, auth: .authenticated, permission: "stream:write",
+            summary: "End a stream"
+        ),
+        RouteDefinition(
             "GET", "/api/v1/authz/policies", service: .authz, auth: .authenticated, permission: "policy:read",
             summary: "List the tenant's policy rules and the built-in role permissions"
         ),

@@ -380,6 +380,18 @@ struct AuthzServiceTests {
 
     @Test("PostgreSQL pushes changes (LISTEN/NOTIFY): a replica polling only every 30 s sees one within 1 s", arguments: TestDatabases.backends)
     func pushed(backend: String) async throws {
+        // A timing window: never measured while an end-to-end stack loads the machine.
+        await HeavyLoad.shared.acquire()
+        do {
+            try await self.pushedMeasured(backend: backend)
+        } catch {
+            await HeavyLoad.shared.release()
+            throw error
+        }
+        await HeavyLoad.shared.release()
+    }
+
+    func pushedMeasured(backend: String) async throws {
         let location = try await TestDatabases.freshLocation(backend, name: "authz")
         try await DatabaseFactory.withDatabase(location, logger: TestDatabases.logger) { database in
             try await AuthzMigrations.migrator.migrate(database, logger: TestDatabases.logger)
@@ -411,6 +423,18 @@ struct AuthzServiceTests {
 
     @Test("a change made through one replica is in force on another within 1 s", arguments: TestDatabases.backends)
     func replicas(backend: String) async throws {
+        // A timing window: never measured while an end-to-end stack loads the machine.
+        await HeavyLoad.shared.acquire()
+        do {
+            try await self.replicasMeasured(backend: backend)
+        } catch {
+            await HeavyLoad.shared.release()
+            throw error
+        }
+        await HeavyLoad.shared.release()
+    }
+
+    func replicasMeasured(backend: String) async throws {
         let location = try await TestDatabases.freshLocation(backend, name: "authz")
         try await DatabaseFactory.withDatabase(location, logger: TestDatabases.logger) { database in
             try await AuthzMigrations.migrator.migrate(database, logger: TestDatabases.logger)

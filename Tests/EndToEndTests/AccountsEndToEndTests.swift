@@ -95,7 +95,7 @@ extension RealExecutables {
 
                 // /auth/me needs a dashboard user: none is 401, an API token is 403.
                 #expect(try await client.call(base + "/auth/me").status == 401)
-                let sk = try stack.seedToken(name: "ops").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let sk = try await stack.seedToken(name: "ops").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 #expect(try await client.call(base + "/auth/me", headers: [("Authorization", "Bearer \(sk)")]).status == 403)
                 for service in Stack.services {
                     #expect(!stack.log(service).contains("correct horse battery"), "\(service) logged a password")
@@ -160,7 +160,7 @@ extension RealExecutables {
         func tokensThroughGateway() async throws {
             try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
                 let base = stack.gatewayURL + "/api/v1"
-                let root = try stack.seedToken(name: "root").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let root = try await stack.seedToken(name: "root").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 let created = try await client.call(
                     base + "/tokens", method: "POST", headers: [("Authorization", "Bearer \(root)"), Self.json], body: #"{"name":"automation","scope":"global"}"#)
                 #expect(created.status == 201)
@@ -206,7 +206,7 @@ extension RealExecutables {
         func tenantsMembersUsers() async throws {
             try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
                 let base = stack.gatewayURL + "/api/v1"
-                let root = ("Authorization", "Bearer " + (try stack.seedToken(name: "root").stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+                let root = ("Authorization", "Bearer " + (try await stack.seedToken(name: "root").stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
                 let ann = try await self.signup(client, base, "ann@example.com")
                 let bob = try await self.signup(client, base, "bob@example.com")
                 _ = try await self.signup(client, base, "cat@example.com")
@@ -312,7 +312,7 @@ extension RealExecutables {
                 let base = stack.gatewayURL + "/api/v1"
                 let ann = try await self.signup(client, base, "sw-ann@example.com")
                 let bob = try await self.signup(client, base, "sw-bob@example.com")
-                let root = ("Authorization", "Bearer " + (try stack.seedToken(name: "root").stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+                let root = ("Authorization", "Bearer " + (try await stack.seedToken(name: "root").stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
                 _ = try await client.call(
                     base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [root, Self.json], body: #"{"email":"sw-bob@example.com","role":"viewer"}"#)
                 let asBob = ("Authorization", "Bearer \(bob.token)")
@@ -409,7 +409,7 @@ extension RealExecutables {
                 let again = try await client.call(base + "/auth/magic/verify", method: "POST", headers: [Self.json], body: #"{"token":"\#(magic)"}"#)
                 #expect(again.status == 401)
                 #expect(try again.json()["message"] as? String == "Invalid or expired link")
-                let cli = try Stack.run(Stack.binary("streamhub"), ["outbox", "--count", "1"], environment: stack.environment)
+                let cli = try await Stack.run(Stack.binary("streamhub"), ["outbox", "--count", "1"], environment: stack.environment)
                 #expect(cli.status == 0 && cli.stdout.contains("to link@example.com") && cli.stdout.contains("/login/magic?token=\(magic)"))
 
                 // Reset: the link cannot sign in; it sets the password and ends earlier sessions.

@@ -14,7 +14,7 @@ extension RealExecutables {
         func enforcementThroughGateway() async throws {
             try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
                 let base = stack.gatewayURL
-                let token = try stack.seedToken(name: "e2e").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let token = try await stack.seedToken(name: "e2e").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 let session = Stack.session(sub: "ann", tenantId: "t1")
 
                 let denied = try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)")])
@@ -139,7 +139,7 @@ extension RealExecutables {
         @Test("the documented examples (docs/authz.md, Subjects and examples) do what the docs say")
         func documentedExamples() async throws {
             try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
-                let token = try stack.seedToken(name: "docs").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let token = try await stack.seedToken(name: "docs").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 let base = stack.gatewayURL
                 let auth = ("Authorization", "Bearer \(token)")
                 let json = ("Content-Type", "application/json")

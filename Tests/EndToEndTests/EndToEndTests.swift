@@ -21,7 +21,7 @@ extension RealExecutables {
                 #expect(Set(object.keys) == ["status", "up", "version", "ts", "uptimeSeconds"])
                 #expect(object["status"] as? String == "ok" && object["up"] as? Bool == true && object["version"] as? String == "0.1.0")
 
-                let seeded = try stack.seedToken(name: "e2e")
+                let seeded = try await stack.seedToken(name: "e2e")
                 #expect(seeded.status == 0, "\(seeded.stderr)")
                 let token = seeded.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 #expect(token.hasPrefix("sk_") && token.count == 46 && !token.contains("\n"))
@@ -69,7 +69,7 @@ extension RealExecutables {
                 #expect(try await client.call(base + "/metrics").status == 403)
 
                 // A second token works independently; nothing secret was written to the logs.
-                let second = try stack.seedToken(name: "second").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let second = try await stack.seedToken(name: "second").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 #expect(second != token)
                 #expect(try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(second)")]).status == 200)
                 for service in Stack.services {
@@ -103,7 +103,7 @@ extension RealExecutables {
         @Test("a stopped upstream is a 503 in the error body; the gateway stays up")
         func upstreamStopped() async throws {
             try await Stack.with { stack, client in
-                let token = try stack.seedToken(name: "e2e").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let token = try await stack.seedToken(name: "e2e").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 #expect(try await client.call(stack.gatewayURL + "/api/v1/apps", headers: [("Authorization", "Bearer \(token)")]).status == 200)
                 let exitStatus = try await stack.stop("media")
                 #expect(exitStatus == 0, "media did not shut down gracefully")
@@ -115,9 +115,9 @@ extension RealExecutables {
         }
 
         @Test("a missing secret stops a service at start with a clear message and exit code 2")
-        func missingSecret() throws {
+        func missingSecret() async throws {
             for service in ["gateway", "identity", "authz", "media"] {
-                let result = try Stack.run(Stack.binary("streamhub-\(service)"), [], environment: ["PATH": "/usr/bin:/bin", "PORT": "0"])
+                let result = try await Stack.run(Stack.binary("streamhub-\(service)"), [], environment: ["PATH": "/usr/bin:/bin", "PORT": "0"])
                 #expect(result.status == 2, "\(service): \(result.stderr)")
                 #expect(result.stderr.contains("STREAMHUB_INTERNAL_TOKEN is required"), "\(service): \(result.stderr)")
             }

@@ -16,6 +16,8 @@ final class Stack: @unchecked Sendable {
     static let internalToken = "e2e-internal-token-" + String(repeating: "x", count: 24)
     static let jwtSecret = "e2e-jwt-secret-" + String(repeating: "y", count: 24)
     static let clusterToken = "e2e-cluster-token-" + String(repeating: "z", count: 24)
+    static let livekitKey = "APIe2ekey"
+    static let livekitSecret = "e2e-livekit-secret-" + String(repeating: "l", count: 24)
 
     let dataDir: String
     let ports: [String: Int]
@@ -39,6 +41,20 @@ final class Stack: @unchecked Sendable {
     static func with(
         extra: [String: String] = [:], perService: [String: [String: String]] = [:], services: [String] = Stack.services,
         livenessOnly: Set<String> = [], _ body: (Stack, HTTPClient) async throws -> Void
+    ) async throws {
+        await HeavyLoad.shared.acquire()
+        do {
+            try await Self.withoutLock(extra: extra, perService: perService, services: services, livenessOnly: livenessOnly, body)
+        } catch {
+            await HeavyLoad.shared.release()
+            throw error
+        }
+        await HeavyLoad.shared.release()
+    }
+
+    static func withoutLock(
+        extra: [String: String], perService: [String: [String: String]], services: [String], livenessOnly: Set<String>,
+        _ body: (Stack, HTTPClient) async throws -> Void
     ) async throws {
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         let stack = try await Stack(extra: extra, perService: perService)
@@ -68,6 +84,9 @@ final class Stack: @unchecked Sendable {
             "STREAMHUB_INTERNAL_TOKEN": Self.internalToken,
             "STREAMHUB_JWT_SECRET": Self.jwtSecret,
             "STREAMHUB_CLUSTER_TOKEN": Self.clusterToken,
+            "LIVEKIT_API_KEY": Self.livekitKey,
+            "LIVEKIT_API_SECRET": Self.livekitSecret,
+            "LIVEKIT_URL": "ws://127.0.0.1:7880",
             "IDENTITY_URL": "http://127.0.0.1:\(ports["identity"]!)",
             "AUTHZ_URL": "http://127.0.0.1:\(ports["authz"]!)",
             "MEDIA_URL": "http://127.0.0.1:\(ports["media"]!)",
@@ -137,11 +156,25 @@ final class Stack: @unchecked Sendable {
     }
 
     /// Runs `streamhub seed-token` against this stack's store; returns stdout.
-    func seedToken(name: String) throws -> (status: Int32, stdout: String, stderr: String) {
-        try Self.run(Self.binary("streamhub"), ["seed-token", "--name", name], environment: self.environment)
+    func seedToken(name: String) async throws -> (status: Int32, stdout: String, stderr: String) {
+        try await Self.run(Self.binary("streamhub"), ["seed-token", "--name", name], environment: self.environment)
     }
 
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String]) throws -> (
+    /// Runs a child process to completion. Its blocking waits happen on a thread of their own, never
+    /// on one of the concurrency pool's (two here): a child that runs for seconds must not starve
+    /// other tests' timers (the 1 s replica window, the 5 s revocation window).
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]) async throws -> (
+        status: Int32, stdout: String, stderr: String
+    ) {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(with: Result { try Self.runBlocking(executable, arguments, environment: environment) })
+            }
+            thread.start()
+        }
+    }
+
+    static func runBlocking(_ executable: String, _ arguments: [String], environment: [String: String]) throws -> (
         status: Int32, stdout: String, stderr: String
     ) {
         let process = Process()

@@ -15,7 +15,7 @@ extension RealExecutables {
             try await Stack.with { stack, _ in
                 let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
                     .appendingPathComponent("interop/jwt_forgery.py").path
-                let result = try Stack.run(
+                let result = try await Stack.run(
                     try #require(Self.python), [script, stack.gatewayURL, Stack.jwtSecret, "http://127.0.0.1:8080"],
                     environment: ProcessInfo.processInfo.environment)
                 print("pyjwt interop: \(result.stdout)")
@@ -42,7 +42,7 @@ extension RealExecutables {
             try await Stack.with { stack, _ in
                 let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
                     .appendingPathComponent("interop/totp_check.py").path
-                let result = try Stack.run(try #require(Self.python), [script, stack.gatewayURL], environment: ProcessInfo.processInfo.environment)
+                let result = try await Stack.run(try #require(Self.python), [script, stack.gatewayURL], environment: ProcessInfo.processInfo.environment)
                 print("pyotp interop: \(result.stdout)")
                 #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
                 let summary = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])

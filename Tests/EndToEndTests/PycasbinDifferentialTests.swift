@@ -10,9 +10,9 @@ extension RealExecutables {
         static let python = ProcessInfo.processInfo.environment["STREAMHUB_PYCASBIN_PYTHON"].flatMap { $0.isEmpty ? nil : $0 }
 
         @Test("every random decision agrees with pycasbin", .enabled(if: python != nil))
-        func differential() throws {
+        func differential() async throws {
             let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            let result = try Stack.run(
+            let result = try await Stack.run(
                 try #require(Self.python),
                 [
                     tests.appendingPathComponent("interop/casbin_differential.py").path, Stack.binary("streamhub-authz"),

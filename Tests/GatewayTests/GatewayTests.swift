@@ -311,7 +311,7 @@ struct GatewayTests {
             }
             try await client.execute(uri: "/api/v1/apps", method: .delete) { (response: TestResponse) async throws in
                 #expect(response.status == .methodNotAllowed)
-                #expect(response.headers[.allow] == "GET, HEAD")
+                #expect(response.headers[.allow] == "GET, HEAD, POST")
                 #expect(try self.errorBody(response).error == "Method Not Allowed")
             }
             try await client.execute(
@@ -536,7 +536,7 @@ struct GatewayEdgeTests {
             #expect(answer.status == .noContent)
             #expect(answer.headers[.accessControlAllowOrigin] == "https://dash.example.com")
             #expect(answer.headers[.accessControlAllowCredentials] == "true")
-            #expect(answer.headers[.accessControlAllowMethods] == "GET, HEAD, OPTIONS")
+            #expect(answer.headers[.accessControlAllowMethods] == "GET, HEAD, POST, OPTIONS")
             #expect(answer.headers[.accessControlAllowHeaders]?.contains("Authorization") == true)
             #expect(answer.headers[.vary] == "Origin")
             let foreign = try await client.execute(

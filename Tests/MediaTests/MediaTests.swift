@@ -48,6 +48,7 @@ struct MediaRouteTests {
         try await buildMedia(
             reader: .values([
                 "STREAMHUB_INTERNAL_TOKEN": Self.internalToken, "STREAMHUB_CLUSTER_TOKEN": String(repeating: "c", count: 40),
+                "LIVEKIT_API_KEY": "APIkey", "LIVEKIT_API_SECRET": String(repeating: "l", count: 40),
                 "STREAMHUB_MEDIA_ROOT": mediaRoot,
             ]),
             dependencies: MediaDependencies(apps: apps)

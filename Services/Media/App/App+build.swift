@@ -49,7 +49,11 @@ public func buildMedia(
     router.addReadinessRoute(readiness)
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
     MediaMountController(root: configuration.mediaRoot).addRoutes(to: router)
-    let appsController = AppsController<ServiceRequestContext>(apps: apps)
+    let transport = HTTPUpstreamClient()
+    services.append(transport)
+    let appsController = AppsController<ServiceRequestContext>(
+        apps: apps, identity: InternalClient(transport: transport, internalToken: configuration.common.internalToken, timeout: .seconds(10)),
+        identityURL: configuration.identityURL, livekit: LiveKitTokens(settings: configuration.livekit))
     appsController.addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
     appsController.addInternalRoutes(to: router.internalGroup(internalToken: configuration.common.internalToken))
     var app = Application(

@@ -7,7 +7,8 @@ import Shared
 ///
 /// Keys: `HOST`, `PORT` (8083), `STREAMHUB_INTERNAL_TOKEN`, `STREAMHUB_CLUSTER_TOKEN`, `METRICS_TOKEN`,
 /// `DATABASE_URL` or `STREAMHUB_DATA_DIR` (SQLite file `media.sqlite`), `STREAMHUB_MEDIA_ROOT`
-/// (default `<data dir>/media`), `LOG_LEVEL`.
+/// (default `<data dir>/media`), `LOG_LEVEL`, `IDENTITY_URL` (tenant quotas), `LIVEKIT_URL`,
+/// `LIVEKIT_API_KEY`, `LIVEKIT_API_SECRET` (≥ 32 bytes), `STREAMHUB_PLAY_TOKEN_TTL_S` (3600).
 public struct MediaConfiguration: Sendable {
     public var common: CommonConfiguration
     public var storage: StorageLocation
@@ -15,6 +16,10 @@ public struct MediaConfiguration: Sendable {
     public var clusterToken: String
     /// Directory holding `hls/`, `samples/`, `sdk/`, `play/`, `embed/`, `assets/`.
     public var mediaRoot: String
+    /// Where tenants' quotas are read.
+    public var identityURL: String
+    /// The LiveKit server viewers and publishers connect to, and the key pair tokens are signed with.
+    public var livekit: LiveKitSettings
 
     public init(reader: SettingsReader) throws {
         self.common = try CommonConfiguration(reader: reader, defaultPort: DefaultPort.media)
@@ -23,5 +28,17 @@ public struct MediaConfiguration: Sendable {
         let dataDir = reader.string(ConfigKey.dataDir, default: ".streamhub/data")
         let root = reader.string(ConfigKey.mediaRoot, default: (dataDir as NSString).appendingPathComponent("media"))
         self.mediaRoot = root.hasSuffix("/") ? String(root.dropLast()) : root
+        self.identityURL = try reader.url(ConfigKey.identityURL, default: "http://127.0.0.1:\(DefaultPort.identity)")
+        let livekitURL = reader.string(ConfigKey.livekitURL, default: "ws://127.0.0.1:7880")
+        guard let components = URLComponents(string: livekitURL), ["ws", "wss", "http", "https"].contains(components.scheme ?? ""),
+            components.host?.isEmpty == false
+        else { throw ConfigurationError("\(ConfigKey.livekitURL) must be a ws(s):// or http(s):// URL (got \"\(livekitURL)\")") }
+        guard let key = reader.string(ConfigKey.livekitAPIKey) else {
+            throw ConfigurationError("\(ConfigKey.livekitAPIKey) is required and not set (`streamhub up` generates a development pair)")
+        }
+        if let problem = Identifier.problem(key) { throw ConfigurationError("\(ConfigKey.livekitAPIKey) \(problem)") }
+        self.livekit = LiveKitSettings(
+            url: livekitURL, apiKey: key, apiSecret: try reader.requiredSecret(ConfigKey.livekitAPISecret),
+            playTokenTTL: try reader.int(ConfigKey.playTokenTTL, default: 3600, range: 60...86_400))
     }
 }

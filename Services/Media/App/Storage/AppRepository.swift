@@ -49,14 +49,102 @@ public enum AppVisibility: Sendable, Equatable {
     }
 }
 
-/// Media's apps.
+/// A stream of an app's room.
+public struct StreamRecord: Sendable, Equatable {
+    public var id: String
+    public var appId: String
+    public var tenantId: String
+    public var room: String
+    public var state: String
+    public var viewers: Int
+    public var createdAt: Int64
+    public var endedAt: Int64?
+
+    public var summary: StreamSummary {
+        StreamSummary(
+            id: self.id, appId: self.appId, room: self.room, state: self.state, viewers: self.viewers,
+            createdAt: Timestamp.iso8601(Timestamp.date(millis: self.createdAt)), endedAt: self.endedAt.map { Timestamp.iso8601(Timestamp.date(millis: $0)) })
+    }
+}
+
+/// Media's apps, their rooms and streams.
 public protocol AppRepository: Sendable {
     func insert(_ app: AppRecord) async throws
     func list(_ visibility: AppVisibility) async throws -> [AppRecord]
+    /// Inserts `app` unless its tenant has `limit` apps already (checked and written atomically).
+    /// - Throws: ``StorageError/quotaExceeded(_:)`` naming `maxApps`.
+    func create(_ app: AppRecord, limit: Int) async throws
+    func update(id: String, name: String?, publicPlayback: Bool?) async throws -> AppRecord?
+    /// Deletes an app with its rooms and streams; false when there was none.
+    func delete(id: String) async throws -> Bool
+    /// Whether `room` belongs to app `appId` (a stream was opened for it).
+    func hasRoom(appId: String, room: String) async throws -> Bool
+    /// Opens `stream` (claiming its room for the app) unless its tenant has `limit` live streams.
+    /// - Throws: ``StorageError/quotaExceeded(_:)`` naming `maxConcurrentStreams`.
+    func openStream(_ stream: StreamRecord, limit: Int) async throws
+    func liveStreams(appId: String) async throws -> [StreamRecord]
+    /// Ends a live stream; nil when the app has no such stream.
+    func endStream(appId: String, id: String, at: Int64) async throws -> StreamRecord?
+}
+
+enum MediaQuota {
+    static func apps(_ limit: Int) -> StorageError {
+        StorageError.quotaExceeded("Quota maxApps (\(limit)) reached: delete an app or raise the tenant's quota")
+    }
+
+    static func streams(_ limit: Int) -> StorageError {
+        StorageError.quotaExceeded("Quota maxConcurrentStreams (\(limit)) reached: end a stream or raise the tenant's quota")
+    }
 }
 
 public actor InMemoryAppRepository: AppRepository {
     var apps: [String: AppRecord] = [:]
+    var rooms: Set<[String]> = []
+    var streams: [String: StreamRecord] = [:]
+
+    public func create(_ app: AppRecord, limit: Int) async throws {
+        guard self.apps.values.filter({ $0.tenantId == app.tenantId }).count < limit else { throw MediaQuota.apps(limit) }
+        self.apps[app.id] = app
+    }
+
+    public func update(id: String, name: String?, publicPlayback: Bool?) async throws -> AppRecord? {
+        guard var app = self.apps[id] else { return nil }
+        if let name { app.name = name }
+        if let publicPlayback { app.publicPlayback = publicPlayback }
+        self.apps[id] = app
+        return app
+    }
+
+    public func delete(id: String) async throws -> Bool {
+        self.rooms = self.rooms.filter { $0[0] != id }
+        self.streams = self.streams.filter { $0.value.appId != id }
+        return self.apps.removeValue(forKey: id) != nil
+    }
+
+    public func hasRoom(appId: String, room: String) async throws -> Bool { self.rooms.contains([appId, room]) }
+
+    public func openStream(_ stream: StreamRecord, limit: Int) async throws {
+        guard self.streams.values.filter({ $0.tenantId == stream.tenantId && $0.state == "live" }).count < limit else {
+            throw MediaQuota.streams(limit)
+        }
+        self.rooms.insert([stream.appId, stream.room])
+        self.streams[stream.id] = stream
+    }
+
+    public func liveStreams(appId: String) async throws -> [StreamRecord] {
+        self.streams.values.filter { $0.appId == appId && $0.state == "live" }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+    }
+
+    public func endStream(appId: String, id: String, at: Int64) async throws -> StreamRecord? {
+        guard var stream = self.streams[id], stream.appId == appId else { return nil }
+        if stream.state == "live" {
+            stream.state = "ended"
+            stream.endedAt = at
+            stream.viewers = 0
+            self.streams[id] = stream
+        }
+        return stream
+    }
 
     public init(apps: [AppRecord] = []) {
         for app in apps { self.apps[app.id] = app }
@@ -104,6 +192,104 @@ public struct SQLAppRepository: AppRepository {
         }
     }
 
+    public func create(_ app: AppRecord, limit: Int) async throws {
+        try await self.database.transaction { sql in
+            try await self.database.lock("media_apps:" + app.tenantId, in: sql)
+            struct Count: Decodable { var n: Int }
+            let count = try await sql.raw("SELECT COUNT(*) AS n FROM media_apps WHERE tenant_id = \(bind: app.tenantId)").first(decoding: Count.self)?.n ?? 0
+            guard count < limit else { throw MediaQuota.apps(limit) }
+            try await sql.raw(
+                """
+                INSERT INTO media_apps (id, tenant_id, name, public_playback, created_at) VALUES \
+                (\(bind: app.id), \(bind: app.tenantId), \(bind: app.name), \(bind: app.publicPlayback), \(bind: app.createdAt))
+                """
+            ).run()
+        }
+    }
+
+    public func update(id: String, name: String?, publicPlayback: Bool?) async throws -> AppRecord? {
+        try await self.database.transaction { sql in
+            if let name { try await sql.raw("UPDATE media_apps SET name = \(bind: name) WHERE id = \(bind: id)").run() }
+            if let publicPlayback { try await sql.raw("UPDATE media_apps SET public_playback = \(bind: publicPlayback) WHERE id = \(bind: id)").run() }
+            return try await sql.raw("SELECT id, tenant_id, name, public_playback, created_at FROM media_apps WHERE id = \(bind: id)").first(decoding: Row.self)
+                .map { AppRecord(id: $0.id, tenantId: $0.tenant_id, name: $0.name, publicPlayback: $0.public_playback, createdAt: $0.created_at) }
+        }
+    }
+
+    public func delete(id: String) async throws -> Bool {
+        try await self.database.transaction { sql in
+            try await sql.raw("DELETE FROM media_streams WHERE app_id = \(bind: id)").run()
+            try await sql.raw("DELETE FROM media_rooms WHERE app_id = \(bind: id)").run()
+            return !(try await sql.raw("DELETE FROM media_apps WHERE id = \(bind: id) RETURNING id").all()).isEmpty
+        }
+    }
+
+    public func hasRoom(appId: String, room: String) async throws -> Bool {
+        try await self.database.withSQL { sql in
+            !(try await sql.raw("SELECT room FROM media_rooms WHERE app_id = \(bind: appId) AND room = \(bind: room)").all()).isEmpty
+        }
+    }
+
+    public func openStream(_ stream: StreamRecord, limit: Int) async throws {
+        try await self.database.transaction { sql in
+            try await self.database.lock("media_streams:" + stream.tenantId, in: sql)
+            struct Count: Decodable { var n: Int }
+            let live =
+                try await sql.raw("SELECT COUNT(*) AS n FROM media_streams WHERE tenant_id = \(bind: stream.tenantId) AND state = 'live'")
+                .first(decoding: Count.self)?.n ?? 0
+            guard live < limit else { throw MediaQuota.streams(limit) }
+            let known = try await sql.raw("SELECT room FROM media_rooms WHERE app_id = \(bind: stream.appId) AND room = \(bind: stream.room)").all()
+            if known.isEmpty {
+                try await sql.raw(
+                    "INSERT INTO media_rooms (app_id, room, created_at) VALUES (\(bind: stream.appId), \(bind: stream.room), \(bind: stream.createdAt))"
+                ).run()
+            }
+            try await sql.raw(
+                """
+                INSERT INTO media_streams (id, app_id, tenant_id, room, state, viewers, created_at, ended_at) VALUES (\(bind: stream.id), \
+                \(bind: stream.appId), \(bind: stream.tenantId), \(bind: stream.room), 'live', 0, \(bind: stream.createdAt), NULL)
+                """
+            ).run()
+        }
+    }
+
+    struct StreamRow: Decodable {
+        var id: String
+        var app_id: String
+        var tenant_id: String
+        var room: String
+        var state: String
+        var viewers: Int
+        var created_at: Int64
+        var ended_at: Int64?
+
+        var record: StreamRecord {
+            StreamRecord(
+                id: self.id, appId: self.app_id, tenantId: self.tenant_id, room: self.room, state: self.state, viewers: self.viewers,
+                createdAt: self.created_at, endedAt: self.ended_at)
+        }
+    }
+
+    static let streamColumns = "id, app_id, tenant_id, room, state, viewers, created_at, ended_at"
+
+    public func liveStreams(appId: String) async throws -> [StreamRecord] {
+        try await self.database.withSQL { sql in
+            try await sql.raw(
+                "SELECT \(unsafeRaw: Self.streamColumns) FROM media_streams WHERE app_id = \(bind: appId) AND state = 'live' ORDER BY created_at, id"
+            ).all(decoding: StreamRow.self).map(\.record)
+        }
+    }
+
+    public func endStream(appId: String, id: String, at: Int64) async throws -> StreamRecord? {
+        try await self.database.withSQL { sql in
+            try await sql.raw(
+                "UPDATE media_streams SET state = 'ended', ended_at = \(bind: at), viewers = 0 WHERE id = \(bind: id) AND app_id = \(bind: appId) AND state = 'live'"
+            ).run()
+            return try await sql.raw("SELECT \(unsafeRaw: Self.streamColumns) FROM media_streams WHERE id = \(bind: id) AND app_id = \(bind: appId)")
+                .first(decoding: StreamRow.self)?.record
+        }
+    }
+
     public func list(_ visibility: AppVisibility) async throws -> [AppRecord] {
         let rows = try await self.database.withSQL { sql -> [Row] in
             let base: SQLQueryString = "SELECT id, tenant_id, name, public_playback, created_at FROM media_apps"
@@ -137,7 +323,33 @@ public enum MediaMigrations {
                     """,
                     "CREATE INDEX media_apps_tenant ON media_apps (tenant_id)",
                 ]
-            }
+            },
+            Migration(version: 2, name: "rooms and streams") { _ in
+                [
+                    """
+                    CREATE TABLE media_rooms (
+                        app_id TEXT NOT NULL REFERENCES media_apps (id),
+                        room TEXT NOT NULL,
+                        created_at BIGINT NOT NULL,
+                        PRIMARY KEY (app_id, room)
+                    )
+                    """,
+                    """
+                    CREATE TABLE media_streams (
+                        id TEXT PRIMARY KEY,
+                        app_id TEXT NOT NULL REFERENCES media_apps (id),
+                        tenant_id TEXT NOT NULL,
+                        room TEXT NOT NULL,
+                        state TEXT NOT NULL CHECK (state IN ('live', 'ended')),
+                        viewers INTEGER NOT NULL,
+                        created_at BIGINT NOT NULL,
+                        ended_at BIGINT
+                    )
+                    """,
+                    "CREATE INDEX media_streams_tenant_live ON media_streams (tenant_id, state)",
+                    "CREATE INDEX media_streams_app ON media_streams (app_id, state)",
+                ]
+            },
         ]
     )
 }

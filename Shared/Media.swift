@@ -1,0 +1,87 @@
+/// `POST /apps`.
+public struct CreateAppRequest: Codable, Sendable, Equatable {
+    public var name: String
+    /// Required for global tokens and superadmins; others create in their own tenant.
+    public var tenantId: String?
+    public var features: AppFeatures?
+
+    public init(name: String, tenantId: String? = nil, features: AppFeatures? = nil) {
+        self.name = name
+        self.tenantId = tenantId
+        self.features = features
+    }
+}
+
+/// `PATCH /apps/:app`.
+public struct AppUpdate: Codable, Sendable, Equatable {
+    public struct Features: Codable, Sendable, Equatable {
+        public var publicPlayback: Bool?
+        public init(publicPlayback: Bool? = nil) { self.publicPlayback = publicPlayback }
+    }
+
+    public var name: String?
+    public var features: Features?
+
+    public init(name: String? = nil, features: Features? = nil) {
+        self.name = name
+        self.features = features
+    }
+}
+
+/// A LiveKit access token with where to use it: the answer of the play-token route and part of
+/// an opened stream.
+public struct LiveKitGrant: Codable, Sendable, Equatable {
+    public var token: String
+    /// The LiveKit server to connect to.
+    public var url: String
+    public var room: String
+    public var identity: String
+    public var expiresAt: String
+
+    public init(token: String, url: String, room: String, identity: String, expiresAt: String) {
+        self.token = token
+        self.url = url
+        self.room = room
+        self.identity = identity
+        self.expiresAt = expiresAt
+    }
+}
+
+/// `POST /apps/:app/streams`.
+public struct OpenStreamRequest: Codable, Sendable, Equatable {
+    public var room: String
+    public init(room: String) { self.room = room }
+}
+
+/// A stream of an app's room.
+public struct StreamSummary: Codable, Sendable, Equatable {
+    public var id: String
+    public var appId: String
+    public var room: String
+    /// `live` or `ended`.
+    public var state: String
+    public var viewers: Int
+    public var createdAt: String
+    public var endedAt: String?
+
+    public init(id: String, appId: String, room: String, state: String, viewers: Int, createdAt: String, endedAt: String?) {
+        self.id = id
+        self.appId = appId
+        self.room = room
+        self.state = state
+        self.viewers = viewers
+        self.createdAt = createdAt
+        self.endedAt = endedAt
+    }
+}
+
+/// The answer of `POST /apps/:app/streams`: the stream and a publisher token for its room.
+public struct OpenedStream: Codable, Sendable, Equatable {
+    public var stream: StreamSummary
+    public var publisher: LiveKitGrant
+
+    public init(stream: StreamSummary, publisher: LiveKitGrant) {
+        self.stream = stream
+        self.publisher = publisher
+    }
+}

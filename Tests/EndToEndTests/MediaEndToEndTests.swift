@@ -1,0 +1,94 @@
+import AsyncHTTPClient
+import Foundation
+import ServiceKit
+import Shared
+import TestSupport
+import Testing
+
+extension RealExecutables {
+    /// Apps, streams and play tokens through the gateway on the real executables.
+    @Suite("Media end to end", .serialized)
+    struct MediaEndToEndTests {
+        static let json = ("Content-Type", "application/json")
+        static let livekitPython = ProcessInfo.processInfo.environment["STREAMHUB_LIVEKIT_PYTHON"].flatMap { $0.isEmpty ? nil : $0 }
+
+        func data(_ result: HTTPResult) throws -> [String: Any] {
+            try #require(try result.json()["data"] as? [String: Any])
+        }
+
+        func claims(_ token: String) throws -> [String: Any] {
+            let payload = try #require(Base64URL.decode(token.split(separator: ".")[1]))
+            return try #require(try JSONSerialization.jsonObject(with: payload) as? [String: Any])
+        }
+
+        /// livekit-api's verdict on a token, when `STREAMHUB_LIVEKIT_PYTHON` is set.
+        func livekitAgrees(_ token: String, kind: String) async throws {
+            guard let python = Self.livekitPython else { return }
+            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("interop/livekit_check.py").path
+            let result = try await Stack.run(python, [script, Stack.livekitKey, Stack.livekitSecret, kind, token], environment: ProcessInfo.processInfo.environment)
+            print("livekit-api \(kind): \(result.stdout)")
+            #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+        }
+
+        @Test("an owner creates an app and opens a stream; anyone gets a subscribe-only play token for that room only; playback off is 403; a deleted app mints nothing")
+        func appsStreamsPlayTokens() async throws {
+            try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
+                let base = stack.gatewayURL + "/api/v1"
+                let signup = try await client.call(
+                    base + "/auth/signup", method: "POST", headers: [Self.json], body: #"{"email":"media@example.com","password":"correct horse battery"}"#)
+                let owner = ("Authorization", "Bearer " + (try #require(try self.data(signup)["token"] as? String)))
+                let tenantId = try #require(try self.data(signup)["tenantId"] as? String)
+                let created = try await client.call(base + "/apps", method: "POST", headers: [owner, Self.json], body: #"{"name":"Live"}"#)
+                #expect(created.status == 201, "\(created.body)")
+                let app = try self.data(created)
+                let appId = try #require(app["id"] as? String)
+                #expect(app["tenantId"] as? String == tenantId && (app["features"] as? [String: Any])?["publicPlayback"] as? Bool == true)
+
+                // No stream yet: the room is not the app's, so no token (LiveKit would create any room on join).
+                #expect(try await client.call(base + "/apps/\(appId)/play-token/main").status == 404)
+                let opened = try await client.call(base + "/apps/\(appId)/streams", method: "POST", headers: [owner, Self.json], body: #"{"room":"main"}"#)
+                #expect(opened.status == 201)
+                let publisher = try #require((try self.data(opened)["publisher"] as? [String: Any])?["token"] as? String)
+                let publisherGrant = try #require(try self.claims(publisher)["video"] as? [String: Any])
+                #expect(publisherGrant["canPublish"] as? Bool == true && publisherGrant["room"] as? String == "main")
+                try await self.livekitAgrees(publisher, kind: "publisher")
+
+                // Public: no Authorization needed, and a stale one is not even looked at.
+                let play = try await client.call(base + "/apps/\(appId)/play-token/main", headers: [("Authorization", "Bearer sk_stale")])
+                #expect(play.status == 200, "\(play.body)")
+                #expect(play.header("Cache-Control") == "no-store")
+                let grant = try self.data(play)
+                let token = try #require(grant["token"] as? String)
+                #expect(grant["url"] as? String == "ws://127.0.0.1:7880" && grant["room"] as? String == "main")
+                let claims = try self.claims(token)
+                #expect(claims["iss"] as? String == Stack.livekitKey)
+                #expect((claims["exp"] as? Int ?? 0) - (claims["nbf"] as? Int ?? 0) == 3600)
+                let video = try #require(claims["video"] as? [String: Any])
+                #expect(video["roomJoin"] as? Bool == true && video["canSubscribe"] as? Bool == true)
+                #expect(video["canPublish"] as? Bool == false && video["canPublishData"] as? Bool == false)
+                try await self.livekitAgrees(token, kind: "viewer")
+                let second = try self.data(try await client.call(base + "/apps/\(appId)/play-token/main"))
+                #expect(second["identity"] as? String != grant["identity"] as? String)
+                for room in ["other", "bad%20room", String(repeating: "r", count: 129)] {
+                    #expect(try await client.call(base + "/apps/\(appId)/play-token/\(room)").status == 404, "\(room)")
+                }
+                #expect(try await client.call(base + "/apps/nope/play-token/main").status == 404)
+
+                let streams = try #require(try await client.call(base + "/apps/\(appId)/streams", headers: [owner]).json()["data"] as? [[String: Any]])
+                #expect(streams.count == 1 && streams.first?["state"] as? String == "live")
+                let usage = try self.data(try await client.call(base + "/tenants/\(tenantId)/usage", headers: [owner]))
+                #expect((usage["usage"] as? [String: Int])?["liveStreams"] == 1 && (usage["usage"] as? [String: Int])?["apps"] == 1)
+
+                _ = try await client.call(
+                    base + "/apps/\(appId)", method: "PATCH", headers: [owner, Self.json], body: #"{"features":{"publicPlayback":false}}"#)
+                let off = try await client.call(base + "/apps/\(appId)/play-token/main")
+                #expect(off.status == 403)
+                #expect(try off.json()["message"] as? String == "Public playback is off for this app")
+                #expect(try await client.call(base + "/apps/\(appId)", method: "DELETE", headers: [owner]).status == 200)
+                #expect(try await client.call(base + "/apps/\(appId)/play-token/main").status == 404)
+                #expect(try await client.call(base + "/apps/\(appId)", headers: [owner]).status == 404)
+            }
+        }
+    }
+}
