@@ -3,6 +3,7 @@ import HTTPTypes
 import Logging
 import NIOCore
 import NIOFoundationCompat
+import Hummingbird
 import Shared
 
 /// The one way a service calls another service's JSON endpoints (`/internal/v1/…`).
@@ -55,6 +56,11 @@ public struct InternalClient: Sendable {
         }
         do {
             return try JSONDecoder().decode(Answer.self, from: Data(buffer: answer))
+        } catch let error as DecodingError {
+            // Names the JSON key or kind at fault, never the data.
+            throw ServiceError(
+                .badGateway,
+                message: "The \(service) service sent an unreadable answer (\(NestErrorMiddleware<BasicRequestContext>.describe(error)), \(answer.readableBytes) bytes)")
         } catch {
             throw ServiceError(.badGateway, message: "The \(service) service sent an unreadable answer")
         }

@@ -292,7 +292,7 @@ extension RealExecutables {
                 let bob = try await self.signup(client, base, "other@example.com")
                 let asAnn = ("Authorization", "Bearer \(ann.token)")
                 let usage = try await client.call(base + "/tenants/\(ann.tenantId)/usage", headers: [asAnn])
-                #expect(usage.status == 200)
+                #expect(usage.status == 200, "\(usage.body)")
                 let data = try self.data(usage)
                 #expect(data["tenantId"] as? String == ann.tenantId)
                 #expect((data["quotas"] as? [String: Any])?["maxTokens"] as? Int == 50)

@@ -75,7 +75,13 @@ final class Stack: @unchecked Sendable {
         self.perService = perService
         self.dataDir = try TestDatabases.temporaryDirectory()
         var ports: [String: Int] = [:]
-        for service in Self.services { ports[service] = try Self.freePort() }
+        // Distinct ports: the kernel may hand the same free port out twice in a row, and two
+        // services on one number would answer each other's requests.
+        for service in Self.services {
+            var port = try Self.freePort()
+            while ports.values.contains(port) { port = try Self.freePort() }
+            ports[service] = port
+        }
         self.ports = ports
         var environment: [String: String] = [
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
@@ -127,7 +133,8 @@ final class Stack: @unchecked Sendable {
                 guard process.isRunning else { throw HarnessError("\(service) exited: \(self.log(service))") }
                 let response = try? await client.execute(
                     HTTPClientRequest(url: "http://127.0.0.1:\(self.ports[service]!)\(path)"), timeout: .seconds(1))
-                return response?.status == .ok
+                // Ready only if it is this service answering on its port, not another one.
+                return response?.status == .ok && response?.headers.first(name: "Server") == "streamhub-\(service)"
             }
         }
     }

@@ -342,7 +342,12 @@ struct InternalClientTests {
         let limited = await error(.status(429, #"{"statusCode":429,"message":"slow down","error":"Too Many Requests","retryAfterSeconds":7}"#))
         #expect(limited?.body.retryAfterSeconds == 7)
         #expect(await error(.status(500, "oops"))?.body == ErrorBody(statusCode: 500, message: "Internal Server Error"))
-        #expect(await error(.status(200, "not json"))?.body == ErrorBody(statusCode: 502, message: "The identity service sent an unreadable answer"))
+        #expect(
+            await error(.status(200, "not json"))?.body
+                == ErrorBody(statusCode: 502, message: "The identity service sent an unreadable answer (Request body is not valid JSON, 8 bytes)"))
+        #expect(
+            await error(.status(200, "{}"))?.body
+                == ErrorBody(statusCode: 502, message: "The identity service sent an unreadable answer (value is required, 2 bytes)"))
     }
 }
 
