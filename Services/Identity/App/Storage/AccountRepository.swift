@@ -202,18 +202,6 @@ public struct SQLAccountRepository: AccountRepository {
         }
     }
 
-    struct MemberRow: Decodable {
-        var id: String
-        var email: String
-        var name: String?
-        var password_hash: String
-        var superadmin: Bool
-        var disabled_at: Int64?
-        var sessions_not_before: Int64
-        var created_at: Int64
-        var joined_at: Int64
-    }
-
     public func members(of tenantId: String) async throws -> [(user: UserRecord, joinedAt: Int64)] {
         let rows = try await self.database.withSQL { sql in
             try await sql.raw(
@@ -222,16 +210,10 @@ public struct SQLAccountRepository: AccountRepository {
                 m.created_at AS joined_at FROM identity_memberships m JOIN identity_users u ON u.id = m.user_id \
                 WHERE m.tenant_id = \(bind: tenantId) ORDER BY m.created_at, u.id
                 """
-            ).all(decoding: MemberRow.self)
+            ).all()
         }
-        return rows.map { row in
-            (
-                UserRecord(
-                    id: row.id, email: row.email, name: row.name, passwordHash: row.password_hash, superadmin: row.superadmin,
-                    disabledAt: row.disabled_at, sessionsNotBefore: row.sessions_not_before, createdAt: row.created_at),
-                row.joined_at
-            )
-        }
+        // One row, two readings: the user's columns and the membership's time.
+        return try rows.map { row in (try row.decode(model: UserRow.self).record, try row.decode(column: "joined_at", as: Int64.self)) }
     }
 
     public func addMember(tenantId: String, userId: String, limit: Int, at: Int64) async throws -> Bool {
