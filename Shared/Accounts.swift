@@ -267,13 +267,16 @@ public struct MemberSummary: Codable, Sendable, Equatable {
     public var name: String?
     public var roles: [String]
     public var joinedAt: String
+    /// Set when adding the member created their account: a magic link was mailed to them.
+    public var invited: Bool?
 
-    public init(userId: String, email: String, name: String?, roles: [String], joinedAt: String) {
+    public init(userId: String, email: String, name: String?, roles: [String], joinedAt: String, invited: Bool? = nil) {
         self.userId = userId
         self.email = email
         self.name = name
         self.roles = roles
         self.joinedAt = joinedAt
+        self.invited = invited
     }
 }
 

@@ -99,7 +99,13 @@ struct UpCommand: AsyncParsableCommand {
                 say("Global API token (shown once): \(token)")
                 say("  curl -H \"Authorization: Bearer \(token)\" http://127.0.0.1:\(self.port)/api/v1/apps")
             }
-            say("Mail (sign-in and reset links) goes to \(Self.storeDirectory(dataDir: dataDir))/outbox; read it with: streamhub outbox --data-dir \(dataDir)")
+            if let smtp = environment[ConfigKey.smtpHost], !smtp.isEmpty {
+                say("Mail (sign-in, reset and invitation links) goes over SMTP to \(smtp) (\(ConfigKey.smtpHost)); failures are in logs/identity.log")
+            } else if let outbox = environment[ConfigKey.mailOutbox], !outbox.isEmpty {
+                say("Mail (sign-in, reset and invitation links) goes to \(outbox); read it with: streamhub outbox")
+            } else {
+                say("Mail (sign-in, reset and invitation links) goes to \(Self.storeDirectory(dataDir: dataDir))/outbox; read it with: streamhub outbox --data-dir \(dataDir)")
+            }
             say("Logs: \(dataDir)/logs/   Press Ctrl-C to stop.")
             try await client.shutdown()
         } catch {

@@ -8,6 +8,8 @@ import Shared
 ///
 /// - ``ServiceError`` is written as is.
 /// - Hummingbird's `HTTPError` (route not found, body too large, bad JSON) keeps its status and message.
+/// - A ``ServiceErrorConvertible`` (storage's errors: a duplicate, the database away) is the
+///   error it stands for: 409, 503, ….
 /// - `DecodingError` is a client mistake: 400.
 /// - Anything else is logged at error level with the request id and answered 500 without details.
 public struct NestErrorMiddleware<Context: RequestContext>: RouterMiddleware {
@@ -33,6 +35,12 @@ public struct NestErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             headers[.contentLength] = nil
             return ServiceError.response(
                 status: error.status, body: ErrorBody(statusCode: error.status.code, message: message), extraHeaders: headers)
+        } catch let error as any ServiceErrorConvertible {
+            let mapped = error.serviceError
+            if mapped.status == .serviceUnavailable {
+                context.logger.warning("storage unavailable", metadata: ["error": "\(error)"])
+            }
+            return ServiceError.response(status: mapped.status, body: mapped.body, extraHeaders: mapped.headers)
         } catch let error as DecodingError {
             return ServiceError.response(status: .badRequest, body: ErrorBody(statusCode: 400, message: Self.describe(error)))
         } catch let error as any HTTPResponseError {

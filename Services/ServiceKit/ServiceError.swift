@@ -42,3 +42,9 @@ public struct ServiceError: Error, HTTPResponseError, Sendable, CustomStringConv
     public static let unauthorized = ServiceError(status: .unauthorized, body: .unauthorized)
     public static let invalidApiToken = ServiceError(status: .unauthorized, body: .invalidApiToken)
 }
+
+/// An error of a lower layer (storage) that knows the client-facing error it stands for;
+/// ``NestErrorMiddleware`` answers with it instead of a 500.
+public protocol ServiceErrorConvertible: Error {
+    var serviceError: ServiceError { get }
+}

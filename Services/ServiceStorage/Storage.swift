@@ -139,7 +139,7 @@ extension Database {
 }
 
 /// What storage code throws; controllers map it to HTTP (see ``StorageError/serviceError``).
-public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
+public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible, ServiceErrorConvertible {
     /// The thing asked for does not exist.
     case notFound(String)
     /// The write contradicts what is stored (a duplicate, a stale version).
@@ -277,7 +277,8 @@ public final class PostgresStore: Database, Service {
             let remaining = deadline - ContinuousClock.now
             do {
                 try await Self.withTimeout(min(remaining, .seconds(2))) {
-                    _ = try await self.withSQL { sql in try await sql.raw("SELECT 1").all() }
+                    // The driver's own error, not the mapped one: the log says what is wrong.
+                    _ = try await self.client.withConnection { connection in try await connection.sql().raw("SELECT 1").all() }
                 }
                 return
             } catch {
@@ -329,23 +330,50 @@ public final class PostgresStore: Database, Service {
     }
 
     public func withSQL<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        try await self.client.withConnection { connection in
-            try await body(connection.sql())
+        do {
+            return try await self.client.withConnection { connection in
+                try await body(connection.sql())
+            }
+        } catch {
+            throw Self.storageError(error)
         }
     }
 
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        try await self.client.withConnection { connection in
-            let sql = connection.sql()
-            try await sql.raw("BEGIN").run()
-            do {
-                let result = try await body(sql)
-                try await sql.raw("COMMIT").run()
-                return result
-            } catch {
-                try? await sql.raw("ROLLBACK").run()
-                throw error
+        do {
+            return try await self.client.withConnection { connection in
+                let sql = connection.sql()
+                try await sql.raw("BEGIN").run()
+                do {
+                    let result = try await body(sql)
+                    try await sql.raw("COMMIT").run()
+                    return result
+                } catch {
+                    try? await sql.raw("ROLLBACK").run()
+                    throw error
+                }
             }
+        } catch {
+            throw Self.storageError(error)
+        }
+    }
+
+    /// What a driver error means to callers: a unique key taken by a concurrent writer is a
+    /// conflict (409), a lost or refused connection is the database being away (503); anything
+    /// else stays as it is (a bug: 500).
+    static func storageError(_ error: any Error) -> any Error {
+        guard let psql = error as? PSQLError else { return error }
+        switch psql.code {
+        case .server:
+            if psql.serverInfo?[.sqlState] == PostgresError.Code.uniqueViolation.raw {
+                return StorageError.conflict("This was created by a concurrent request; try again")
+            }
+            return error
+        case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed, .sslUnsupported,
+            .failedToAddSSLHandler, .unsupportedAuthMechanism, .authMechanismRequiresPassword, .saslError:
+            return StorageError.unavailable("The database is not reachable; try again shortly")
+        default:
+            return error
         }
     }
 

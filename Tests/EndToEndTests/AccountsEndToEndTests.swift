@@ -223,9 +223,10 @@ extension RealExecutables {
                 let members = try #require(try await client.call(base + "/tenants/\(ann.tenantId)/members", headers: [asAnn]).json()["data"] as? [[String: Any]])
                 #expect(members.map { $0["email"] as? String } == ["ann@example.com", "bob@example.com"])
                 #expect(members.map { $0["roles"] as? [String] } == [["owner"], ["member"]])
+                // An invitation with a role authz refuses leaves no account behind (users below: still 3).
                 let ghost = try await client.call(
-                    base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"nobody@example.com","role":"member"}"#)
-                #expect(ghost.status == 404)
+                    base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"nobody@example.com","role":"ghost"}"#)
+                #expect(ghost.status == 400)
                 let badRole = try await client.call(
                     base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"cat@example.com","role":"ghost"}"#)
                 #expect(badRole.status == 400)
@@ -377,6 +378,50 @@ extension RealExecutables {
                 let log = stack.log("identity")
                 #expect(log.contains(#""msg":"break-glass login""#) && log.contains(#""msg":"break-glass login refused""#))
                 #expect(!log.contains("break-glass-pass-1234"))
+            }
+        }
+
+        @Test("invitations: a new address gets an account, the role and a mailed magic link that signs in to the inviting tenant; once, under concurrency")
+        func invitations() async throws {
+            try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
+                let base = stack.gatewayURL + "/api/v1"
+                let ann = try await self.signup(client, base, "inviter@example.com")
+                let asAnn = ("Authorization", "Bearer \(ann.token)")
+                // Five concurrent invitations of one new address: one account, one membership, one mail.
+                let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                    for _ in 0..<5 {
+                        group.addTask {
+                            try await client.call(
+                                base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json],
+                                body: #"{"email":" New.Person@Example.com ","role":"viewer"}"#
+                            ).status
+                        }
+                    }
+                    return try await group.reduce(into: [Int]()) { $0.append($1) }
+                }
+                #expect(statuses.sorted() == [200, 200, 200, 200, 201], "\(statuses)")
+                let members = try #require(try await client.call(base + "/tenants/\(ann.tenantId)/members", headers: [asAnn]).json()["data"] as? [[String: Any]])
+                #expect(members.map { $0["email"] as? String } == ["inviter@example.com", "new.person@example.com"])
+                #expect(members.last?["roles"] as? [String] == ["viewer"])
+
+                let token = try await self.mailedToken(stack, "magic", after: 0)
+                try await Task.sleep(for: .milliseconds(500))
+                let mails = try FileManager.default.contentsOfDirectory(atPath: stack.dataDir + "/data/outbox").filter { $0.hasSuffix(".eml") }
+                #expect(mails.count == 1)
+                let text = try String(contentsOfFile: stack.dataDir + "/data/outbox/" + mails[0], encoding: .utf8)
+                #expect(text.contains("To: new.person@example.com\r\n") && text.contains("Subject: You are invited to StreamHub\r\n"))
+
+                // No password works until one is set; the link signs in to the inviting tenant with the role.
+                let guess = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"new.person@example.com","password":"correct horse battery"}"#)
+                #expect(guess.status == 401)
+                let signedIn = try await client.call(base + "/auth/magic/verify", method: "POST", headers: [Self.json], body: #"{"token":"\#(token)"}"#)
+                #expect(signedIn.status == 200, "\(signedIn.body)")
+                #expect(try self.data(signedIn)["tenantId"] as? String == ann.tenantId)
+                let session = ("Authorization", "Bearer " + (try #require(try self.data(signedIn)["token"] as? String)))
+                let me = try await client.call(base + "/auth/me", headers: [session])
+                #expect(me.status == 200 && me.body.contains("viewer"), "\(me.body)")
+                #expect(try await client.call(base + "/apps", headers: [session]).status == 200)
             }
         }
 

@@ -94,14 +94,15 @@ public func buildIdentity(
         }
         let client = InternalClient(transport: transport, internalToken: configuration.common.internalToken, timeout: .seconds(10))
         let forwarded = router.forwardedGroup(internalToken: configuration.common.internalToken).add(middleware: gateMiddleware)
+        let passwords = PasswordHasher()
         let factor = SecondFactor(totp: totp, sealer: SecretSealer(secret: configuration.jwtSecret), timeSource: dependencies.timeSource)
         let auth = AuthController<ServiceRequestContext>(
-            accounts: accounts, passwords: PasswordHasher(), sessions: SessionTokens(secret: configuration.jwtSecret, issuer: configuration.publicURL),
+            accounts: accounts, passwords: passwords, sessions: SessionTokens(secret: configuration.jwtSecret, issuer: configuration.publicURL),
             authz: client, authzURL: configuration.authzURL, defaultQuotas: configuration.defaultQuotas, secondFactor: factor, links: links,
             limits: configuration.mailLimits, publicURL: configuration.publicURL, breakGlass: configuration.breakGlass, gate: gate,
             timeSource: dependencies.timeSource)
-        services.append(
-            MailDispatcher(links: links, transport: OutboxDirectory(path: configuration.mailOutbox), from: configuration.mailFrom, logger: logger))
+        let mail: any MailTransport = try configuration.smtp.map { try SMTPTransport(settings: $0) } ?? OutboxDirectory(path: configuration.mailOutbox)
+        services.append(MailDispatcher(links: links, transport: mail, from: configuration.mailFrom, logger: logger))
         TOTPController<ServiceRequestContext>(accounts: accounts, factor: factor).addRoutes(to: forwarded)
         auth.addRoutes(to: forwarded)
         auth.addInternalRoutes(to: internalRoutes)
@@ -109,8 +110,10 @@ public func buildIdentity(
             tokens: tokens, accounts: accounts, media: client, mediaURL: configuration.mediaURL, defaultQuotas: configuration.defaultQuotas,
             timeSource: dependencies.timeSource
         ).addRoutes(to: forwarded)
+        let invitations = Invitations(links: links, limits: configuration.mailLimits, publicURL: configuration.publicURL, passwords: passwords)
         let tenants = TenantsController<ServiceRequestContext>(
-            accounts: accounts, tokens: tokens, authz: client, authzURL: configuration.authzURL, timeSource: dependencies.timeSource)
+            accounts: accounts, tokens: tokens, authz: client, authzURL: configuration.authzURL, invitations: invitations,
+            timeSource: dependencies.timeSource)
         tenants.addRoutes(to: forwarded)
         tenants.addInternalRoutes(to: internalRoutes)
     }

@@ -11,7 +11,8 @@ import Shared
 /// `STREAMHUB_DEFAULT_MAX_CONCURRENT_STREAMS` (5), `STREAMHUB_DEFAULT_MAX_MEMBERS` (25),
 /// `STREAMHUB_DEFAULT_MAX_TOKENS` (50), `STREAMHUB_MAIL_LIMIT_PER_EMAIL` (3), `STREAMHUB_MAIL_LIMIT_PER_IP`
 /// (10), `STREAMHUB_MAIL_LIMIT_WINDOW_S` (900), `STREAMHUB_MAGIC_LINK_COOLDOWN_S` (60),
-/// `STREAMHUB_MAIL_OUTBOX` (`<data dir>/outbox`), `STREAMHUB_MAIL_FROM`, `ADMIN_USER`, `ADMIN_PASS`.
+/// `STREAMHUB_MAIL_OUTBOX` (`<data dir>/outbox`), `STREAMHUB_MAIL_FROM`, `SMTP_HOST`, `SMTP_PORT`,
+/// `SMTP_SECURITY`, `SMTP_USERNAME`, `SMTP_PASSWORD`, `SMTP_CA_FILE`, `ADMIN_USER`, `ADMIN_PASS`.
 public struct IdentityConfiguration: Sendable {
     public var common: CommonConfiguration
     public var storage: StorageLocation
@@ -28,6 +29,8 @@ public struct IdentityConfiguration: Sendable {
     /// Where mail goes without SMTP: `.eml` files (`streamhub outbox` prints them).
     public var mailOutbox: String
     public var mailFrom: String
+    /// `SMTP_HOST` and friends: mail goes out over SMTP; nil → the outbox directory.
+    public var smtp: SMTPSettings?
     /// `ADMIN_USER` / `ADMIN_PASS`: the break-glass superadmin; nil when unset.
     public var breakGlass: BreakGlass?
     /// The quotas a new tenant starts with.
@@ -60,10 +63,41 @@ public struct IdentityConfiguration: Sendable {
         let dataDir = reader.string(ConfigKey.dataDir, default: ".streamhub/data")
         self.mailOutbox = reader.string(ConfigKey.mailOutbox, default: (dataDir as NSString).appendingPathComponent("outbox"))
         self.mailFrom = reader.string(ConfigKey.mailFrom, default: "StreamHub <no-reply@streamhub.invalid>")
+        self.smtp = try Self.smtpSettings(reader)
         self.defaultQuotas = TenantQuotas(
             maxApps: try reader.int(ConfigKey.defaultMaxApps, default: 10, range: 0...1_000_000),
             maxConcurrentStreams: try reader.int(ConfigKey.defaultMaxConcurrentStreams, default: 5, range: 0...1_000_000),
             maxMembers: try reader.int(ConfigKey.defaultMaxMembers, default: 25, range: 1...1_000_000),
             maxTokens: try reader.int(ConfigKey.defaultMaxTokens, default: 50, range: 0...1_000_000))
+    }
+
+    static func smtpSettings(_ reader: SettingsReader) throws -> SMTPSettings? {
+        let others = [ConfigKey.smtpPort, ConfigKey.smtpSecurity, ConfigKey.smtpUsername, ConfigKey.smtpCAFile]
+        guard let host = reader.string(ConfigKey.smtpHost), !host.isEmpty else {
+            if let stray = others.first(where: { reader.string($0) != nil }) {
+                throw ConfigurationError("\(stray) is set but \(ConfigKey.smtpHost) is not: set \(ConfigKey.smtpHost) to send mail over SMTP")
+            }
+            return nil
+        }
+        let securityName = reader.string(ConfigKey.smtpSecurity, default: "starttls").lowercased()
+        guard let security = SMTPSettings.Security(rawValue: securityName) else {
+            throw ConfigurationError(
+                "\(ConfigKey.smtpSecurity) must be one of \(SMTPSettings.Security.allCases.map(\.rawValue).joined(separator: ", ")) (got \(securityName.debugDescription))")
+        }
+        let username = reader.string(ConfigKey.smtpUsername).flatMap { $0.isEmpty ? nil : $0 }
+        let password = reader.string(ConfigKey.smtpPassword, isSecret: true)
+        if (username == nil) != (password == nil) {
+            throw ConfigurationError("\(ConfigKey.smtpUsername) and \(ConfigKey.smtpPassword) are set together or not at all")
+        }
+        for value in [host, username ?? "", password ?? ""] where value.contains(where: { $0 == "\r" || $0 == "\n" }) {
+            throw ConfigurationError("SMTP settings must not contain line breaks")
+        }
+        let caFile = reader.string(ConfigKey.smtpCAFile).flatMap { $0.isEmpty ? nil : $0 }
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            throw ConfigurationError("\(ConfigKey.smtpCAFile) \(caFile) is not a readable file")
+        }
+        return SMTPSettings(
+            host: host, port: try reader.int(ConfigKey.smtpPort, default: security.defaultPort, range: 1...65_535), security: security,
+            username: username, password: password, caFile: caFile)
     }
 }

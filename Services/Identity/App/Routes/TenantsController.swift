@@ -14,13 +14,19 @@ public struct TenantsController<Context: ServiceRequestContextProtocol>: Sendabl
     let tokens: any ApiTokenRepository
     let authz: InternalClient
     let authzURL: String
+    /// Invitations: a new address gets an account and a magic link.
+    let invitations: Invitations
     let timeSource: any TimeSource
 
-    public init(accounts: any AccountRepository, tokens: any ApiTokenRepository, authz: InternalClient, authzURL: String, timeSource: any TimeSource) {
+    public init(
+        accounts: any AccountRepository, tokens: any ApiTokenRepository, authz: InternalClient, authzURL: String, invitations: Invitations,
+        timeSource: any TimeSource
+    ) {
         self.accounts = accounts
         self.tokens = tokens
         self.authz = authz
         self.authzURL = authzURL
+        self.invitations = invitations
         self.timeSource = timeSource
     }
 
@@ -128,33 +134,62 @@ public struct TenantsController<Context: ServiceRequestContextProtocol>: Sendabl
     }
 
     /// Adds an existing user by email with a role (granted in authz); `maxMembers` holds exactly.
+    /// `{email, role}`: an existing account joins (201, or 200 when already a member); a new
+    /// address is invited — an account without a usable password, the membership and a mailed
+    /// magic link (201 with `invited: true`).
     @Sendable func addMember(_ request: Request, context: Context) async throws -> Response {
         let tenant = try await self.visibleTenant(context)
         let body = try await request.decodeJSON(AddMemberRequest.self, limit: 16 * 1024)
         let email = try EmailAddress.normalize(body.email)
         let role = try Identifier.validate(body.role, field: "role")
-        guard let user = try await self.accounts.user(email: email) else {
-            throw ServiceError.notFound("No account with this email (invitations by magic link are not available yet)")
+        let now = Timestamp.millis(self.timeSource.now())
+        var invitee: UserRecord?
+        var user = try await self.accounts.user(email: email)
+        if user == nil {
+            let record = UserRecord(
+                id: UUID().uuidString.lowercased(), email: email, name: nil, passwordHash: self.invitations.unusablePasswordHash,
+                superadmin: false, disabledAt: nil, sessionsNotBefore: 0, createdAt: now)
+            do {
+                try await self.accounts.invite(user: record, tenantId: tenant.id, limit: tenant.quotas.maxMembers)
+                (user, invitee) = (record, record)
+            } catch let error as StorageError {
+                // Invited by a concurrent request, or over the quota.
+                if case .conflict = error { user = try await self.accounts.user(email: email) } else { throw error.serviceError }
+            }
         }
-        let added: Bool
-        do {
-            added = try await self.accounts.addMember(
-                tenantId: tenant.id, userId: user.id, limit: tenant.quotas.maxMembers, at: Timestamp.millis(self.timeSource.now()))
-        } catch let error as StorageError {
-            throw error.serviceError
+        guard let user else { throw ServiceError(.conflict, message: "The account for this email changed meanwhile; try again") }
+        var added = invitee != nil
+        if invitee == nil {
+            do {
+                added = try await self.accounts.addMember(tenantId: tenant.id, userId: user.id, limit: tenant.quotas.maxMembers, at: now)
+            } catch let error as StorageError {
+                throw error.serviceError
+            }
         }
         do {
             let _: PolicyChangeResult = try await self.authz.call(
                 service: "authz", baseURL: self.authzURL, path: "/internal/v1/roles",
                 body: RoleGrant(subject: "user:\(user.id)", role: role, tenant: tenant.id), requestID: context.requestID)
         } catch {
-            // No membership without its role: undo what this request added.
-            if added { _ = try? await self.accounts.removeMember(tenantId: tenant.id, userId: user.id) }
+            // No membership (nor invited account) without its role: undo what this request added.
+            if let invitee {
+                try? await self.accounts.withdrawInvitation(userId: invitee.id, tenantId: tenant.id)
+            } else if added {
+                _ = try? await self.accounts.removeMember(tenantId: tenant.id, userId: user.id)
+            }
             throw error
+        }
+        if let invitee {
+            let sent = try await self.invitations.send(to: invitee, tenant: tenant, at: now)
+            let inviter = (try? context.caller().subject) ?? "unknown"
+            context.logger.notice(
+                sent ? "member invited" : "member invited, mail over the limit",
+                metadata: ["tenant": "\(tenant.id)", "user": "\(invitee.id)", "by": "\(inviter)"])
         }
         return try JSONResponse.make(
             MemberSummary(
-                userId: user.id, email: user.email, name: user.name, roles: [role], joinedAt: Timestamp.iso8601(self.timeSource.now())),
+                userId: user.id, email: user.email, name: user.name, roles: [role], joinedAt: Timestamp.iso8601(self.timeSource.now()),
+                invited: invitee != nil ? true : nil),
             status: added ? .created : .ok)
     }
 

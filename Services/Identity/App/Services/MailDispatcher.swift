@@ -23,19 +23,7 @@ public struct OutboxDirectory: MailTransport {
 
     public func deliver(_ mail: OutgoingMail, from: String) async throws {
         try FileManager.default.createDirectory(atPath: self.path, withIntermediateDirectories: true)
-        let date = Date(timeIntervalSince1970: TimeInterval(mail.createdAt) / 1000)
-        let message = """
-            From: \(from)\r
-            To: \(mail.recipient)\r
-            Subject: \(mail.subject)\r
-            Date: \(date.formatted(.iso8601))\r
-            Message-ID: <\(mail.id)@streamhub>\r
-            MIME-Version: 1.0\r
-            Content-Type: text/plain; charset=utf-8\r
-            \r
-            \(mail.body.replacingOccurrences(of: "\n", with: "\r\n"))\r
-
-            """
+        let message = MailMessage.render(mail, from: from)
         let name = String(format: "%013lld", mail.createdAt) + "-" + mail.id + ".eml"
         let target = (self.path as NSString).appendingPathComponent(name)
         let temporary = target + ".tmp"
@@ -50,20 +38,28 @@ public struct OutboxDirectory: MailTransport {
     }
 }
 
-/// Sends queued mail off the request path: claims due messages, delivers them, marks them sent;
-/// a failed delivery is retried a minute later. Runs in every replica; each message is claimed by one.
+/// Sends queued mail off the request path: claims due messages, delivers them, marks them sent.
+/// A failed delivery is retried with a growing pause (5 s, 10 s, 20 s, … at most a minute); a
+/// permanent refusal (an SMTP 5xx) is not retried, and a message whose link has expired is given
+/// up. Runs in every replica; each message is claimed by one.
 public struct MailDispatcher: Service {
     let links: any SignInLinkRepository
     let transport: any MailTransport
     let from: String
     let interval: Duration
+    /// Mail older than this carries a dead link: not worth sending any more.
+    let lifetime: Int64
     let logger: Logger
 
-    public init(links: any SignInLinkRepository, transport: any MailTransport, from: String, interval: Duration = .milliseconds(250), logger: Logger) {
+    public init(
+        links: any SignInLinkRepository, transport: any MailTransport, from: String, interval: Duration = .milliseconds(250),
+        lifetime: Int64 = 15 * 60 * 1000, logger: Logger
+    ) {
         self.links = links
         self.transport = transport
         self.from = from
         self.interval = interval
+        self.lifetime = lifetime
         self.logger = logger
     }
 
@@ -78,13 +74,20 @@ public struct MailDispatcher: Service {
 
     func deliverDue() async {
         do {
-            for mail in try await self.links.claimDueMail(at: Timestamp.millis(Date()), limit: 20) {
+            let now = Timestamp.millis(Date())
+            for mail in try await self.links.claimDueMail(at: now, limit: 20, notBefore: now - self.lifetime) {
                 do {
-                    try await self.transport.deliver(mail, from: self.from)
-                    try await self.links.markSent(id: mail.id, at: Timestamp.millis(Date()))
-                    self.logger.info("mail sent", metadata: ["mail": "\(mail.id)"])
+                    try await self.transport.deliver(mail.message, from: self.from)
+                    try await self.links.markSent(id: mail.message.id, at: Timestamp.millis(Date()))
+                    self.logger.info("mail sent", metadata: ["mail": "\(mail.message.id)"])
                 } catch {
-                    self.logger.warning("mail delivery failed, will retry", metadata: ["mail": "\(mail.id)", "error": "\(error)"])
+                    let permanent = (error as? SMTPFailure)?.permanent ?? false
+                    let pause = min(Int64(60_000), 5_000 << Int64(min(mail.attempts - 1, 4)))
+                    let retryAt = permanent ? nil : Timestamp.millis(Date()) + pause
+                    try? await self.links.markFailed(id: mail.message.id, retryAt: retryAt, at: Timestamp.millis(Date()))
+                    self.logger.warning(
+                        permanent ? "mail refused, not retried" : "mail delivery failed, will retry",
+                        metadata: ["mail": "\(mail.message.id)", "attempt": "\(mail.attempts)", "error": "\(error)"])
                 }
             }
         } catch {

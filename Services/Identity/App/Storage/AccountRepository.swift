@@ -61,6 +61,11 @@ public protocol AccountRepository: Sendable {
     /// atomically); false when they were a member already.
     /// - Throws: ``StorageError/quotaExceeded(_:)`` naming `maxMembers`.
     func addMember(tenantId: String, userId: String, limit: Int, at: Int64) async throws -> Bool
+    /// Creates an invited user (no own tenant) and their membership in one transaction, within
+    /// the tenant's member quota. Throws `conflict` when the email is taken meanwhile.
+    func invite(user: UserRecord, tenantId: String, limit: Int) async throws
+    /// Undoes ``invite(user:tenantId:limit:)`` (the role could not be granted).
+    func withdrawInvitation(userId: String, tenantId: String) async throws
     func removeMember(tenantId: String, userId: String) async throws -> Bool
     /// Every user, in creation order, after the user `after`.
     func users(after: String?, limit: Int) async throws -> [UserRecord]
@@ -218,22 +223,48 @@ public struct SQLAccountRepository: AccountRepository {
 
     public func addMember(tenantId: String, userId: String, limit: Int, at: Int64) async throws -> Bool {
         try await self.database.transaction { sql in
-            try await self.database.lock("identity_memberships:" + tenantId, in: sql)
-            let existing = try await sql.raw(
-                "SELECT user_id FROM identity_memberships WHERE tenant_id = \(bind: tenantId) AND user_id = \(bind: userId)"
-            ).all()
-            guard existing.isEmpty else { return false }
-            struct Count: Decodable { var n: Int }
-            let count =
-                try await sql.raw("SELECT COUNT(*) AS n FROM identity_memberships WHERE tenant_id = \(bind: tenantId)").first(decoding: Count.self)?.n ?? 0
-            guard count < limit else {
-                throw StorageError.quotaExceeded("Quota maxMembers (\(limit)) reached: remove a member or raise the tenant's quota")
-            }
-            try await sql.raw(
-                "INSERT INTO identity_memberships (tenant_id, user_id, created_at) VALUES (\(bind: tenantId), \(bind: userId), \(bind: at))"
-            ).run()
-            return true
+            try await self.insertMembership(sql, tenantId: tenantId, userId: userId, limit: limit, at: at)
         }
+    }
+
+    public func invite(user: UserRecord, tenantId: String, limit: Int) async throws {
+        try await self.database.transaction { sql in
+            let taken = try await sql.raw("SELECT id FROM identity_users WHERE email = \(bind: user.email)").all()
+            guard taken.isEmpty else { throw StorageError.conflict("An account with this email already exists") }
+            try await sql.raw(
+                """
+                INSERT INTO identity_users (\(unsafeRaw: Self.userColumns)) VALUES (\(bind: user.id), \(bind: user.email), \(bind: user.name), \
+                \(bind: user.passwordHash), \(bind: user.superadmin), \(bind: user.disabledAt), \(bind: user.sessionsNotBefore), \(bind: user.createdAt))
+                """
+            ).run()
+            _ = try await self.insertMembership(sql, tenantId: tenantId, userId: user.id, limit: limit, at: user.createdAt)
+        }
+    }
+
+    public func withdrawInvitation(userId: String, tenantId: String) async throws {
+        try await self.database.transaction { sql in
+            try await sql.raw("DELETE FROM identity_memberships WHERE tenant_id = \(bind: tenantId) AND user_id = \(bind: userId)").run()
+            try await sql.raw("DELETE FROM identity_users WHERE id = \(bind: userId)").run()
+        }
+    }
+
+    /// Under the tenant's membership lock, so the member quota is exact under concurrency.
+    func insertMembership(_ sql: any SQLDatabase, tenantId: String, userId: String, limit: Int, at: Int64) async throws -> Bool {
+        try await self.database.lock("identity_memberships:" + tenantId, in: sql)
+        let existing = try await sql.raw(
+            "SELECT user_id FROM identity_memberships WHERE tenant_id = \(bind: tenantId) AND user_id = \(bind: userId)"
+        ).all()
+        guard existing.isEmpty else { return false }
+        struct Count: Decodable { var n: Int }
+        let count =
+            try await sql.raw("SELECT COUNT(*) AS n FROM identity_memberships WHERE tenant_id = \(bind: tenantId)").first(decoding: Count.self)?.n ?? 0
+        guard count < limit else {
+            throw StorageError.quotaExceeded("Quota maxMembers (\(limit)) reached: remove a member or raise the tenant's quota")
+        }
+        try await sql.raw(
+            "INSERT INTO identity_memberships (tenant_id, user_id, created_at) VALUES (\(bind: tenantId), \(bind: userId), \(bind: at))"
+        ).run()
+        return true
     }
 
     public func removeMember(tenantId: String, userId: String) async throws -> Bool {

@@ -121,6 +121,9 @@ public enum IdentityMigrations {
                     "CREATE INDEX identity_mail_outbox_due ON identity_mail_outbox (sent_at, next_attempt_at)",
                 ]
             },
+            Migration(version: 5, name: "mail given up (refused, or its link expired)") { _ in
+                ["ALTER TABLE identity_mail_outbox ADD COLUMN failed_at BIGINT"]
+            },
         ]
     )
 }

@@ -38,6 +38,12 @@ public struct LinkToken: Sendable, Equatable {
     public var expiresAt: Int64
 }
 
+/// A queued message as a dispatcher claimed it: `attempts` counts this one.
+public struct ClaimedMail: Sendable, Equatable {
+    public var message: OutgoingMail
+    public var attempts: Int
+}
+
 /// A message waiting in (or sent from) the outbox.
 public struct OutgoingMail: Sendable, Equatable {
     public var id: String
@@ -59,9 +65,12 @@ public protocol SignInLinkRepository: Sendable {
     func consume(hash: String, purpose: String, at now: Int64) async throws -> String?
     /// The user a usable link belongs to, without spending it.
     func peek(hash: String, purpose: String, at now: Int64) async throws -> String?
-    /// Claims up to `limit` messages due for delivery (each by one replica, retried later if not marked sent).
-    func claimDueMail(at now: Int64, limit: Int) async throws -> [OutgoingMail]
+    /// Claims up to `limit` messages due for delivery (each by one replica, due again a minute later
+    /// unless marked sent or failed). Unsent mail created before `notBefore` is given up instead.
+    func claimDueMail(at now: Int64, limit: Int, notBefore: Int64) async throws -> [ClaimedMail]
     func markSent(id: String, at now: Int64) async throws
+    /// A failed delivery: due again at `retryAt`, or given up (body dropped) when it is nil.
+    func markFailed(id: String, retryAt: Int64?, at now: Int64) async throws
 }
 
 public struct SQLSignInLinkRepository: SignInLinkRepository {
@@ -153,20 +162,30 @@ public struct SQLSignInLinkRepository: SignInLinkRepository {
         var subject: String
         var body: String
         var created_at: Int64
+        var attempts: Int
     }
 
-    public func claimDueMail(at now: Int64, limit: Int) async throws -> [OutgoingMail] {
+    public func claimDueMail(at now: Int64, limit: Int, notBefore: Int64) async throws -> [ClaimedMail] {
         let skipLocked: SQLQueryString = self.database.dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
         return try await self.database.transaction { sql in
-            // Claimed rows are due again in a minute: a replica that dies mid-delivery costs a retry, not a loss.
+            // Its link has expired: the message is given up, and the link in its body not kept.
             try await sql.raw(
                 """
+                UPDATE identity_mail_outbox SET failed_at = \(bind: now), body = '' \
+                WHERE sent_at IS NULL AND failed_at IS NULL AND created_at < \(bind: notBefore)
+                """
+            ).run()
+            // Claimed rows are due again in a minute: a replica that dies mid-delivery costs a retry, not a loss.
+            return try await sql.raw(
+                """
                 UPDATE identity_mail_outbox SET attempts = attempts + 1, next_attempt_at = \(bind: now + 60_000) \
-                WHERE id IN (SELECT id FROM identity_mail_outbox WHERE sent_at IS NULL AND next_attempt_at <= \(bind: now) \
-                ORDER BY created_at LIMIT \(bind: limit)
-                """ + skipLocked + ") RETURNING id, recipient, subject, body, created_at"
+                WHERE id IN (SELECT id FROM identity_mail_outbox WHERE sent_at IS NULL AND failed_at IS NULL \
+                AND next_attempt_at <= \(bind: now) ORDER BY created_at LIMIT \(bind: limit)
+                """ + skipLocked + ") RETURNING id, recipient, subject, body, created_at, attempts"
             ).all(decoding: MailRow.self).map {
-                OutgoingMail(id: $0.id, recipient: $0.recipient, subject: $0.subject, body: $0.body, createdAt: $0.created_at)
+                ClaimedMail(
+                    message: OutgoingMail(id: $0.id, recipient: $0.recipient, subject: $0.subject, body: $0.body, createdAt: $0.created_at),
+                    attempts: $0.attempts)
             }
         }
     }
@@ -175,6 +194,16 @@ public struct SQLSignInLinkRepository: SignInLinkRepository {
         try await self.database.withSQL { sql in
             // The body carries a live link: once delivered it is not kept.
             try await sql.raw("UPDATE identity_mail_outbox SET sent_at = \(bind: now), body = '' WHERE id = \(bind: id)").run()
+        }
+    }
+
+    public func markFailed(id: String, retryAt: Int64?, at now: Int64) async throws {
+        try await self.database.withSQL { sql in
+            if let retryAt {
+                try await sql.raw("UPDATE identity_mail_outbox SET next_attempt_at = \(bind: retryAt) WHERE id = \(bind: id) AND sent_at IS NULL").run()
+            } else {
+                try await sql.raw("UPDATE identity_mail_outbox SET failed_at = \(bind: now), body = '' WHERE id = \(bind: id) AND sent_at IS NULL").run()
+            }
         }
     }
 }
