@@ -116,26 +116,47 @@ final class Stack: @unchecked Sendable {
     /// Starts `services` in order and waits until each answers its health check.
     func start(_ services: [String] = Stack.services, client: HTTPClient) async throws {
         for service in services {
-            var env = self.environment.merging(self.perService[service] ?? [:]) { _, new in new }
-            env["PORT"] = String(self.ports[service]!)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: Self.binary("streamhub-\(service)"))
-            process.environment = env
-            let log = self.dataDir + "/\(service).log"
-            _ = FileManager.default.createFile(atPath: log, contents: nil)
-            process.standardOutput = FileHandle(forWritingAtPath: log)
-            process.standardError = FileHandle(forWritingAtPath: log)
-            try process.run()
-            self.lock.withLock { self.processes[service] = process }
-            // The gateway is ready only when every upstream is; some tests run it without one.
-            let path = service == "gateway" || self.livenessOnly.contains(service) ? "/internal/v1/health" : "/internal/v1/ready"
-            try await Self.waitFor(deadline: .seconds(30), "\(service) healthy (log: \(log))") {
-                guard process.isRunning else { throw HarnessError("\(service) exited: \(self.log(service))") }
-                let response = try? await client.execute(
-                    HTTPClientRequest(url: "http://127.0.0.1:\(self.ports[service]!)\(path)"), timeout: .seconds(1))
-                // Ready only if it is this service answering on its port, not another one.
-                return response?.status == .ok && response?.headers.first(name: "Server") == "streamhub-\(service)"
-            }
+            try await self.launch(service, as: service, port: self.ports[service]!, client: client)
+        }
+    }
+
+    /// Ports of the extra replicas started by ``startReplica(of:client:)``, by process name.
+    var replicaPorts: [String: Int] = [:]
+
+    /// Starts one more process of `service` on a port of its own (same settings, same database);
+    /// it is named `identity#2`, `identity#3`, … in ``processes`` and for ``log(_:)``.
+    @discardableResult
+    func startReplica(of service: String, client: HTTPClient) async throws -> (name: String, port: Int) {
+        let (name, port) = try self.lock.withLock {
+            let name = "\(service)#\(self.processes.keys.filter { $0 == service || $0.hasPrefix(service + "#") }.count + 1)"
+            var port = try Self.freePort()
+            while self.ports.values.contains(port) || self.replicaPorts.values.contains(port) { port = try Self.freePort() }
+            self.replicaPorts[name] = port
+            return (name, port)
+        }
+        try await self.launch(service, as: name, port: port, client: client)
+        return (name, port)
+    }
+
+    func launch(_ service: String, as name: String, port: Int, client: HTTPClient) async throws {
+        var env = self.environment.merging(self.perService[service] ?? [:]) { _, new in new }
+        env["PORT"] = String(port)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary("streamhub-\(service)"))
+        process.environment = env
+        let log = self.dataDir + "/\(name).log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: log)
+        process.standardError = FileHandle(forWritingAtPath: log)
+        try process.run()
+        self.lock.withLock { self.processes[name] = process }
+        // The gateway is ready only when every upstream is; some tests run it without one.
+        let path = service == "gateway" || self.livenessOnly.contains(service) ? "/internal/v1/health" : "/internal/v1/ready"
+        try await Self.waitFor(deadline: .seconds(30), "\(name) healthy (log: \(log))") {
+            guard process.isRunning else { throw HarnessError("\(name) exited: \(self.log(name))") }
+            let response = try? await client.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)"), timeout: .seconds(1))
+            // Ready only if it is this service answering on its port, not another one.
+            return response?.status == .ok && response?.headers.first(name: "Server") == "streamhub-\(service)"
         }
     }
 
@@ -155,6 +176,9 @@ final class Stack: @unchecked Sendable {
     func stopAll() async {
         for service in Self.services.reversed() {
             _ = try? await self.stop(service)
+        }
+        for name in self.lock.withLock({ Array(self.replicaPorts.keys) }) {
+            _ = try? await self.stop(name)
         }
         for process in self.lock.withLock({ Array(self.processes.values) }) where process.isRunning {
             kill(process.processIdentifier, SIGKILL)
