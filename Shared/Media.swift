@@ -60,16 +60,20 @@ public struct StreamSummary: Codable, Sendable, Equatable {
     public var room: String
     /// `live` or `ended`.
     public var state: String
+    /// Viewers in the room now (LiveKit's participant events).
     public var viewers: Int
+    /// Whether the publisher has a track up (LiveKit's track events).
+    public var publishing: Bool
     public var createdAt: String
     public var endedAt: String?
 
-    public init(id: String, appId: String, room: String, state: String, viewers: Int, createdAt: String, endedAt: String?) {
+    public init(id: String, appId: String, room: String, state: String, viewers: Int, publishing: Bool = false, createdAt: String, endedAt: String?) {
         self.id = id
         self.appId = appId
         self.room = room
         self.state = state
         self.viewers = viewers
+        self.publishing = publishing
         self.createdAt = createdAt
         self.endedAt = endedAt
     }
@@ -83,5 +87,18 @@ public struct OpenedStream: Codable, Sendable, Equatable {
     public init(stream: StreamSummary, publisher: LiveKitGrant) {
         self.stream = stream
         self.publisher = publisher
+    }
+}
+
+/// The answer to a LiveKit webhook delivery: `applied`, `duplicate` (an event id seen before:
+/// nothing changed) or `ignored` (no live stream in that room, or an event stream state does not
+/// depend on).
+public struct WebhookReceipt: Codable, Sendable, Equatable {
+    public var event: String
+    public var outcome: String
+
+    public init(event: String, outcome: String) {
+        self.event = event
+        self.outcome = outcome
     }
 }

@@ -217,6 +217,10 @@ public enum RouteCatalog {
             summary: "End a stream"
         ),
         RouteDefinition(
+            "POST", "/api/v1/webhooks/livekit", service: .media, auth: .livekitSignature, enveloped: false,
+            summary: "LiveKit's webhook sink: signature checked over the raw body; keeps stream state and viewer counts; duplicates are harmless"
+        ),
+        RouteDefinition(
             "GET", "/api/v1/authz/policies", service: .authz, auth: .authenticated, permission: "policy:read",
             summary: "List the tenant's policy rules and the built-in role permissions"
         ),

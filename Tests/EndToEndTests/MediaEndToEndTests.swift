@@ -90,5 +90,41 @@ extension RealExecutables {
                 #expect(try await client.call(base + "/apps/\(appId)", headers: [owner]).status == 404)
             }
         }
+
+        @Test("LiveKit webhooks signed by livekit-api keep stream state and viewer counts; duplicates and bad signatures change nothing", .enabled(if: livekitPython != nil))
+        func webhooks() async throws {
+            try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
+                let base = stack.gatewayURL + "/api/v1"
+                let signup = try await client.call(
+                    base + "/auth/signup", method: "POST", headers: [Self.json], body: #"{"email":"hooks@example.com","password":"correct horse battery"}"#)
+                let jwt = try #require(try self.data(signup)["token"] as? String)
+                let tenantId = try #require(try self.data(signup)["tenantId"] as? String)
+                let owner = ("Authorization", "Bearer " + jwt)
+                let appId = try #require(
+                    try self.data(try await client.call(base + "/apps", method: "POST", headers: [owner, Self.json], body: #"{"name":"Hooks"}"#))["id"] as? String)
+                let opened = try await client.call(base + "/apps/\(appId)/streams", method: "POST", headers: [owner, Self.json], body: #"{"room":"stage"}"#)
+                #expect(opened.status == 201)
+                // A room belongs to one app: another app cannot open a stream in it.
+                let otherApp = try #require(
+                    try self.data(try await client.call(base + "/apps", method: "POST", headers: [owner, Self.json], body: #"{"name":"Other"}"#))["id"] as? String)
+                let taken = try await client.call(base + "/apps/\(otherApp)/streams", method: "POST", headers: [owner, Self.json], body: #"{"room":"stage"}"#)
+                #expect(taken.status == 409)
+
+                let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                    .appendingPathComponent("interop/livekit_webhooks.py").path
+                let result = try await Stack.run(
+                    try #require(Self.livekitPython), [script, stack.gatewayURL, Stack.livekitKey, Stack.livekitSecret, jwt, appId, "stage"],
+                    environment: ProcessInfo.processInfo.environment)
+                print("livekit-api webhooks: \(result.stdout)")
+                #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)\nmedia: \(stack.log("media").suffix(2000))")
+                let summary = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+                let steps = try #require(summary["steps"] as? [String: Bool])
+                #expect(steps.count == 15)
+                #expect(steps.values.allSatisfy { $0 }, "\(steps.filter { !$0.value })")
+                #expect((summary["refusals"] as? [String: Int])?.count == 7)
+                let usage = try self.data(try await client.call(base + "/tenants/\(tenantId)/usage", headers: [owner]))
+                #expect((usage["usage"] as? [String: Int])?["liveStreams"] == 0)
+            }
+        }
     }
 }

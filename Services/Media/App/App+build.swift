@@ -33,12 +33,14 @@ public func buildMedia(
     var migrate: (@Sendable () async throws -> Void)?
     var readiness: [ReadinessCheck] = []
     let apps: any AppRepository
+    var events: SQLStreamEvents?
     if let injected = dependencies.apps {
         apps = injected
     } else {
         let (database, service) = try await DatabaseFactory.open(configuration.storage, logger: logger)
         services.append(service)
         apps = SQLAppRepository(database: database)
+        events = SQLStreamEvents(database: database)
         migrate = { [logger] in try await MediaMigrations.migrator.migrate(database, logger: logger) }
         readiness.append(MediaMigrations.migrator.readiness(database))
     }
@@ -56,6 +58,10 @@ public func buildMedia(
         identityURL: configuration.identityURL, livekit: LiveKitTokens(settings: configuration.livekit))
     appsController.addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
     appsController.addInternalRoutes(to: router.internalGroup(internalToken: configuration.common.internalToken))
+    if let events {
+        WebhookController<ServiceRequestContext>(verifier: LiveKitWebhookVerifier(settings: configuration.livekit), events: events)
+            .addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
+    }
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.common.host, port: configuration.common.port), serverName: "streamhub-media"),

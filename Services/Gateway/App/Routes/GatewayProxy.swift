@@ -97,7 +97,8 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
             }
         }
         let response = try await self.send(
-            request, to: route.service, principal: principal, body: body, requestID: requestID, context: context
+            request, to: route.service, principal: principal, body: body, requestID: requestID, context: context,
+            keepAuthorization: route.auth == .livekitSignature
         )
         guard route.enveloped, (200..<300).contains(response.status.code) else {
             return self.passThrough(response)
@@ -181,7 +182,9 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
 
     /// Copies end-to-end headers, drops hop-by-hop ones and every client-sent `X-StreamHub-*`, then
     /// sets the gateway's own.
-    func forwardedHeaders(_ request: Request, principal: Principal, requestID: String, context: Context) -> HTTPFields {
+    /// `keepAuthorization`: the owning service checks the credential itself (LiveKit's webhook
+    /// signature, which covers the body: that is forwarded byte for byte too).
+    func forwardedHeaders(_ request: Request, principal: Principal, requestID: String, context: Context, keepAuthorization: Bool = false) -> HTTPFields {
         var headers = HTTPFields()
         for field in request.headers {
             let name = field.name.canonicalName
@@ -189,7 +192,7 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
             // Client-sent forwarding claims never travel on; the client IP goes in our own header.
             if name.hasPrefix("x-forwarded-") || name == "forwarded" || name == "x-real-ip" { continue }
             // The credential was resolved here; upstreams get the principal instead.
-            if name == "authorization" && !RouteCatalog.isMediaMount(request.uri.path) { continue }
+            if name == "authorization" && !keepAuthorization && !RouteCatalog.isMediaMount(request.uri.path) { continue }
             headers.append(field)
         }
         headers[.streamHubInternalToken] = self.configuration.common.internalToken
@@ -204,13 +207,15 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
     }
 
     func send(
-        _ request: Request, to service: ServiceName, principal: Principal, body: ByteBuffer?, requestID: String, context: Context
+        _ request: Request, to service: ServiceName, principal: Principal, body: ByteBuffer?, requestID: String, context: Context,
+        keepAuthorization: Bool = false
     ) async throws -> UpstreamResponse {
         var pathAndQuery = request.uri.path
         if let query = request.uri.query, !query.isEmpty { pathAndQuery += "?" + query }
         let outgoing = UpstreamRequest(
             method: request.method, baseURL: self.baseURL(service), pathAndQuery: pathAndQuery,
-            headers: self.forwardedHeaders(request, principal: principal, requestID: requestID, context: context), body: body
+            headers: self.forwardedHeaders(request, principal: principal, requestID: requestID, context: context, keepAuthorization: keepAuthorization),
+            body: body
         )
         do {
             return try await InternalClient.mapFailures(service: service.rawValue) {

@@ -59,10 +59,12 @@ public struct StreamRecord: Sendable, Equatable {
     public var viewers: Int
     public var createdAt: Int64
     public var endedAt: Int64?
+    /// Whether a track is published in the room (LiveKit's webhooks say so).
+    public var publishing: Bool = false
 
     public var summary: StreamSummary {
         StreamSummary(
-            id: self.id, appId: self.appId, room: self.room, state: self.state, viewers: self.viewers,
+            id: self.id, appId: self.appId, room: self.room, state: self.state, viewers: self.viewers, publishing: self.publishing,
             createdAt: Timestamp.iso8601(Timestamp.date(millis: self.createdAt)), endedAt: self.endedAt.map { Timestamp.iso8601(Timestamp.date(millis: $0)) })
     }
 }
@@ -126,6 +128,12 @@ public actor InMemoryAppRepository: AppRepository {
     public func openStream(_ stream: StreamRecord, limit: Int) async throws {
         guard self.streams.values.filter({ $0.tenantId == stream.tenantId && $0.state == "live" }).count < limit else {
             throw MediaQuota.streams(limit)
+        }
+        if self.rooms.contains(where: { $0[1] == stream.room && $0[0] != stream.appId }) {
+            throw StorageError.conflict("Room \(stream.room) belongs to another app")
+        }
+        if self.streams.values.contains(where: { $0.room == stream.room && $0.state == "live" }) {
+            throw StorageError.conflict("Room \(stream.room) already has a live stream")
         }
         self.rooms.insert([stream.appId, stream.room])
         self.streams[stream.id] = stream
@@ -218,6 +226,11 @@ public struct SQLAppRepository: AppRepository {
 
     public func delete(id: String) async throws -> Bool {
         try await self.database.transaction { sql in
+            for table in ["media_participants", "media_tracks"] {
+                try await sql.raw(
+                    "DELETE FROM \(unsafeRaw: table) WHERE stream_id IN (SELECT id FROM media_streams WHERE app_id = \(bind: id))"
+                ).run()
+            }
             try await sql.raw("DELETE FROM media_streams WHERE app_id = \(bind: id)").run()
             try await sql.raw("DELETE FROM media_rooms WHERE app_id = \(bind: id)").run()
             return !(try await sql.raw("DELETE FROM media_apps WHERE id = \(bind: id) RETURNING id").all()).isEmpty
@@ -238,8 +251,15 @@ public struct SQLAppRepository: AppRepository {
                 try await sql.raw("SELECT COUNT(*) AS n FROM media_streams WHERE tenant_id = \(bind: stream.tenantId) AND state = 'live'")
                 .first(decoding: Count.self)?.n ?? 0
             guard live < limit else { throw MediaQuota.streams(limit) }
-            let known = try await sql.raw("SELECT room FROM media_rooms WHERE app_id = \(bind: stream.appId) AND room = \(bind: stream.room)").all()
-            if known.isEmpty {
+            // LiveKit has one room namespace: a room belongs to one app.
+            struct Owner: Decodable { var app_id: String }
+            let owner = try await sql.raw("SELECT app_id FROM media_rooms WHERE room = \(bind: stream.room)").first(decoding: Owner.self)
+            if let owner, owner.app_id != stream.appId {
+                throw StorageError.conflict("Room \(stream.room) belongs to another app")
+            }
+            let occupied = try await sql.raw("SELECT id FROM media_streams WHERE room = \(bind: stream.room) AND state = 'live'").all()
+            guard occupied.isEmpty else { throw StorageError.conflict("Room \(stream.room) already has a live stream") }
+            if owner == nil {
                 try await sql.raw(
                     "INSERT INTO media_rooms (app_id, room, created_at) VALUES (\(bind: stream.appId), \(bind: stream.room), \(bind: stream.createdAt))"
                 ).run()
@@ -262,15 +282,16 @@ public struct SQLAppRepository: AppRepository {
         var viewers: Int
         var created_at: Int64
         var ended_at: Int64?
+        var publishing: Bool
 
         var record: StreamRecord {
             StreamRecord(
                 id: self.id, appId: self.app_id, tenantId: self.tenant_id, room: self.room, state: self.state, viewers: self.viewers,
-                createdAt: self.created_at, endedAt: self.ended_at)
+                createdAt: self.created_at, endedAt: self.ended_at, publishing: self.publishing)
         }
     }
 
-    static let streamColumns = "id, app_id, tenant_id, room, state, viewers, created_at, ended_at"
+    static let streamColumns = "id, app_id, tenant_id, room, state, viewers, created_at, ended_at, publishing"
 
     public func liveStreams(appId: String) async throws -> [StreamRecord] {
         try await self.database.withSQL { sql in
@@ -348,6 +369,39 @@ public enum MediaMigrations {
                     """,
                     "CREATE INDEX media_streams_tenant_live ON media_streams (tenant_id, state)",
                     "CREATE INDEX media_streams_app ON media_streams (app_id, state)",
+                ]
+            },
+            Migration(version: 3, name: "LiveKit webhooks: one app per room, events seen, participants, tracks") { _ in
+                [
+                    "CREATE UNIQUE INDEX media_rooms_room ON media_rooms (room)",
+                    "ALTER TABLE media_streams ADD COLUMN publishing BOOLEAN NOT NULL DEFAULT FALSE",
+                    "CREATE INDEX media_streams_room ON media_streams (room, state)",
+                    """
+                    CREATE TABLE media_webhook_events (
+                        id TEXT PRIMARY KEY,
+                        event TEXT NOT NULL,
+                        received_at BIGINT NOT NULL
+                    )
+                    """,
+                    "CREATE INDEX media_webhook_events_received ON media_webhook_events (received_at)",
+                    """
+                    CREATE TABLE media_participants (
+                        stream_id TEXT NOT NULL,
+                        sid TEXT NOT NULL,
+                        viewer BOOLEAN NOT NULL,
+                        joined_at BIGINT,
+                        left_at BIGINT,
+                        PRIMARY KEY (stream_id, sid)
+                    )
+                    """,
+                    """
+                    CREATE TABLE media_tracks (
+                        stream_id TEXT NOT NULL,
+                        sid TEXT NOT NULL,
+                        unpublished BOOLEAN NOT NULL,
+                        PRIMARY KEY (stream_id, sid)
+                    )
+                    """,
                 ]
             },
         ]
