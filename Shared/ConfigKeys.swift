@@ -41,6 +41,7 @@ public enum ConfigKey {
     public static let livekitAPIKey = "LIVEKIT_API_KEY"
     public static let livekitAPISecret = "LIVEKIT_API_SECRET"
     public static let playTokenTTL = "STREAMHUB_PLAY_TOKEN_TTL_S"
+    public static let nodeTTL = "STREAMHUB_NODE_TTL_S"
     public static let adminUser = "ADMIN_USER"
     public static let adminPass = "ADMIN_PASS"
 }

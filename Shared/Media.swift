@@ -102,3 +102,80 @@ public struct WebhookReceipt: Codable, Sendable, Equatable {
         self.outcome = outcome
     }
 }
+
+/// `POST /cluster/join`: a LiveKit node announces itself. `id` (a lower-case UUID) lets a node
+/// that restarts keep its identity; without it one is assigned.
+public struct NodeJoinRequest: Codable, Sendable, Equatable {
+    public var id: String?
+    public var name: String
+    /// Where clients reach this node's LiveKit (`ws://`, `wss://`, `http://` or `https://`).
+    public var url: String
+    public var region: String?
+    /// Most participants the node takes; nil: no limit.
+    public var capacity: Int?
+
+    public init(id: String? = nil, name: String, url: String, region: String? = nil, capacity: Int? = nil) {
+        self.id = id
+        self.name = name
+        self.url = url
+        self.region = region
+        self.capacity = capacity
+    }
+}
+
+/// `POST /cluster/heartbeat`: the node is alive, with its current load.
+public struct NodeHeartbeat: Codable, Sendable, Equatable {
+    public var id: String
+    public var rooms: Int?
+    public var participants: Int?
+
+    public init(id: String, rooms: Int? = nil, participants: Int? = nil) {
+        self.id = id
+        self.rooms = rooms
+        self.participants = participants
+    }
+}
+
+/// A node of the registry as `GET /cluster/nodes` lists it.
+public struct ClusterNode: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var url: String
+    public var region: String?
+    public var capacity: Int?
+    public var rooms: Int
+    public var participants: Int
+    /// Heard from within the liveness window (`STREAMHUB_NODE_TTL_S`).
+    public var alive: Bool
+    public var joinedAt: String
+    public var lastSeenAt: String
+
+    public init(
+        id: String, name: String, url: String, region: String?, capacity: Int?, rooms: Int, participants: Int, alive: Bool, joinedAt: String,
+        lastSeenAt: String
+    ) {
+        self.id = id
+        self.name = name
+        self.url = url
+        self.region = region
+        self.capacity = capacity
+        self.rooms = rooms
+        self.participants = participants
+        self.alive = alive
+        self.joinedAt = joinedAt
+        self.lastSeenAt = lastSeenAt
+    }
+}
+
+/// The answer to join and heartbeat: the node, and how often to beat before it expires.
+public struct NodeLease: Codable, Sendable, Equatable {
+    public var node: ClusterNode
+    public var heartbeatIntervalSeconds: Int
+    public var expiresAt: String
+
+    public init(node: ClusterNode, heartbeatIntervalSeconds: Int, expiresAt: String) {
+        self.node = node
+        self.heartbeatIntervalSeconds = heartbeatIntervalSeconds
+        self.expiresAt = expiresAt
+    }
+}

@@ -217,6 +217,18 @@ public enum RouteCatalog {
             summary: "End a stream"
         ),
         RouteDefinition(
+            "POST", "/api/v1/cluster/join", service: .media, auth: .clusterToken,
+            summary: "A LiveKit node joins the registry {id?, name, url, region?, capacity?}; answers its lease"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/cluster/heartbeat", service: .media, auth: .clusterToken,
+            summary: "A node stays alive {id, rooms?, participants?}; an unknown or expired-and-pruned id is a 404 (join again)"
+        ),
+        RouteDefinition(
+            "GET", "/api/v1/cluster/nodes", service: .media, auth: .authenticated, permission: "cluster:read",
+            summary: "The node registry with liveness and load (superadmins and global tokens)"
+        ),
+        RouteDefinition(
             "POST", "/api/v1/webhooks/livekit", service: .media, auth: .livekitSignature, enveloped: false,
             summary: "LiveKit's webhook sink: signature checked over the raw body; keeps stream state and viewer counts; duplicates are harmless"
         ),

@@ -126,5 +126,77 @@ extension RealExecutables {
                 #expect((usage["usage"] as? [String: Int])?["liveStreams"] == 0)
             }
         }
+
+        @Test("cluster nodes: join and heartbeat with X-Cluster-Token, liveness expiry, rooms placed on an alive node and moved when it dies")
+        func clusterNodes() async throws {
+            try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on", "STREAMHUB_NODE_TTL_S": "3"]) { stack, client in
+                let base = stack.gatewayURL + "/api/v1"
+                let root = ("Authorization", "Bearer " + (try await stack.seedToken(name: "root").stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+                let node = ("X-Cluster-Token", Stack.clusterToken)
+                let join = #"{"name":"lk-1","url":"wss://lk-1.example.test","region":"eu-west","capacity":500}"#
+                #expect(try await client.call(base + "/cluster/join", method: "POST", headers: [Self.json], body: join).status == 401)
+                let wrong = try await client.call(base + "/cluster/join", method: "POST", headers: [Self.json, ("X-Cluster-Token", "nope")], body: join)
+                #expect(wrong.status == 401 && wrong.header("WWW-Authenticate") != nil)
+                for bad in [#"{"name":"","url":"wss://x.test"}"#, #"{"name":"a","url":"ftp://x.test"}"#, #"{"name":"a","url":"wss://x.test","id":"NOT-A-UUID"}"#, #"{"name":1}"#] {
+                    #expect(try await client.call(base + "/cluster/join", method: "POST", headers: [Self.json, node], body: bad).status == 400, "\(bad)")
+                }
+                let joined = try await client.call(base + "/cluster/join", method: "POST", headers: [Self.json, node], body: join)
+                #expect(joined.status == 200, "\(joined.body)")
+                let lease = try self.data(joined)
+                #expect(lease["heartbeatIntervalSeconds"] as? Int == 1)
+                let first = try #require((lease["node"] as? [String: Any])?["id"] as? String)
+                #expect((lease["node"] as? [String: Any])?["alive"] as? Bool == true)
+                let unknown = try await client.call(
+                    base + "/cluster/heartbeat", method: "POST", headers: [Self.json, node], body: #"{"id":"\#(UUID().uuidString.lowercased())"}"#)
+                #expect(unknown.status == 404)
+
+                // Operators list nodes; a tenant owner cannot.
+                let signup = try await client.call(
+                    base + "/auth/signup", method: "POST", headers: [Self.json], body: #"{"email":"nodes@example.com","password":"correct horse battery"}"#)
+                let owner = ("Authorization", "Bearer " + (try #require(try self.data(signup)["token"] as? String)))
+                #expect(try await client.call(base + "/cluster/nodes", headers: [owner]).status == 403)
+                let listed = try #require(try await client.call(base + "/cluster/nodes", headers: [root]).json()["data"] as? [[String: Any]])
+                #expect(listed.count == 1 && listed[0]["url"] as? String == "wss://lk-1.example.test" && listed[0]["capacity"] as? Int == 500)
+
+                // A stream's room is placed on the alive node: publisher and viewers get its URL.
+                let appId = try #require(
+                    try self.data(try await client.call(base + "/apps", method: "POST", headers: [owner, Self.json], body: #"{"name":"Nodes"}"#))["id"] as? String)
+                let opened = try await client.call(base + "/apps/\(appId)/streams", method: "POST", headers: [owner, Self.json], body: #"{"room":"hall"}"#)
+                #expect((try self.data(opened)["publisher"] as? [String: Any])?["url"] as? String == "wss://lk-1.example.test")
+                #expect(try self.data(try await client.call(base + "/apps/\(appId)/play-token/hall"))["url"] as? String == "wss://lk-1.example.test")
+
+                // A second node joins: the room stays where it is while lk-1 beats.
+                let second = try await client.call(
+                    base + "/cluster/join", method: "POST", headers: [Self.json, node], body: #"{"name":"lk-2","url":"wss://lk-2.example.test"}"#)
+                let secondId = try #require((try self.data(second)["node"] as? [String: Any])?["id"] as? String)
+                for _ in 0..<4 {
+                    for id in [first, secondId] {
+                        let beat = try await client.call(
+                            base + "/cluster/heartbeat", method: "POST", headers: [Self.json, node], body: #"{"id":"\#(id)","rooms":1,"participants":7}"#)
+                        #expect(beat.status == 200)
+                    }
+                    try await Task.sleep(for: .seconds(1))
+                }
+                #expect(try self.data(try await client.call(base + "/apps/\(appId)/play-token/hall"))["url"] as? String == "wss://lk-1.example.test")
+                let beating = try #require(try await client.call(base + "/cluster/nodes", headers: [root]).json()["data"] as? [[String: Any]])
+                #expect(beating.allSatisfy { $0["alive"] as? Bool == true && $0["participants"] as? Int == 7 }, "\(beating)")
+
+                // lk-1 stops beating: after the 3 s window it is not alive and the room moves to lk-2.
+                let deadline = ContinuousClock.now + .seconds(4)
+                while ContinuousClock.now < deadline {
+                    _ = try await client.call(base + "/cluster/heartbeat", method: "POST", headers: [Self.json, node], body: #"{"id":"\#(secondId)"}"#)
+                    try await Task.sleep(for: .milliseconds(500))
+                }
+                let after = try #require(try await client.call(base + "/cluster/nodes", headers: [root]).json()["data"] as? [[String: Any]])
+                #expect(after.first { $0["id"] as? String == first }?["alive"] as? Bool == false)
+                #expect(try self.data(try await client.call(base + "/apps/\(appId)/play-token/hall"))["url"] as? String == "wss://lk-2.example.test")
+                // Rejoining with its id brings lk-1 back alive under the same identity.
+                let rejoined = try await client.call(
+                    base + "/cluster/join", method: "POST", headers: [Self.json, node],
+                    body: #"{"id":"\#(first)","name":"lk-1","url":"wss://lk-1.example.test"}"#)
+                #expect((try self.data(rejoined)["node"] as? [String: Any])?["alive"] as? Bool == true)
+                #expect(try #require(try await client.call(base + "/cluster/nodes", headers: [root]).json()["data"] as? [[String: Any]]).count == 2)
+            }
+        }
     }
 }

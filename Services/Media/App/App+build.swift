@@ -34,6 +34,7 @@ public func buildMedia(
     var readiness: [ReadinessCheck] = []
     let apps: any AppRepository
     var events: SQLStreamEvents?
+    var nodes: SQLNodeRegistry?
     if let injected = dependencies.apps {
         apps = injected
     } else {
@@ -41,6 +42,7 @@ public func buildMedia(
         services.append(service)
         apps = SQLAppRepository(database: database)
         events = SQLStreamEvents(database: database)
+        nodes = SQLNodeRegistry(database: database)
         migrate = { [logger] in try await MediaMigrations.migrator.migrate(database, logger: logger) }
         readiness.append(MediaMigrations.migrator.readiness(database))
     }
@@ -55,9 +57,14 @@ public func buildMedia(
     services.append(transport)
     let appsController = AppsController<ServiceRequestContext>(
         apps: apps, identity: InternalClient(transport: transport, internalToken: configuration.common.internalToken, timeout: .seconds(10)),
-        identityURL: configuration.identityURL, livekit: LiveKitTokens(settings: configuration.livekit))
+        identityURL: configuration.identityURL, livekit: LiveKitTokens(settings: configuration.livekit), nodes: nodes,
+        nodeTTLSeconds: configuration.nodeTTLSeconds)
     appsController.addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
     appsController.addInternalRoutes(to: router.internalGroup(internalToken: configuration.common.internalToken))
+    if let nodes {
+        ClusterController<ServiceRequestContext>(registry: nodes, clusterToken: configuration.clusterToken, ttlSeconds: configuration.nodeTTLSeconds)
+            .addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
+    }
     if let events {
         WebhookController<ServiceRequestContext>(verifier: LiveKitWebhookVerifier(settings: configuration.livekit), events: events)
             .addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))

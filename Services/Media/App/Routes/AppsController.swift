@@ -15,17 +15,28 @@ public struct AppsController<Context: ServiceRequestContextProtocol>: Sendable {
     let identity: InternalClient?
     let identityURL: String
     let livekit: LiveKitTokens?
+    /// Where rooms are served when LiveKit nodes have joined; without it (or any alive node) `LIVEKIT_URL`.
+    let nodes: SQLNodeRegistry?
+    let nodeTTLSeconds: Int
     let timeSource: any TimeSource
 
     public init(
         apps: any AppRepository, identity: InternalClient? = nil, identityURL: String = "", livekit: LiveKitTokens? = nil,
-        timeSource: any TimeSource = SystemTimeSource()
+        nodes: SQLNodeRegistry? = nil, nodeTTLSeconds: Int = 30, timeSource: any TimeSource = SystemTimeSource()
     ) {
         self.apps = apps
         self.identity = identity
         self.identityURL = identityURL
         self.livekit = livekit
+        self.nodes = nodes
+        self.nodeTTLSeconds = nodeTTLSeconds
         self.timeSource = timeSource
+    }
+
+    /// The LiveKit URL serving `room`: its alive node's, else the configured one.
+    func serverURL(room: String, now: Date) async throws -> String? {
+        guard let nodes = self.nodes else { return nil }
+        return try await nodes.place(room: room, aliveSince: Timestamp.millis(now) - Int64(self.nodeTTLSeconds) * 1000)
     }
 
     public func addRoutes(to group: RouterGroup<Context>) {
@@ -158,7 +169,8 @@ public struct AppsController<Context: ServiceRequestContextProtocol>: Sendable {
             try await self.apps.hasRoom(appId: app.id, room: room)
         else { throw ServiceError.notFound("No such app or room") }
         guard app.publicPlayback else { throw ServiceError(.forbidden, message: "Public playback is off for this app") }
-        var response = try JSONResponse.make(livekit.viewer(room: room, now: self.timeSource.now()))
+        let now = self.timeSource.now()
+        var response = try JSONResponse.make(livekit.viewer(room: room, url: try await self.serverURL(room: room, now: now), now: now))
         response.headers[.cacheControl] = "no-store"
         return response
     }
@@ -181,7 +193,8 @@ public struct AppsController<Context: ServiceRequestContextProtocol>: Sendable {
         } catch let error as StorageError {
             throw error.serviceError
         }
-        let publisher = livekit.publisher(room: body.room, identity: "publisher-" + stream.id, now: now)
+        let publisher = livekit.publisher(
+            room: body.room, identity: "publisher-" + stream.id, url: try await self.serverURL(room: body.room, now: now), now: now)
         var response = try JSONResponse.make(OpenedStream(stream: stream.summary, publisher: publisher), status: .created)
         response.headers[.cacheControl] = "no-store"
         return response

@@ -50,16 +50,17 @@ public struct LiveKitTokens: Sendable {
     }
 
     /// A subscribe-only token for a fresh random viewer (LiveKit drops a second join with the same identity).
-    public func viewer(room: String, now: Date) -> LiveKitGrant {
-        self.mint(room: room, identity: "viewer-" + UUID().uuidString.lowercased(), publish: false, now: now)
+    /// `url`: the node serving the room (default: `LIVEKIT_URL`).
+    public func viewer(room: String, url: String? = nil, now: Date) -> LiveKitGrant {
+        self.mint(room: room, identity: "viewer-" + UUID().uuidString.lowercased(), publish: false, url: url, now: now)
     }
 
     /// A token that may publish into `room`.
-    public func publisher(room: String, identity: String, now: Date) -> LiveKitGrant {
-        self.mint(room: room, identity: identity, publish: true, now: now)
+    public func publisher(room: String, identity: String, url: String? = nil, now: Date) -> LiveKitGrant {
+        self.mint(room: room, identity: identity, publish: true, url: url, now: now)
     }
 
-    func mint(room: String, identity: String, publish: Bool, now: Date) -> LiveKitGrant {
+    func mint(room: String, identity: String, publish: Bool, url: String?, now: Date) -> LiveKitGrant {
         let issued = Int64(now.timeIntervalSince1970)
         let exp = issued + Int64(self.settings.playTokenTTL)
         let claims = Claims(
@@ -69,7 +70,7 @@ public struct LiveKitTokens: Sendable {
         let payload = Base64URL.encode((try? JSONEncoder().encode(claims)) ?? Data())
         let signature = HMAC<SHA256>.authenticationCode(for: Data("\(header).\(payload)".utf8), using: self.key)
         return LiveKitGrant(
-            token: "\(header).\(payload).\(Base64URL.encode(Data(signature)))", url: self.settings.url, room: room, identity: identity,
+            token: "\(header).\(payload).\(Base64URL.encode(Data(signature)))", url: url ?? self.settings.url, room: room, identity: identity,
             expiresAt: Timestamp.iso8601(Date(timeIntervalSince1970: TimeInterval(exp))))
     }
 }

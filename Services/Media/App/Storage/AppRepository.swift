@@ -371,7 +371,7 @@ public enum MediaMigrations {
                     "CREATE INDEX media_streams_app ON media_streams (app_id, state)",
                 ]
             },
-            Migration(version: 3, name: "LiveKit webhooks: one app per room, events seen, participants, tracks") { _ in
+            Migration(version: 3, name: "LiveKit webhooks and nodes: one app per room, events seen, participants, tracks, node registry") { _ in
                 [
                     "CREATE UNIQUE INDEX media_rooms_room ON media_rooms (room)",
                     "ALTER TABLE media_streams ADD COLUMN publishing BOOLEAN NOT NULL DEFAULT FALSE",
@@ -394,6 +394,20 @@ public enum MediaMigrations {
                         PRIMARY KEY (stream_id, sid)
                     )
                     """,
+                    """
+                    CREATE TABLE media_nodes (
+                        id TEXT PRIMARY KEY,
+                        name TEXT NOT NULL,
+                        url TEXT NOT NULL,
+                        region TEXT,
+                        capacity INTEGER,
+                        rooms INTEGER NOT NULL,
+                        participants INTEGER NOT NULL,
+                        joined_at BIGINT NOT NULL,
+                        last_seen_at BIGINT NOT NULL
+                    )
+                    """,
+                    "ALTER TABLE media_rooms ADD COLUMN node_id TEXT",
                     """
                     CREATE TABLE media_tracks (
                         stream_id TEXT NOT NULL,
