@@ -90,4 +90,4 @@ run "GET /api/v1/health (gateway), 20 logins hashing" "$API/health"
 run "GET /internal/v1/health (identity), 20 logins hashing" "http://127.0.0.1:18181/internal/v1/health"
 rm -f "$WORK/hashing"
 sleep 3
-echo "logins completed while measuring: $(grep -c '^200$' "$WORK/logins") (others: $(grep -vc '^200$' "$WORK/logins"))"
+echo "logins answered while measuring (status: count): $(sort "$WORK/logins" | uniq -c | awk '{printf "%s: %s  ", $2, $1}')"

@@ -116,4 +116,73 @@ struct MediaRouteTests {
             }
         }
     }
+
+    @Test("mounts: byte ranges (206, 416, multi-range → 200), ETag/Last-Modified → 304, immutable segments, symlinks out of the root are 404")
+    func mountsDoneRight() async throws {
+        let root = try TestDatabases.temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: root + "/hls/live", withIntermediateDirectories: true)
+        let bytes = (0..<1000).map { UInt8($0 % 251) }
+        try Data(bytes).write(to: URL(fileURLWithPath: root + "/hls/live/seg1.ts"))
+        try "#EXTM3U\n".write(toFile: root + "/hls/live/index.m3u8", atomically: true, encoding: .utf8)
+        try "outside".write(toFile: root + "/outside.txt", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: root + "/hls/live/escape.ts", withDestinationPath: root + "/outside.txt")
+        try FileManager.default.createSymbolicLink(atPath: root + "/hls/live/alias.ts", withDestinationPath: root + "/hls/live/seg1.ts")
+        try await self.makeApp(apps: InMemoryAppRepository(), mediaRoot: root).test(.router) { client in
+            var etag = ""
+            var lastModified = ""
+            try await client.execute(uri: "/hls/live/seg1.ts", method: .get) { (response: TestResponse) async throws in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType] == "video/mp2t")
+                #expect(response.headers[.cacheControl] == "public, max-age=31536000, immutable")
+                #expect(response.headers[.acceptRanges] == "bytes" && response.headers[.accessControlAllowOrigin] == "*")
+                #expect(Array(response.body.readableBytesView) == bytes)
+                etag = response.headers[.eTag] ?? ""
+                lastModified = response.headers[.lastModified] ?? ""
+            }
+            #expect(etag.hasPrefix("\"") && lastModified.hasSuffix(" GMT"))
+            let cases: [(String, HTTPResponse.Status, String?, ArraySlice<UInt8>?)] = [
+                ("bytes=0-99", .partialContent, "bytes 0-99/1000", bytes[0...99]),
+                ("bytes=990-", .partialContent, "bytes 990-999/1000", bytes[990...999]),
+                ("bytes=-10", .partialContent, "bytes 990-999/1000", bytes[990...999]),
+                ("bytes=900-5000", .partialContent, "bytes 900-999/1000", bytes[900...999]),
+                ("bytes=1000-", .rangeNotSatisfiable, "bytes */1000", nil),
+                ("bytes=0-1,5-9", .ok, nil, bytes[0...999]),
+                ("items=0-5", .ok, nil, bytes[0...999]),
+            ]
+            for (range, status, contentRange, body) in cases {
+                try await client.execute(uri: "/hls/live/seg1.ts", method: .get, headers: [.range: range]) { (response: TestResponse) async throws in
+                    #expect(response.status == status, "\(range)")
+                    #expect(response.headers[.contentRange] == contentRange, "\(range)")
+                    if let body { #expect(Array(response.body.readableBytesView) == Array(body), "\(range)") }
+                }
+            }
+            // An If-Range naming another version: the whole file.
+            try await client.execute(uri: "/hls/live/seg1.ts", method: .get, headers: [.range: "bytes=0-9", .ifRange: "\"other\""]) { response in
+                #expect(response.status == .ok && response.body.readableBytes == 1000)
+            }
+            for validators: HTTPFields in [[.ifNoneMatch: etag], [.ifNoneMatch: "\"x\", W/\(etag)"], [.ifModifiedSince: lastModified]] {
+                try await client.execute(uri: "/hls/live/seg1.ts", method: .get, headers: validators) { response in
+                    #expect(response.status == .notModified, "\(validators)")
+                    #expect(response.body.readableBytes == 0 && response.headers[.eTag] == etag)
+                }
+            }
+            try await client.execute(uri: "/hls/live/seg1.ts", method: .get, headers: [.ifNoneMatch: "\"stale\""]) { response in
+                #expect(response.status == .ok)
+            }
+            try await client.execute(uri: "/hls/live/seg1.ts", method: .head) { response in
+                #expect(response.status == .ok && response.headers[.contentLength] == "1000" && response.body.readableBytes == 0)
+            }
+            try await client.execute(uri: "/hls/live/index.m3u8", method: .get) { response in
+                #expect(response.headers[.cacheControl] == "no-cache")
+            }
+            try await client.execute(uri: "/hls/live/alias.ts", method: .get) { response in
+                #expect(response.status == .ok && response.body.readableBytes == 1000)
+            }
+            for path in ["/hls/live/escape.ts", "/hls/live%2Fseg1.ts", "/hls/live/seg1.ts%00", "/hls/live%5cseg1.ts"] {
+                try await client.execute(uri: path, method: .get) { response in
+                    #expect(response.status == .notFound, "\(path)")
+                }
+            }
+        }
+    }
 }

@@ -1,4 +1,8 @@
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 import HTTPTypes
 import Hummingbird
 import ServiceKit
@@ -38,22 +42,34 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
     }
 
     /// The file a request path names.
-    /// - Throws: ``ServiceError`` 404 when it is outside every mount or root, or is not a file.
+    /// - Throws: ``ServiceError`` 404 when it is outside every mount or root (symlinks included), or is not a file.
     func existingFile(_ path: String) throws -> String {
-        guard let file = self.resolve(path) else {
+        guard let file = self.resolve(path), let real = Self.realPath(file), let mount = RouteCatalog.mediaMounts.first(where: { path.hasPrefix($0 + "/") }),
+            let mountRoot = Self.realPath(self.root + mount), real.hasPrefix(mountRoot + "/")
+        else {
             throw ServiceError(.notFound, message: "Cannot GET \(path)")
         }
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), !isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: real, isDirectory: &isDirectory), !isDirectory.boolValue else {
             throw ServiceError(.notFound, message: "Cannot GET \(path)")
         }
-        return file
+        return real
+    }
+
+    /// The path with every symlink followed, or nil when it does not exist.
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     /// The file a request path names, or nil when it is outside every mount or its root.
     public func resolve(_ path: String) -> String? {
         guard let mount = RouteCatalog.mediaMounts.first(where: { path.hasPrefix($0 + "/") }) else { return nil }
         let relative = path.dropFirst(mount.count + 1)
+        // An encoded slash, backslash or NUL names no file here.
+        let lowered = relative.lowercased()
+        if lowered.contains("%2f") || lowered.contains("%5c") || lowered.contains("%00") { return nil }
         guard let decoded = String(relative).removingPercentEncoding, !decoded.isEmpty else { return nil }
         let segments = decoded.split(separator: "/", omittingEmptySubsequences: false)
         for segment in segments {
@@ -62,22 +78,122 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
         return self.root + mount + "/" + segments.joined(separator: "/")
     }
 
+    /// Segments never change once written: cached for a year. Playlists change every few seconds.
+    static var immutableExtensions: Set<String> { ["ts", "m4s", "mp4", "aac", "m4a"] }
+
     @Sendable func serve(_ request: Request, context: Context) async throws -> Response {
         let file = try self.existingFile(request.uri.path)
         let ext = (file as NSString).pathExtension.lowercased()
+        var stats = stat()
+        guard stat(file, &stats) == 0 else { throw ServiceError(.notFound, message: "Cannot GET \(request.uri.path)") }
+        let size = Int(stats.st_size)
+        let modified = Date(timeIntervalSince1970: TimeInterval(stats.st_mtim.tv_sec))
+        let etag = "\"\(String(size, radix: 16))-\(String(stats.st_mtim.tv_sec, radix: 16))\(String(stats.st_mtim.tv_nsec, radix: 16))\""
         var headers: HTTPFields = [.contentType: MediaContentType.byExtension[ext] ?? "application/octet-stream"]
-        headers[.cacheControl] = ext == "m3u8" ? "no-cache" : "public, max-age=60"
+        headers[.cacheControl] =
+            ext == "m3u8" ? "no-cache" : Self.immutableExtensions.contains(ext) ? "public, max-age=31536000, immutable" : "public, max-age=60"
         headers[.accessControlAllowOrigin] = "*"
-        let attributes = try? FileManager.default.attributesOfItem(atPath: file)
-        if let size = attributes?[.size] as? Int {
-            headers[.contentLength] = String(size)
+        headers[.accessControlExposeHeaders] = "Content-Length, Content-Range, Accept-Ranges, ETag"
+        headers[.acceptRanges] = "bytes"
+        headers[.eTag] = etag
+        headers[.lastModified] = HTTPDate.format(modified)
+
+        if Self.notModified(request.headers, etag: etag, modified: modified) {
+            var cached = headers
+            cached[.contentType] = nil
+            return Response(status: .notModified, headers: cached)
         }
-        if request.method == .head {
-            return Response(status: .ok, headers: headers)
+        var status = HTTPResponse.Status.ok
+        var range: ClosedRange<Int>? = size > 0 ? 0...(size - 1) : nil
+        // A range applies unless If-Range names another version; several ranges get the whole file.
+        if let header = request.headers[.range], Self.ifRangeMatches(request.headers[.ifRange], etag: etag, modified: modified) {
+            switch ByteRange.parse(header, size: size) {
+            case .single(let requested):
+                status = .partialContent
+                range = requested
+                headers[.contentRange] = "bytes \(requested.lowerBound)-\(requested.upperBound)/\(size)"
+            case .unsatisfiable:
+                return Response(
+                    status: .rangeNotSatisfiable,
+                    headers: [.contentRange: "bytes */\(size)", .accessControlAllowOrigin: "*", .contentType: "application/json; charset=utf-8"],
+                    body: .init(byteBuffer: OrderedJSON.encode(ErrorBody(statusCode: 416, message: "Range not satisfiable for a \(size)-byte file"))))
+            case .whole:
+                break
+            }
         }
-        let body = try await self.fileIO.loadFile(path: file, context: context)
-        return Response(status: .ok, headers: headers, body: body)
+        headers[.contentLength] = String(range.map { $0.count } ?? 0)
+        guard request.method != .head, let range else {
+            return Response(status: status, headers: headers)
+        }
+        // Streamed from disk in chunks: a large segment is never loaded whole.
+        let body = try await self.fileIO.loadFile(path: file, range: range, context: context)
+        return Response(status: status, headers: headers, body: body)
     }
+
+    /// `If-None-Match` (any listed ETag, weak or strong, or `*`), else `If-Modified-Since`.
+    static func notModified(_ headers: HTTPFields, etag: String, modified: Date) -> Bool {
+        if let match = headers[.ifNoneMatch] {
+            return match.split(separator: ",").contains { tag in
+                let trimmed = tag.trimmingCharacters(in: .whitespaces)
+                return trimmed == "*" || trimmed == etag || trimmed == "W/" + etag
+            }
+        }
+        if let since = headers[.ifModifiedSince].flatMap(HTTPDate.parse) {
+            return modified.timeIntervalSince1970.rounded(.down) <= since.timeIntervalSince1970
+        }
+        return false
+    }
+
+    static func ifRangeMatches(_ value: String?, etag: String, modified: Date) -> Bool {
+        guard let value else { return true }
+        if value.hasPrefix("\"") { return value == etag }
+        return HTTPDate.parse(value).map { modified.timeIntervalSince1970.rounded(.down) <= $0.timeIntervalSince1970 } ?? false
+    }
+}
+
+/// One `Range: bytes=…` header against a file of `size` bytes (RFC 9110 §14).
+enum ByteRange: Equatable {
+    case single(ClosedRange<Int>)
+    /// Not a byte range we serve partially (another unit, several ranges, malformed): the whole file.
+    case whole
+    case unsatisfiable
+
+    static func parse(_ header: String, size: Int) -> ByteRange {
+        let value = header.trimmingCharacters(in: .whitespaces)
+        guard value.lowercased().hasPrefix("bytes=") else { return .whole }
+        let specs = value.dropFirst(6).split(separator: ",", omittingEmptySubsequences: false)
+        guard specs.count == 1, let spec = specs.first?.trimmingCharacters(in: .whitespaces), let dash = spec.firstIndex(of: "-") else {
+            return .whole
+        }
+        let first = spec[..<dash]
+        let last = spec[spec.index(after: dash)...]
+        if first.isEmpty {
+            // The last N bytes.
+            guard let count = Int(last), count >= 0, last.allSatisfy(\.isNumber) else { return .whole }
+            guard count > 0, size > 0 else { return .unsatisfiable }
+            return .single(max(0, size - count)...(size - 1))
+        }
+        guard first.allSatisfy(\.isNumber), let start = Int(first) else { return .whole }
+        guard start < size else { return .unsatisfiable }
+        if last.isEmpty { return .single(start...(size - 1)) }
+        guard last.allSatisfy(\.isNumber), let end = Int(last), end >= start else { return .whole }
+        return .single(start...min(end, size - 1))
+    }
+}
+
+/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the only HTTP date format we send.
+enum HTTPDate {
+    static func formatter() -> DateFormatter {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return formatter
+    }
+
+    static func format(_ date: Date) -> String { Self.formatter().string(from: date) }
+
+    static func parse(_ text: String) -> Date? { Self.formatter().date(from: text.trimmingCharacters(in: .whitespaces)) }
 }
 
 /// MIME types for the media mounts (FileMiddleware has no `.m3u8`/`.m4s`).
