@@ -179,3 +179,32 @@ public struct NodeLease: Codable, Sendable, Equatable {
         self.expiresAt = expiresAt
     }
 }
+
+/// An oEmbed 1.0 answer (`GET /api/v1/oembed?url=`), with oEmbed's own snake_case keys.
+public struct OEmbed: Codable, Sendable, Equatable {
+    public var type: String
+    public var version: String
+    public var title: String
+    public var providerName: String
+    public var providerURL: String
+    public var html: String
+    public var width: Int
+    public var height: Int
+
+    enum CodingKeys: String, CodingKey {
+        case type, version, title, html, width, height
+        case providerName = "provider_name"
+        case providerURL = "provider_url"
+    }
+
+    public init(type: String, version: String, title: String, providerName: String, providerURL: String, html: String, width: Int, height: Int) {
+        self.type = type
+        self.version = version
+        self.title = title
+        self.providerName = providerName
+        self.providerURL = providerURL
+        self.html = html
+        self.width = width
+        self.height = height
+    }
+}

@@ -217,6 +217,10 @@ public enum RouteCatalog {
             summary: "End a stream"
         ),
         RouteDefinition(
+            "GET", "/api/v1/oembed", service: .media, auth: .public, enveloped: false,
+            summary: "oEmbed 1.0 for a /play or /embed page URL (?url=, maxwidth, maxheight): a video frame of /embed"
+        ),
+        RouteDefinition(
             "POST", "/api/v1/cluster/join", service: .media, auth: .clusterToken,
             summary: "A LiveKit node joins the registry {id?, name, url, region?, capacity?}; answers its lease"
         ),

@@ -52,7 +52,8 @@ public func buildMedia(
     router.addHealthRoute(startedAt: startedAt)
     router.addReadinessRoute(readiness)
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
-    MediaMountController(root: configuration.mediaRoot).addRoutes(to: router)
+    let pages = PlayerPages(publicURL: configuration.publicURL)
+    MediaMountController(root: configuration.mediaRoot, pages: pages).addRoutes(to: router)
     let transport = HTTPUpstreamClient()
     services.append(transport)
     let appsController = AppsController<ServiceRequestContext>(
@@ -61,6 +62,7 @@ public func buildMedia(
         nodeTTLSeconds: configuration.nodeTTLSeconds)
     appsController.addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
     appsController.addInternalRoutes(to: router.internalGroup(internalToken: configuration.common.internalToken))
+    router.forwardedGroup(internalToken: configuration.common.internalToken).get("oembed", use: pages.oembed)
     if let nodes {
         ClusterController<ServiceRequestContext>(registry: nodes, clusterToken: configuration.clusterToken, ttlSeconds: configuration.nodeTTLSeconds)
             .addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))

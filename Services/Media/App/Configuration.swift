@@ -9,7 +9,7 @@ import Shared
 /// `DATABASE_URL` or `STREAMHUB_DATA_DIR` (SQLite file `media.sqlite`), `STREAMHUB_MEDIA_ROOT`
 /// (default `<data dir>/media`), `LOG_LEVEL`, `IDENTITY_URL` (tenant quotas), `LIVEKIT_URL`,
 /// `LIVEKIT_API_KEY`, `LIVEKIT_API_SECRET` (≥ 32 bytes), `STREAMHUB_PLAY_TOKEN_TTL_S` (3600),
-/// `STREAMHUB_NODE_TTL_S` (30).
+/// `STREAMHUB_NODE_TTL_S` (30), `STREAMHUB_PUBLIC_URL` (oEmbed's URLs).
 public struct MediaConfiguration: Sendable {
     public var common: CommonConfiguration
     public var storage: StorageLocation
@@ -21,6 +21,8 @@ public struct MediaConfiguration: Sendable {
     public var identityURL: String
     /// The LiveKit server viewers and publishers connect to, and the key pair tokens are signed with.
     public var livekit: LiveKitSettings
+    /// `STREAMHUB_PUBLIC_URL`: where players and oEmbed point.
+    public var publicURL: String
     /// A node not heard from for this long is not alive (no room is placed on it).
     public var nodeTTLSeconds: Int
 
@@ -44,5 +46,6 @@ public struct MediaConfiguration: Sendable {
             url: livekitURL, apiKey: key, apiSecret: try reader.requiredSecret(ConfigKey.livekitAPISecret),
             playTokenTTL: try reader.int(ConfigKey.playTokenTTL, default: 3600, range: 60...86_400))
         self.nodeTTLSeconds = try reader.int(ConfigKey.nodeTTL, default: 30, range: 3...3600)
+        self.publicURL = try reader.url(ConfigKey.publicURL, default: "http://127.0.0.1:\(DefaultPort.gateway)")
     }
 }

@@ -12,10 +12,13 @@ import Shared
 /// A path that would leave its root, or any hidden segment, is a 404.
 public struct MediaMountController<Context: ServiceRequestContextProtocol>: Sendable {
     let root: String
+    /// `/play/:app/:room`, `/embed/:app/:room` and the built-in scripts, answered before any file.
+    let pages: PlayerPages?
     let fileIO = FileIO()
 
-    public init(root: String) {
+    public init(root: String, pages: PlayerPages? = nil) {
         self.root = root
+        self.pages = pages
     }
 
     public func addRoutes(to router: Router<Context>) {
@@ -82,6 +85,9 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
     static var immutableExtensions: Set<String> { ["ts", "m4s", "mp4", "aac", "m4a"] }
 
     @Sendable func serve(_ request: Request, context: Context) async throws -> Response {
+        if let page = self.pages?.response(for: request) {
+            return request.method == .head ? Response(status: page.status, headers: page.headers) : page
+        }
         let file = try self.existingFile(request.uri.path)
         let ext = (file as NSString).pathExtension.lowercased()
         var stats = stat()
