@@ -33,6 +33,9 @@ struct UpCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Gateway port; identity, authz and media use the next three.")
     var port: Int = DefaultPort.gateway
 
+    @Flag(name: .long, help: "Fetch nothing from the network (Video.js is installed from PyPI on first run otherwise).")
+    var offline = false
+
     static let services: [(name: String, binary: String, offset: Int)] = [
         ("identity", "streamhub-identity", 1),
         ("authz", "streamhub-authz", 2),
@@ -105,6 +108,20 @@ struct UpCommand: AsyncParsableCommand {
                 say("Mail (sign-in, reset and invitation links) goes to \(outbox); read it with: streamhub outbox")
             } else {
                 say("Mail (sign-in, reset and invitation links) goes to \(Self.storeDirectory(dataDir: dataDir))/outbox; read it with: streamhub outbox --data-dir \(dataDir)")
+            }
+            let mediaRoot = environment[ConfigKey.mediaRoot].flatMap { $0.isEmpty ? nil : $0 } ?? Self.storeDirectory(dataDir: dataDir) + "/media"
+            if self.offline {
+                if !FileManager.default.fileExists(atPath: mediaRoot + "/assets/vendor/video.min.js") {
+                    say("Video.js is not installed (--offline); players use the browser's own HLS.")
+                }
+            } else {
+                WebAssets.ensureVideoJS(mediaRoot: mediaRoot, logs: dataDir + "/logs")
+            }
+            if WebAssets.ensureSampleStream(mediaRoot: mediaRoot, logs: dataDir + "/logs"),
+                let player = await WebAssets.wireSampleApp(
+                    dataDir: dataDir, mediaRoot: mediaRoot, gateway: "http://127.0.0.1:\(self.port)", identityStore: identityStore, client: client)
+            {
+                say("Sample stream: \(player)  (files: http://127.0.0.1:\(self.port)/samples/demo/index.m3u8)")
             }
             say("Logs: \(dataDir)/logs/   Press Ctrl-C to stop.")
             try await client.shutdown()
