@@ -47,6 +47,10 @@ public struct MetricName: Sendable, Hashable {
         "streamhub_authz_decisions", unit: "total", help: "Authorization decisions made by authz, by outcome.")
     public static let authzDenials = MetricName(
         "streamhub_authz_denials", unit: "total", help: "Denials (enforced in mode on, would-be in mode log), counted once, by authz.")
+    public static let upstreamCircuitOpen = MetricName(
+        "streamhub_upstream_circuit", unit: "open", help: "1 while the gateway's circuit breaker for an upstream is open (answering 503 at once), else 0.")
+    public static let upstreamCircuitOpenings = MetricName(
+        "streamhub_upstream_circuit_openings", unit: "total", help: "How often the gateway's circuit breaker for an upstream opened.")
     public static let authzUnavailable = MetricName(
         "streamhub_authz_unavailable", unit: "total", help: "Permission checks the gateway could not get an answer to from authz.")
 }
@@ -103,6 +107,11 @@ public final class ServiceMetrics: Sendable {
     /// A counter of this service (labelled with `service` and `labels`).
     public func counter(_ name: MetricName, labels: [(String, String)] = []) -> MetricCounter {
         self.registry.makeCounter(descriptor: name.descriptor, labels: [("service", self.service)] + labels)
+    }
+
+    /// A gauge of this service (labelled with `service` and `labels`).
+    public func gauge(_ name: MetricName, labels: [(String, String)] = []) -> Gauge {
+        self.registry.makeGauge(descriptor: name.descriptor, labels: [("service", self.service)] + labels)
     }
 
     /// The registry in Prometheus text format.

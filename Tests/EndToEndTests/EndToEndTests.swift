@@ -114,6 +114,38 @@ extension RealExecutables {
             }
         }
 
+        @Test("circuit breaker: media down → its routes 503 within milliseconds, identity's keep working; media back → success within 2 s")
+        func breaker() async throws {
+            try await Stack.with(extra: ["METRICS_TOKEN": "metrics-token-for-e2e-0123456789"]) { stack, client in
+                let token = try await stack.seedToken(name: "e2e").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let auth = ("Authorization", "Bearer \(token)")
+                #expect(try await client.call(stack.gatewayURL + "/api/v1/apps", headers: [auth]).status == 200)
+                try await stack.stop("media")
+                for _ in 0..<3 { _ = try await client.call(stack.gatewayURL + "/api/v1/apps", headers: [auth]) }
+                var slowest = Duration.zero
+                for _ in 0..<20 {
+                    let started = ContinuousClock.now
+                    let answer = try await client.call(stack.gatewayURL + "/api/v1/apps", headers: [auth])
+                    slowest = max(slowest, ContinuousClock.now - started)
+                    let message = try answer.json()["message"] as? String
+                    #expect(answer.status == 503 && message == "The media service is unavailable")
+                }
+                print("breaker: slowest 503 while media was down: \(slowest)")
+                #expect(slowest < .milliseconds(250), "\(slowest)")
+                #expect(try await client.call(stack.gatewayURL + "/api/v1/tokens", headers: [auth]).status == 200)
+                let metrics = try await client.call(stack.gatewayURL + "/metrics", headers: [("Authorization", "Bearer metrics-token-for-e2e-0123456789")])
+                #expect(metrics.body.contains(#"streamhub_upstream_circuit_open{service="gateway",upstream="media"} 1"#), "\(metrics.body.prefix(3000))")
+                #expect(stack.log("gateway").contains("circuit open"))
+
+                try await stack.start(["media"], client: client)
+                let back = ContinuousClock.now
+                try await Stack.waitFor(deadline: .seconds(2), "media routes to answer again through the gateway") {
+                    try await client.call(stack.gatewayURL + "/api/v1/apps", headers: [auth]).status == 200
+                }
+                print("breaker: media routes answered again \(ContinuousClock.now - back) after media was ready")
+            }
+        }
+
         @Test("a missing secret stops a service at start with a clear message and exit code 2")
         func missingSecret() async throws {
             for service in ["gateway", "identity", "authz", "media"] {
@@ -137,7 +169,7 @@ extension RealExecutables {
             throw HarnessError("no block of 4 free ports")
         }
 
-        @Test("up starts everything, mints a token once, serves it, and stops cleanly on Ctrl-C")
+        @Test("up starts everything, mints a token once, serves it and the sample stream (with ffmpeg), and stops cleanly on Ctrl-C")
         func upAndDown() async throws {
             let dataDir = try TestDatabases.temporaryDirectory()
             defer { try? FileManager.default.removeItem(atPath: dataDir) }
@@ -147,7 +179,7 @@ extension RealExecutables {
             func runUp() async throws -> (process: Process, output: OutputCollector) {
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: Stack.binary("streamhub"))
-                process.arguments = ["up", "--data-dir", dataDir, "--port", String(port)]
+                process.arguments = ["up", "--data-dir", dataDir, "--port", String(port), "--offline"]
                 process.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
                 let output = OutputCollector()
                 let pipe = Pipe()
@@ -180,7 +212,25 @@ extension RealExecutables {
             let base = "http://127.0.0.1:\(port)"
             #expect(try await client.call(base + "/api/v1/health").status == 200)
             let apps = try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(token)")])
-            #expect(apps.body == #"{"data":[],"error":null}"#)
+            #expect(first.output.text.contains("Video.js is not installed (--offline)"))
+            if FileManager.default.isExecutableFile(atPath: "/usr/bin/ffmpeg") {
+                // The sample stream plays through an app of its own.
+                let line = try #require(first.output.text.split(separator: "\n").first { $0.hasPrefix("Sample stream: ") }, "\(first.output.text)")
+                let player = String(line.dropFirst("Sample stream: ".count).split(separator: " ")[0])
+                let app = String(player.split(separator: "/").dropLast().last ?? "")
+                #expect(apps.body.contains(#""id":"\#(app)""#) && apps.body.contains(#""name":"Samples""#), "\(apps.body)")
+                let page = try await client.call(player)
+                #expect(page.status == 200 && page.body.contains("streamhub-player.js"))
+                #expect(try await client.call(base + "/api/v1/apps/\(app)/play-token/demo").status == 200)
+                #expect(try await client.call(base + "/hls/\(app)/demo/index.m3u8").status == 200)
+                #expect(try await client.call(base + "/samples/demo/index.m3u8").status == 200)
+                // The helper token that created the sample app was revoked again.
+                let tokens = try await client.call(base + "/api/v1/tokens", headers: [("Authorization", "Bearer \(token)")])
+                #expect(tokens.body.contains("streamhub up (sample app)") && tokens.body.contains("revokedAt"))
+            } else {
+                #expect(apps.body == #"{"data":[],"error":null}"#)
+                #expect(first.output.text.contains("No sample stream: ffmpeg is not installed (apt-get install ffmpeg"))
+            }
             let secrets = try FileManager.default.attributesOfItem(atPath: dataDir + "/secrets.env")
             #expect((secrets[FileAttributeKey.posixPermissions] as? Int) == 0o600)
 
@@ -194,6 +244,7 @@ extension RealExecutables {
             // Second run: same data, no new token printed, the first one still works.
             let second = try await runUp()
             #expect(!second.output.text.contains("Global API token"))
+            #expect(second.output.text.contains("Sample stream: ") == FileManager.default.isExecutableFile(atPath: "/usr/bin/ffmpeg"))
             #expect(try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(token)")]).status == 200)
             second.process.terminate()
             try await Stack.waitFor(deadline: .seconds(20), "up to stop") { !second.process.isRunning }

@@ -9,10 +9,6 @@ import Testing
     import Glibc
 #endif
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 extension RealExecutables {
     /// What a new operator runs, following only the README and docs/: the CLI, start-up, readiness,
     /// logs and metrics.
@@ -62,46 +58,6 @@ extension RealExecutables {
             #expect(!result.stdout.contains("running") && !result.stdout.contains("token"))
             #expect(result.stderr.contains("\(port + 2)") && result.stderr.contains("in use"), "\(result.stderr)")
             #expect(!FileManager.default.fileExists(atPath: dir + "/data/identity.sqlite"))
-        }
-
-        @Test("up --offline: the stack answers, the sample stream (with ffmpeg) plays through an app of its own, Ctrl-C stops everything")
-        func upRunsAndStops() async throws {
-            let port = try Stack.freePort()
-            let dir = try TestDatabases.temporaryDirectory()
-            let out = dir + "/up.out"
-            FileManager.default.createFile(atPath: out, contents: nil)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: Stack.binary("streamhub"))
-            process.arguments = ["up", "--data-dir", dir + "/up", "--port", String(port), "--offline"]
-            process.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
-            process.standardOutput = FileHandle(forWritingAtPath: out)
-            process.standardError = FileHandle(forWritingAtPath: out)
-            try process.run()
-            defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-            try await Stack.waitFor(deadline: .seconds(90), "up to print its log line") {
-                ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").contains("Press Ctrl-C to stop")
-            }
-            let printed = try String(contentsOfFile: out, encoding: .utf8)
-            #expect(printed.contains("StreamHub is running at http://127.0.0.1:\(port)/api/v1"))
-            #expect(printed.contains("Video.js is not installed (--offline)"))
-            let client = HTTPClient(eventLoopGroupProvider: .singleton)
-            if FileManager.default.isExecutableFile(atPath: "/usr/bin/ffmpeg") {
-                let line = try #require(printed.split(separator: "\n").first { $0.hasPrefix("Sample stream: ") }, "\(printed)")
-                let player = String(line.dropFirst("Sample stream: ".count).split(separator: " ")[0])
-                let page = try await client.call(player)
-                #expect(page.status == 200 && page.body.contains("streamhub-player.js"))
-                let parts = player.split(separator: "/")
-                let token = try await client.call("http://127.0.0.1:\(port)/api/v1/apps/\(parts[parts.count - 2])/play-token/demo")
-                #expect(token.status == 200)
-                #expect(try await client.call("http://127.0.0.1:\(port)/hls/\(parts[parts.count - 2])/demo/index.m3u8").status == 200)
-                #expect(try await client.call("http://127.0.0.1:\(port)/samples/demo/index.m3u8").status == 200)
-            } else {
-                #expect(printed.contains("No sample stream: ffmpeg is not installed (apt-get install ffmpeg"))
-            }
-            try await client.shutdown()
-            kill(process.processIdentifier, SIGINT)
-            try await Stack.waitFor(deadline: .seconds(20), "up to stop") { !process.isRunning }
-            #expect((0...3).allSatisfy { Stack.isFree(port: port + $0) }, "a service was left running")
         }
 
         @Test("a service that stops during up's start-up: its own message, exit 2, nothing left running")

@@ -61,22 +61,26 @@ struct MailDeliveryTests {
     @Test("a transient failure is retried 5 s later, then 10 s; a delivery marks it sent and drops the link", arguments: TestDatabases.backends)
     func transientThenSent(backend: String) async throws {
         try await self.withLinks(backend) { links, database in
-            let now = Timestamp.millis(Date())
-            try await self.queue(links, id: "transient", createdAt: now)
+            try await self.queue(links, id: "transient", createdAt: Timestamp.millis(Date()))
             let transport = ScriptedTransport(failure: SMTPFailure(description: "451 try later", permanent: false))
             let dispatcher = MailDispatcher(links: links, transport: transport, from: "a@b.c", logger: TestDatabases.logger)
+            // The pause is counted from the failure: between the clock before and after the delivery attempt.
+            var before = Timestamp.millis(Date())
             await dispatcher.deliverDue()
+            var after = Timestamp.millis(Date())
             var state = try await self.row(database, "transient")
             #expect(state.attempts == 1 && state.sent_at == nil && state.failed_at == nil)
-            #expect((4_000...7_000).contains(state.next_attempt_at - now), "retry in \(state.next_attempt_at - now) ms")
+            #expect((before + 5_000...after + 5_000).contains(state.next_attempt_at), "retry at +\(state.next_attempt_at - before) ms")
             // Not due yet: nothing is claimed.
             await dispatcher.deliverDue()
             #expect(try await self.row(database, "transient").attempts == 1)
             try await database.withSQL { sql in try await sql.raw("UPDATE identity_mail_outbox SET next_attempt_at = 0").run() }
+            before = Timestamp.millis(Date())
             await dispatcher.deliverDue()
+            after = Timestamp.millis(Date())
             state = try await self.row(database, "transient")
             #expect(state.attempts == 2)
-            #expect((9_000...12_000).contains(state.next_attempt_at - now), "second retry in \(state.next_attempt_at - now) ms")
+            #expect((before + 10_000...after + 10_000).contains(state.next_attempt_at), "second retry at +\(state.next_attempt_at - before) ms")
             transport.lock.withLock { transport.failure = nil }
             try await database.withSQL { sql in try await sql.raw("UPDATE identity_mail_outbox SET next_attempt_at = 0").run() }
             await dispatcher.deliverDue()

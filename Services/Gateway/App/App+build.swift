@@ -35,14 +35,27 @@ public func buildGateway(
     logger.logLevel = configuration.common.logLevel
     let metrics = dependencies.metrics ?? ServiceMetrics(service: "gateway")
     var services: [any Service] = []
-    let upstream: any UpstreamClient
+    let transport: any UpstreamClient
     if let injected = dependencies.upstream {
-        upstream = injected
+        transport = injected
     } else {
         let client = HTTPUpstreamClient()
         services.append(client)
-        upstream = client
+        transport = client
     }
+    // Every call to an upstream passes one breaker per upstream: while one is down its routes answer
+    // 503 at once, and the breaker closes by itself when a probe gets an answer.
+    let upstreamNames = [configuration.identityURL: "identity", configuration.authzURL: "authz", configuration.mediaURL: "media"]
+    for name in upstreamNames.values {
+        metrics.gauge(.upstreamCircuitOpen, labels: [("upstream", name)]).set(Double(0))
+    }
+    let upstream = CircuitBreakingUpstream(
+        inner: transport, threshold: configuration.breakerThreshold, logger: logger,
+        onChange: { baseURL, state in
+            let name = upstreamNames[baseURL] ?? baseURL
+            metrics.gauge(.upstreamCircuitOpen, labels: [("upstream", name)]).set(Double(state == .open ? 1 : 0))
+            if state == .open { metrics.counter(.upstreamCircuitOpenings, labels: [("upstream", name)]).increment() }
+        })
     let internalClient = InternalClient(
         transport: upstream, internalToken: configuration.common.internalToken, timeout: configuration.upstreamTimeout)
     let startedAt = Date()

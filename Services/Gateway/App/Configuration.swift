@@ -7,7 +7,7 @@ import Shared
 /// Keys: `HOST`, `PORT` (8080), `IDENTITY_URL`, `AUTHZ_URL`, `MEDIA_URL`, `STREAMHUB_INTERNAL_TOKEN`,
 /// `STREAMHUB_JWT_SECRET`, `STREAMHUB_PUBLIC_URL` (the sessions' `iss`), `METRICS_TOKEN`, `STREAMHUB_AUTHZ_ENFORCE` (`off` | `log` | `on`, default
 /// `log`; at the gateway it only decides what happens while authz cannot answer),
-/// `GATEWAY_UPSTREAM_TIMEOUT_MS` (10000), `GATEWAY_MAX_BODY_BYTES` (1 MiB), `LOG_LEVEL`,
+/// `GATEWAY_UPSTREAM_TIMEOUT_MS` (10000), `GATEWAY_MAX_BODY_BYTES` (1 MiB), `GATEWAY_BREAKER_THRESHOLD` (3), `LOG_LEVEL`,
 /// `STREAMHUB_CORS_ORIGINS`, `STREAMHUB_TRUSTED_PROXIES`.
 public struct GatewayConfiguration: Sendable {
     public var common: CommonConfiguration
@@ -29,6 +29,9 @@ public struct GatewayConfiguration: Sendable {
     /// How long a resolved `sk_` token, or identity's word on a user's sessions, is trusted before
     /// asking identity again (revocation bound: 5 s).
     public var tokenCacheTTL: Duration
+    /// `GATEWAY_BREAKER_THRESHOLD`: consecutive transport failures (refused, reset, timed out) that
+    /// open an upstream's circuit breaker.
+    public var breakerThreshold: Int
 
     public init(reader: SettingsReader) throws {
         self.common = try CommonConfiguration(reader: reader, defaultPort: DefaultPort.gateway)
@@ -52,5 +55,6 @@ public struct GatewayConfiguration: Sendable {
         self.upstreamTimeout = .milliseconds(try reader.int(ConfigKey.upstreamTimeoutMs, default: 10_000, range: 100...600_000))
         self.maxBodyBytes = try reader.int(ConfigKey.maxBodyBytes, default: 1 << 20, range: 1024...(256 << 20))
         self.tokenCacheTTL = .seconds(3)
+        self.breakerThreshold = try reader.int(ConfigKey.breakerThreshold, default: 3, range: 1...1000)
     }
 }
