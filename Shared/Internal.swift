@@ -151,3 +151,15 @@ public enum EnforcementMode: String, Codable, Sendable, CaseIterable {
     /// Denied → 403.
     case on
 }
+
+/// `GET /internal/v1/policy/version` (authz): the policy version this replica decides with and
+/// its enforcement mode. The gateway's decision cache is valid for one (version, mode) pair.
+public struct PolicyVersion: Codable, Sendable, Equatable {
+    public var version: Int64
+    public var mode: String
+
+    public init(version: Int64, mode: String) {
+        self.version = version
+        self.mode = mode
+    }
+}

@@ -51,6 +51,8 @@ public struct MetricName: Sendable, Hashable {
         "streamhub_upstream_circuit", unit: "open", help: "1 while the gateway's circuit breaker for an upstream is open (answering 503 at once), else 0.")
     public static let upstreamCircuitOpenings = MetricName(
         "streamhub_upstream_circuit_openings", unit: "total", help: "How often the gateway's circuit breaker for an upstream opened.")
+    public static let decisionCacheHits = MetricName(
+        "streamhub_authz_decision_cache_hits", unit: "total", help: "Permission checks the gateway answered from its decision cache (allowed, current policy version).")
     public static let authzUnavailable = MetricName(
         "streamhub_authz_unavailable", unit: "total", help: "Permission checks the gateway could not get an answer to from authz.")
 }

@@ -55,6 +55,49 @@ extension RealExecutables {
             }
         }
 
+        @Test("the gateway's decision cache answers repeated checks without authz; a role revoked or granted is in force within 1 s")
+        func decisionCache() async throws {
+            let metricsToken = "metrics-token-for-e2e-0123456789"
+            try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on", "METRICS_TOKEN": metricsToken]) { stack, client in
+                let base = stack.gatewayURL
+                let token = try await stack.seedToken(name: "e2e").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let admin = [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")]
+                let session = ("Authorization", "Bearer " + Stack.session(sub: "cached", tenantId: "t9"))
+                let role = #"{"user":"user:cached","role":"viewer"}"#
+                #expect(try await client.call(base + "/api/v1/authz/roles?tenant=t9", method: "POST", headers: admin, body: role).status == 201)
+                try await Stack.waitFor(deadline: .seconds(2), "the grant to be in force") {
+                    try await client.call(base + "/api/v1/apps", headers: [session]).status == 200
+                }
+                func decisions() async throws -> Int {
+                    let text = try await client.call(
+                        "http://127.0.0.1:\(stack.ports["authz"]!)/metrics", headers: [("Authorization", "Bearer \(metricsToken)")]).body
+                    return text.split(separator: "\n").filter { $0.hasPrefix("streamhub_authz_decisions_total") }
+                        .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0) { $0 + Int($1) }
+                }
+                let before = try await decisions()
+                for _ in 0..<50 { #expect(try await client.call(base + "/api/v1/apps", headers: [session]).status == 200) }
+                let asked = try await decisions() - before
+                print("decision cache: 50 checks, \(asked) reached authz")
+                #expect(asked < 25, "\(asked) of 50 checks reached authz")
+                let gatewayMetrics = try await client.call(base + "/metrics", headers: [("Authorization", "Bearer \(metricsToken)")]).body
+                #expect(gatewayMetrics.contains("streamhub_authz_decision_cache_hits_total"))
+
+                // Revoked: refused within 1 s although the allow was cached.
+                #expect(
+                    try await client.call(base + "/api/v1/authz/roles?tenant=t9&user=user:cached&role=viewer", method: "DELETE", headers: admin).status == 200)
+                let revoked = ContinuousClock.now
+                try await Stack.waitFor(deadline: .seconds(1), "the revocation to be in force within 1 s") {
+                    try await client.call(base + "/api/v1/apps", headers: [session]).status == 403
+                }
+                print("decision cache: revocation in force after \(ContinuousClock.now - revoked)")
+                // Denials are never cached: granted again, allowed within 1 s.
+                #expect(try await client.call(base + "/api/v1/authz/roles?tenant=t9", method: "POST", headers: admin, body: role).status == 201)
+                try await Stack.waitFor(deadline: .seconds(1), "the new grant to be in force within 1 s") {
+                    try await client.call(base + "/api/v1/apps", headers: [session]).status == 200
+                }
+            }
+        }
+
         @Test("enforce log: the request goes on; authz logs the would-be denial with the gateway's request id and counts it")
         func logModeThroughGateway() async throws {
             let metricsToken = "e2e-metrics-token-0123456789abcdefgh"
@@ -164,7 +207,10 @@ extension RealExecutables {
                 let again = try await client.call(base + "/api/v1/authz/roles?tenant=t1&user=user:42&role=viewer", method: "DELETE", headers: [auth])
                 #expect(again.status == 200)
                 #expect((try again.json()["data"] as? [String: Any])?["changed"] as? Int == 0)
-                #expect(try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)")]).status == 403)
+                // In force at the gateway within 1 s (its decision cache keeps an allow at most that long).
+                try await Stack.waitFor(deadline: .seconds(1), "the removed role to be refused") {
+                    try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)")]).status == 403
+                }
             }
         }
 

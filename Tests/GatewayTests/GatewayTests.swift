@@ -61,6 +61,8 @@ struct GatewayTests {
         var values = [
             "STREAMHUB_INTERNAL_TOKEN": Self.internalToken, "STREAMHUB_JWT_SECRET": Self.jwtSecret, "IDENTITY_URL": Self.identity,
             "MEDIA_URL": Self.media, "AUTHZ_URL": Self.authz, "GATEWAY_MAX_BODY_BYTES": "2048",
+            // Every check reaches the scripted authz here; the cache has tests of its own.
+            "GATEWAY_DECISION_CACHE_SIZE": "0",
         ]
         values.merge(extra) { _, new in new }
         return try await buildGateway(reader: .values(values), dependencies: GatewayDependencies(upstream: upstream))
@@ -220,7 +222,7 @@ struct GatewayTests {
         let app = try await buildGateway(
             reader: .values([
                 "STREAMHUB_INTERNAL_TOKEN": Self.internalToken, "STREAMHUB_JWT_SECRET": Self.jwtSecret, "IDENTITY_URL": Self.identity,
-                "MEDIA_URL": Self.media, "AUTHZ_URL": Self.authz, "STREAMHUB_AUTHZ_ENFORCE": "off",
+                "MEDIA_URL": Self.media, "AUTHZ_URL": Self.authz, "STREAMHUB_AUTHZ_ENFORCE": "off", "GATEWAY_DECISION_CACHE_SIZE": "0",
             ]), dependencies: GatewayDependencies(upstream: upstream, timeSource: clock))
         try await app.test(.router) { client in
             let apps: @Sendable () async throws -> HTTPResponse.Status = {
@@ -390,7 +392,7 @@ struct GatewayTests {
             TokenResolveResponse(principal: Self.globalPrincipal, tokenId: "g1")), as: UTF8.self)))
         var values = [
             "STREAMHUB_INTERNAL_TOKEN": Self.internalToken, "STREAMHUB_JWT_SECRET": Self.jwtSecret, "IDENTITY_URL": Self.identity,
-            "MEDIA_URL": Self.media, "AUTHZ_URL": Self.authz,
+            "MEDIA_URL": Self.media, "AUTHZ_URL": Self.authz, "GATEWAY_DECISION_CACHE_SIZE": "0",
         ]
         values["GATEWAY_MAX_BODY_BYTES"] = "2048"
         let app = try await buildGateway(reader: .values(values), dependencies: GatewayDependencies(upstream: upstream, timeSource: clock))
@@ -572,5 +574,46 @@ struct GatewayEdgeTests {
         #expect(TrustedProxies.none.clientIP(peer: "127.0.0.1", forwardedFor: ["1.2.3.4"]) == "127.0.0.1")
         #expect(throws: ConfigurationError.self) { try TrustedProxies(cidrs: ["10.0.0.0/33"]) }
         #expect(throws: ConfigurationError.self) { try TrustedProxies(cidrs: ["nope"]) }
+    }
+}
+
+@Suite("Decision cache")
+struct DecisionCacheTests {
+    let key = DecisionCache.Key(subject: "user:a", tenant: "t", resource: "app", action: "read")
+
+    @Test("kept for the policy version it was decided under and at most its lifetime; a new version empties it; a stale store is dropped")
+    func versions() {
+        let cache = DecisionCache(capacity: 10, lifetime: .seconds(1))
+        let v1 = PolicyVersion(version: 1, mode: "on")
+        let now = ContinuousClock.now
+        cache.store(self.key, under: nil, now: now)
+        #expect(!cache.allowed(self.key, now: now), "kept before any version was known")
+        cache.observe(v1)
+        cache.store(self.key, under: v1, now: now)
+        #expect(cache.allowed(self.key, now: now + .milliseconds(900)))
+        #expect(!cache.allowed(self.key, now: now + .milliseconds(1001)), "kept past its lifetime")
+        cache.store(self.key, under: v1, now: now)
+        cache.observe(PolicyVersion(version: 2, mode: "on"))
+        #expect(!cache.allowed(self.key, now: now), "kept across a policy change")
+        cache.store(self.key, under: v1, now: now)
+        #expect(!cache.allowed(self.key, now: now), "a decision made under the old version was kept")
+        cache.observe(PolicyVersion(version: 2, mode: "log"))
+        #expect(cache.count == 0)
+        cache.observe(nil)
+        cache.store(self.key, under: nil, now: now)
+        #expect(cache.count == 0, "kept while authz does not answer")
+    }
+
+    @Test("bounded: a full cache drops expired entries, then everything")
+    func bounded() {
+        let cache = DecisionCache(capacity: 3, lifetime: .seconds(1))
+        let v = PolicyVersion(version: 7, mode: "on")
+        cache.observe(v)
+        let now = ContinuousClock.now
+        for index in 0..<10 {
+            cache.store(DecisionCache.Key(subject: "user:\(index)", tenant: "t", resource: "app", action: "read"), under: v, now: now)
+            #expect(cache.count <= 3)
+        }
+        #expect(DecisionCache(capacity: 0).isEnabled == false)
     }
 }

@@ -58,7 +58,7 @@ public func buildAuthz(
     )
     enforce.addRoutes(to: router)
     PolicyAdminController(engine: engine).addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
-    RoleGrantController(engine: engine).addRoutes(to: router.internalGroup(internalToken: configuration.common.internalToken))
+    RoleGrantController(engine: engine, mode: configuration.enforcement).addRoutes(to: router.internalGroup(internalToken: configuration.common.internalToken))
 
     var app = Application(
         router: router,

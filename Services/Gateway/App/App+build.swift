@@ -65,8 +65,13 @@ public func buildGateway(
         cache: ApiTokenCache(ttl: configuration.tokenCacheTTL), sessionStates: TTLCache(ttl: configuration.tokenCacheTTL),
         timeSource: dependencies.timeSource
     )
+    let decisions = DecisionCache(capacity: configuration.decisionCacheSize)
+    if decisions.isEnabled {
+        services.append(PolicyVersionWatcher(cache: decisions, client: internalClient, authzURL: configuration.authzURL, logger: logger))
+    }
     let authorization = AuthorizationClient(
-        client: internalClient, authzURL: configuration.authzURL, whenUnavailable: configuration.whenAuthzUnavailable, metrics: metrics
+        client: internalClient, authzURL: configuration.authzURL, whenUnavailable: configuration.whenAuthzUnavailable, metrics: metrics,
+        cache: decisions
     )
     let router = Router(context: ServiceRequestContext.self)
     router.addServiceMiddleware(metrics: metrics, edge: EdgeMiddleware(cors: configuration.cors))

@@ -7,7 +7,7 @@ import Shared
 /// Keys: `HOST`, `PORT` (8080), `IDENTITY_URL`, `AUTHZ_URL`, `MEDIA_URL`, `STREAMHUB_INTERNAL_TOKEN`,
 /// `STREAMHUB_JWT_SECRET`, `STREAMHUB_PUBLIC_URL` (the sessions' `iss`), `METRICS_TOKEN`, `STREAMHUB_AUTHZ_ENFORCE` (`off` | `log` | `on`, default
 /// `log`; at the gateway it only decides what happens while authz cannot answer),
-/// `GATEWAY_UPSTREAM_TIMEOUT_MS` (10000), `GATEWAY_MAX_BODY_BYTES` (1 MiB), `GATEWAY_BREAKER_THRESHOLD` (3), `LOG_LEVEL`,
+/// `GATEWAY_UPSTREAM_TIMEOUT_MS` (10000), `GATEWAY_MAX_BODY_BYTES` (1 MiB), `GATEWAY_BREAKER_THRESHOLD` (3), `GATEWAY_DECISION_CACHE_SIZE` (10000), `LOG_LEVEL`,
 /// `STREAMHUB_CORS_ORIGINS`, `STREAMHUB_TRUSTED_PROXIES`.
 public struct GatewayConfiguration: Sendable {
     public var common: CommonConfiguration
@@ -32,6 +32,8 @@ public struct GatewayConfiguration: Sendable {
     /// `GATEWAY_BREAKER_THRESHOLD`: consecutive transport failures (refused, reset, timed out) that
     /// open an upstream's circuit breaker.
     public var breakerThreshold: Int
+    /// `GATEWAY_DECISION_CACHE_SIZE`: allowed authz decisions kept (0: no cache).
+    public var decisionCacheSize: Int
 
     public init(reader: SettingsReader) throws {
         self.common = try CommonConfiguration(reader: reader, defaultPort: DefaultPort.gateway)
@@ -56,5 +58,6 @@ public struct GatewayConfiguration: Sendable {
         self.maxBodyBytes = try reader.int(ConfigKey.maxBodyBytes, default: 1 << 20, range: 1024...(256 << 20))
         self.tokenCacheTTL = .seconds(3)
         self.breakerThreshold = try reader.int(ConfigKey.breakerThreshold, default: 3, range: 1...1000)
+        self.decisionCacheSize = try reader.int(ConfigKey.decisionCacheSize, default: 10_000, range: 0...10_000_000)
     }
 }

@@ -8,15 +8,23 @@ import Shared
 /// their tenant at sign-up and reads a user's roles for `/auth/me`.
 public struct RoleGrantController<Context: ServiceRequestContextProtocol>: Sendable {
     let engine: PolicyEngine
+    let mode: EnforcementMode
 
-    public init(engine: PolicyEngine) {
+    public init(engine: PolicyEngine, mode: EnforcementMode) {
         self.engine = engine
+        self.mode = mode
     }
 
     public func addRoutes(to group: RouterGroup<Context>) {
+        group.get("policy/version", use: self.version)
         group.post("roles", use: self.grant)
         group.post("roles/of", use: self.rolesOf)
         group.post("roles/revoke", use: self.revokeAll)
+    }
+
+    /// `GET /internal/v1/policy/version`: `{version, mode}`, polled by the gateway's decision cache.
+    @Sendable func version(_ request: Request, context: Context) async throws -> Response {
+        try JSONResponse.make(PolicyVersion(version: self.engine.currentVersion, mode: self.mode.rawValue))
     }
 
     /// `POST /internal/v1/roles/revoke {subject, tenant}`: every role of `subject` in `tenant` goes

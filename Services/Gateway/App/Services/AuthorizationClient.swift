@@ -14,18 +14,32 @@ public struct AuthorizationClient: Sendable {
     let authzURL: String
     let whenUnavailable: EnforcementMode
     let unavailableCounter: MetricCounter
+    /// Allowed decisions for the current policy version (``DecisionCache``); disabled with capacity 0.
+    let cache: DecisionCache
+    let cacheHits: MetricCounter
 
-    public init(client: InternalClient, authzURL: String, whenUnavailable: EnforcementMode, metrics: ServiceMetrics) {
+    public init(
+        client: InternalClient, authzURL: String, whenUnavailable: EnforcementMode, metrics: ServiceMetrics, cache: DecisionCache = DecisionCache(capacity: 0)
+    ) {
         self.client = client
         self.authzURL = authzURL
         self.whenUnavailable = whenUnavailable
         self.unavailableCounter = metrics.counter(.authzUnavailable)
+        self.cache = cache
+        self.cacheHits = metrics.counter(.decisionCacheHits)
     }
 
     /// - Throws: ``ServiceError`` 403 when authz denies and enforces; 503 when authz cannot answer
     ///   and the gateway's mode is `on`.
     public func authorize(_ principal: Principal, permission: Permission, requestID: String, logger: Logger) async throws {
         guard !principal.bypassesAuthorization else { return }
+        let key = DecisionCache.Key(
+            subject: principal.subject, tenant: principal.tenantId ?? "", resource: permission.resource, action: permission.action)
+        if self.cache.isEnabled, self.cache.allowed(key) {
+            self.cacheHits.increment()
+            return
+        }
+        let policy = self.cache.isEnabled ? self.cache.policy : nil
         let request = EnforceRequest(
             subject: principal.subject, tenant: principal.tenantId ?? "", resource: permission.resource, action: permission.action)
         let decision: EnforceDecision
@@ -45,5 +59,6 @@ public struct AuthorizationClient: Sendable {
         if !decision.allowed && decision.enforced {
             throw ServiceError(.forbidden, message: "Forbidden resource")
         }
+        if decision.allowed { self.cache.store(key, under: policy) }
     }
 }
