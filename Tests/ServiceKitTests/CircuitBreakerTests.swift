@@ -60,8 +60,10 @@ struct CircuitBreakerTests {
         #expect(breaker.state("http://identity") == .closed)
 
         // The probe asks /internal/v1/health while open, and closes the breaker once it answers.
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(transport.count("http://media/internal/v1/health") >= 2)
+        let probing = ContinuousClock.now + .seconds(3)
+        while transport.count("http://media/internal/v1/health") < 2, ContinuousClock.now < probing { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(transport.count("http://media/internal/v1/health") >= 2, "the probe did not ask again")
+        #expect(breaker.state("http://media") == .open)
         transport.lock.withLock { transport.down = [] }
         let deadline = ContinuousClock.now + .seconds(2)
         while breaker.state("http://media") == .open, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
