@@ -11,6 +11,7 @@ import SQLiteKit
 import SQLiteNIO
 import ServiceLifecycle
 import Shared
+import Synchronization
 
 /// Where a service keeps its tables: SQLite under the data directory (the embedded default) or
 /// PostgreSQL when `DATABASE_URL` is set.
@@ -258,6 +259,8 @@ public final class PostgresStore: Database, Service {
     let client: PostgresClient
     let location: PostgresLocation
     let logger: Logger
+    /// How long a caller waits for a pooled connection before the database counts as away.
+    var leaseTimeout: Duration { min(self.location.connectTimeout, .seconds(5)) }
 
     public init(location: PostgresLocation, logger: Logger) {
         // The pool's own connection retries are noisy at info; start-up reports them itself (warning).
@@ -331,9 +334,7 @@ public final class PostgresStore: Database, Service {
 
     public func withSQL<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         do {
-            return try await self.client.withConnection { connection in
-                try await body(connection.sql())
-            }
+            return try await self.leased { connection in try await body(connection.sql()) }
         } catch {
             throw Self.storageError(error)
         }
@@ -341,7 +342,7 @@ public final class PostgresStore: Database, Service {
 
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         do {
-            return try await self.client.withConnection { connection in
+            return try await self.leased { connection in
                 let sql = connection.sql()
                 try await sql.raw("BEGIN").run()
                 do {
@@ -355,6 +356,49 @@ public final class PostgresStore: Database, Service {
             }
         } catch {
             throw Self.storageError(error)
+        }
+    }
+
+    enum Lease<T: Sendable>: Sendable {
+        case done(T)
+        case timedOut
+        case inTime
+    }
+
+    final class Acquired: Sendable {
+        let flag = Atomic<Bool>(false)
+    }
+
+    /// Runs `body` on a pooled connection. While the database is away the pool waits for a
+    /// connection indefinitely: a caller that has none within `leaseTimeout` gets
+    /// ``StorageError/unavailable(_:)`` (503) instead. Once a connection is held, the work runs
+    /// as long as it takes.
+    func leased<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let acquired = Acquired()
+        let timeout = self.leaseTimeout
+        return try await withoutActuallyEscaping(body) { body in
+            try await withThrowingTaskGroup(of: Lease<T>.self) { group in
+                group.addTask {
+                    .done(
+                        try await self.client.withConnection { connection in
+                            acquired.flag.store(true, ordering: .relaxed)
+                            return try await body(connection)
+                        })
+                }
+                group.addTask {
+                    try? await Task.sleep(for: timeout)
+                    return acquired.flag.load(ordering: .relaxed) ? .inTime : .timedOut
+                }
+                defer { group.cancelAll() }
+                while let next = try await group.next() {
+                    switch next {
+                    case .done(let value): return value
+                    case .timedOut: throw StorageError.unavailable("The database is not reachable; try again shortly")
+                    case .inTime: continue
+                    }
+                }
+                throw StorageError.unavailable("The database is not reachable; try again shortly")
+            }
         }
     }
 

@@ -126,7 +126,7 @@ final class Stack: @unchecked Sendable {
     /// Starts one more process of `service` on a port of its own (same settings, same database);
     /// it is named `identity#2`, `identity#3`, … in ``processes`` and for ``log(_:)``.
     @discardableResult
-    func startReplica(of service: String, client: HTTPClient) async throws -> (name: String, port: Int) {
+    func startReplica(of service: String, client: HTTPClient, extra: [String: String] = [:]) async throws -> (name: String, port: Int) {
         let (name, port) = try self.lock.withLock {
             let name = "\(service)#\(self.processes.keys.filter { $0 == service || $0.hasPrefix(service + "#") }.count + 1)"
             var port = try Self.freePort()
@@ -134,12 +134,12 @@ final class Stack: @unchecked Sendable {
             self.replicaPorts[name] = port
             return (name, port)
         }
-        try await self.launch(service, as: name, port: port, client: client)
+        try await self.launch(service, as: name, port: port, client: client, extra: extra)
         return (name, port)
     }
 
-    func launch(_ service: String, as name: String, port: Int, client: HTTPClient) async throws {
-        var env = self.environment.merging(self.perService[service] ?? [:]) { _, new in new }
+    func launch(_ service: String, as name: String, port: Int, client: HTTPClient, extra: [String: String] = [:]) async throws {
+        var env = self.environment.merging(self.perService[service] ?? [:]) { _, new in new }.merging(extra) { _, new in new }
         env["PORT"] = String(port)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary("streamhub-\(service)"))

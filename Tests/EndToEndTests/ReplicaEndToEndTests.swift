@@ -4,6 +4,10 @@ import Shared
 import TestSupport
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 extension RealExecutables {
     /// Several processes of one service on one PostgreSQL: what correctness depends on lives in
     /// the database, so replicas agree. Runs when `STREAMHUB_TEST_DATABASE_URL` is set.
@@ -80,6 +84,55 @@ extension RealExecutables {
                     return try await group.reduce(into: [Int]()) { $0.append($1) }
                 }
                 #expect(magic.filter { $0 == 200 }.count == 1 && magic.filter { $0 == 429 }.count == 19, "\(magic)")
+            }
+        }
+
+        @Test("the database going away after start-up: identity answers 503 in the error body (never 500), and recovers when it is back",
+              .enabled(if: TestDatabases.postgresEnabled && FileManager.default.isExecutableFile(atPath: "/usr/bin/python3")))
+        func databaseGoesAway() async throws {
+            try await Stack.with { stack, client in
+                let databaseURL = try #require(stack.environment["DATABASE_URL"])
+                let proxyPort = try Stack.freePort()
+                let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                    .appendingPathComponent("interop/tcp_proxy.py").path
+                func startProxy() async throws -> Process {
+                    let process = Process()
+                    // The interpreter itself (no wrapper script in between), so killing it kills the proxy.
+                    process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+                    process.arguments = [script, String(proxyPort), "127.0.0.1", "5432"]
+                    // Never the test's own pipes: a child left behind would hold them open.
+                    process.standardOutput = FileHandle.nullDevice
+                    process.standardError = FileHandle.nullDevice
+                    try process.run()
+                    try await Stack.waitFor(deadline: .seconds(10), "the proxy to listen") { !Stack.isFree(port: proxyPort) }
+                    return process
+                }
+                var proxy = try await startProxy()
+                defer { if proxy.isRunning { kill(proxy.processIdentifier, SIGKILL) } }
+                let viaProxy = databaseURL.replacingOccurrences(of: "127.0.0.1:5432", with: "127.0.0.1:\(proxyPort)")
+                try #require(viaProxy != databaseURL, "DATABASE_URL does not name 127.0.0.1:5432: \(databaseURL)")
+                let identity = try await stack.startReplica(of: "identity", client: client, extra: ["DATABASE_URL": viaProxy])
+                let login = #"{"email":"nobody@example.com","password":"correct horse battery"}"#
+                #expect(try await self.forwarded(client, port: identity.port, "/auth/login", body: login, ip: "192.0.2.1").status == 401)
+
+                // The database host drops away: every connection to it closes at once.
+                kill(proxy.processIdentifier, SIGKILL)
+                try await Stack.waitFor(deadline: .seconds(5), "the proxy to stop") { !proxy.isRunning }
+                var statuses: [Int] = []
+                for _ in 0..<2 {
+                    let started = ContinuousClock.now
+                    let answer = try await self.forwarded(client, port: identity.port, "/auth/login", body: login, ip: "192.0.2.1")
+                    statuses.append(answer.status)
+                    #expect(answer.status == 503, "\(answer.body)")
+                    #expect((try? answer.json()["error"] as? String) == "Service Unavailable", "\(answer.body)")
+                    #expect(ContinuousClock.now - started < .seconds(12))
+                }
+                #expect(!stack.log(identity.name).contains("unhandled error"), "\(stack.log(identity.name).suffix(2000))")
+
+                proxy = try await startProxy()
+                try await Stack.waitFor(deadline: .seconds(15), "identity to answer from its database again") {
+                    try await self.forwarded(client, port: identity.port, "/auth/login", body: login, ip: "192.0.2.1").status == 401
+                }
             }
         }
     }
