@@ -35,6 +35,9 @@ ffmpeg -hide_banner -loglevel error -f lavfi -i "testsrc2=size=640x360:rate=30" 
 SEGMENT="hls/$APP/live/seg_001.ts"
 SIZE=$(stat -c %s "$STREAMHUB_DATA_DIR/media/$SEGMENT")
 
+# nginx's workers run as an unprivileged user: let them read the media tree (mktemp -d is 0700).
+chmod 755 "$WORK" "$STREAMHUB_DATA_DIR"
+chmod -R a+rX "$STREAMHUB_DATA_DIR/media"
 mkdir -p "$WORK/nginx"
 cat >"$WORK/nginx/nginx.conf" <<CONF
 worker_processes auto;
