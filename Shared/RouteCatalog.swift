@@ -230,7 +230,7 @@ public enum RouteCatalog {
         ),
         RouteDefinition(
             "GET", "/api/v1/cluster/nodes", service: .media, auth: .authenticated, permission: "cluster:read",
-            summary: "The node registry with liveness and load (superadmins and global tokens)"
+            summary: "The node registry with liveness and load (cluster:read: owners and admins by the default policy)"
         ),
         RouteDefinition(
             "POST", "/api/v1/webhooks/livekit", service: .media, auth: .livekitSignature, enveloped: false,

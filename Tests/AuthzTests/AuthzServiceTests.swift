@@ -7,6 +7,7 @@ import HummingbirdTesting
 import Logging
 import ServiceKit
 import ServiceStorage
+import SQLKit
 import Shared
 import TestSupport
 import Testing
@@ -487,6 +488,25 @@ struct AuthzMigrationTests {
         let expected = try PolicyCSV.parse(DefaultPolicy.policy).map { StoredRule(ptype: $0.type, values: $0.values) }
         #expect(!expected.isEmpty)
         #expect(rules == expected)
-        #expect(version == 1)
+        // Migration 2 seeds (version 1); migration 3 adds cluster:read where it is missing and bumps again.
+        #expect(version == 2)
+    }
+
+    @Test("a store seeded before cluster:read existed gets it from migration 3, once", arguments: TestDatabases.backends)
+    func addsClusterRead(backend: String) async throws {
+        let location = try await TestDatabases.freshLocation(backend, name: "authz-cluster")
+        let rules = try await DatabaseFactory.withDatabase(location, logger: TestDatabases.logger) { database in
+            try await AuthzMigrations.migrator.migrate(database, logger: TestDatabases.logger)
+            // As a store from before: the rule gone; migration 3 run again puts it back, and only once.
+            try await database.withSQL { sql in
+                try await sql.raw("DELETE FROM authz_rules WHERE v2 = 'cluster'").run()
+            }
+            for statement in try AuthzMigrations.migrator.migrations[2].statements(database.dialect) + (try AuthzMigrations.migrator.migrations[2].statements(database.dialect)) {
+                try await database.withSQL { sql in try await sql.raw(SQLQueryString(stringLiteral: statement)).run() }
+            }
+            return try await SQLPolicyStore(database: database).load().rules
+        }
+        #expect(rules.filter { $0.values.count >= 4 && $0.values[2] == "cluster" }.count == 1)
+        #expect(rules.contains(StoredRule(ptype: "p", values: ["admin", "*", "cluster", "read"])))
     }
 }

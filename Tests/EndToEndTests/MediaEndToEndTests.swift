@@ -150,11 +150,13 @@ extension RealExecutables {
                     base + "/cluster/heartbeat", method: "POST", headers: [Self.json, node], body: #"{"id":"\#(UUID().uuidString.lowercased())"}"#)
                 #expect(unknown.status == 404)
 
-                // Operators list nodes; a tenant owner cannot.
+                // cluster:read: owners and admins (default policy) and global callers; a role-less user is refused.
                 let signup = try await client.call(
                     base + "/auth/signup", method: "POST", headers: [Self.json], body: #"{"email":"nodes@example.com","password":"correct horse battery"}"#)
                 let owner = ("Authorization", "Bearer " + (try #require(try self.data(signup)["token"] as? String)))
-                #expect(try await client.call(base + "/cluster/nodes", headers: [owner]).status == 403)
+                #expect(try await client.call(base + "/cluster/nodes", headers: [owner]).status == 200)
+                let stranger = ("Authorization", "Bearer " + Stack.session(sub: "stranger", tenantId: "t-none"))
+                #expect(try await client.call(base + "/cluster/nodes", headers: [stranger]).status == 403)
                 let listed = try #require(try await client.call(base + "/cluster/nodes", headers: [root]).json()["data"] as? [[String: Any]])
                 #expect(listed.count == 1 && listed[0]["url"] as? String == "wss://lk-1.example.test" && listed[0]["capacity"] as? Int == 500)
 

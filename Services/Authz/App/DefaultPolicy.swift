@@ -35,6 +35,7 @@ public enum DefaultPolicy {
         p, admin, *, user, read
         p, admin, *, user, write
         p, admin, *, tenant, read
+        p, admin, *, cluster, read
         p, member, *, app, read
         p, member, *, app, write
         p, member, *, stream, read

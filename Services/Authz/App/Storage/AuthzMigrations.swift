@@ -37,6 +37,17 @@ public enum AuthzMigrations {
                     return "INSERT INTO authz_rules (ptype, v0, v1, v2, v3, v4, v5) VALUES ('\(line.type)', \(quoted))"
                 } + ["UPDATE authz_policy_version SET version = version + 1 WHERE id = 1"]
             },
+            Migration(version: 3, name: "cluster:read for admins") { _ in
+                // Stores made before the permission existed get it; a fresh store has it from version 2.
+                [
+                    """
+                    INSERT INTO authz_rules (ptype, v0, v1, v2, v3, v4, v5) \
+                    SELECT 'p', 'admin', '*', 'cluster', 'read', '', '' WHERE NOT EXISTS \
+                    (SELECT 1 FROM authz_rules WHERE ptype = 'p' AND v0 = 'admin' AND v1 = '*' AND v2 = 'cluster' AND v3 = 'read' AND v4 = '' AND v5 = '')
+                    """,
+                    "UPDATE authz_policy_version SET version = version + 1 WHERE id = 1",
+                ]
+            },
         ]
     )
 }

@@ -98,7 +98,7 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
         }
         let response = try await self.send(
             request, to: route.service, principal: principal, body: body, requestID: requestID, context: context,
-            keepAuthorization: route.auth == .livekitSignature
+            keepAuthorization: route.auth == .livekitSignature, keepClusterToken: route.auth == .clusterToken
         )
         guard route.enveloped, (200..<300).contains(response.status.code) else {
             return self.passThrough(response)
@@ -184,7 +184,9 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
     /// sets the gateway's own.
     /// `keepAuthorization`: the owning service checks the credential itself (LiveKit's webhook
     /// signature, which covers the body: that is forwarded byte for byte too).
-    func forwardedHeaders(_ request: Request, principal: Principal, requestID: String, context: Context, keepAuthorization: Bool = false) -> HTTPFields {
+    func forwardedHeaders(
+        _ request: Request, principal: Principal, requestID: String, context: Context, keepAuthorization: Bool = false, keepClusterToken: Bool = false
+    ) -> HTTPFields {
         var headers = HTTPFields()
         for field in request.headers {
             let name = field.name.canonicalName
@@ -193,6 +195,8 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
             if name.hasPrefix("x-forwarded-") || name == "forwarded" || name == "x-real-ip" { continue }
             // The credential was resolved here; upstreams get the principal instead.
             if name == "authorization" && !keepAuthorization && !RouteCatalog.isMediaMount(request.uri.path) { continue }
+            // A node's credential travels only to the node routes that check it.
+            if name == "x-cluster-token" && !keepClusterToken { continue }
             headers.append(field)
         }
         headers[.streamHubInternalToken] = self.configuration.common.internalToken
@@ -208,13 +212,15 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
 
     func send(
         _ request: Request, to service: ServiceName, principal: Principal, body: ByteBuffer?, requestID: String, context: Context,
-        keepAuthorization: Bool = false
+        keepAuthorization: Bool = false, keepClusterToken: Bool = false
     ) async throws -> UpstreamResponse {
         var pathAndQuery = request.uri.path
         if let query = request.uri.query, !query.isEmpty { pathAndQuery += "?" + query }
         let outgoing = UpstreamRequest(
             method: request.method, baseURL: self.baseURL(service), pathAndQuery: pathAndQuery,
-            headers: self.forwardedHeaders(request, principal: principal, requestID: requestID, context: context, keepAuthorization: keepAuthorization),
+            headers: self.forwardedHeaders(
+                request, principal: principal, requestID: requestID, context: context, keepAuthorization: keepAuthorization,
+                keepClusterToken: keepClusterToken),
             body: body
         )
         do {

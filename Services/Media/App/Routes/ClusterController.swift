@@ -90,11 +90,9 @@ public struct ClusterController<Context: ServiceRequestContextProtocol>: Sendabl
         return try self.lease(node, now: now)
     }
 
-    /// The whole registry: platform operators only (superadmins and global tokens).
+    /// The whole registry (`cluster:read`: owners and admins by the default policy, superadmins and
+    /// global tokens).
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {
-        guard try context.caller().bypassesAuthorization else {
-            throw ServiceError(.forbidden, message: "Only a superadmin or a global token may list cluster nodes")
-        }
         let since = Timestamp.millis(self.timeSource.now()) - self.aliveWindow
         return try JSONResponse.make(try await self.registry.nodes().map { $0.summary(aliveSince: since) })
     }
