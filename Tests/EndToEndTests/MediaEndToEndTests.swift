@@ -137,7 +137,12 @@ extension RealExecutables {
                 #expect(try await client.call(base + "/cluster/join", method: "POST", headers: [Self.json], body: join).status == 401)
                 let wrong = try await client.call(base + "/cluster/join", method: "POST", headers: [Self.json, ("X-Cluster-Token", "nope")], body: join)
                 #expect(wrong.status == 401 && wrong.header("WWW-Authenticate") != nil)
-                for bad in [#"{"name":"","url":"wss://x.test"}"#, #"{"name":"a","url":"ftp://x.test"}"#, #"{"name":"a","url":"wss://x.test","id":"NOT-A-UUID"}"#, #"{"name":1}"#] {
+                let longName = String(repeating: "n", count: 101)
+                for bad in [
+                    #"{"name":"","url":"wss://x.test"}"#, #"{"name":"a","url":"ftp://x.test"}"#, #"{"name":"a","url":"wss://x.test","id":"NOT-A-UUID"}"#,
+                    #"{"name":1}"#, #"{"name":"a\u0007b","url":"wss://x.test"}"#, #"{"name":"\#(longName)","url":"wss://x.test"}"#,
+                    #"{"name":"a","url":"wss://x.test","capacity":-1}"#, #"{"name":"a","url":"wss://x.test","region":"eu\u0001west"}"#, "{not json",
+                ] {
                     #expect(try await client.call(base + "/cluster/join", method: "POST", headers: [Self.json, node], body: bad).status == 400, "\(bad)")
                 }
                 let joined = try await client.call(base + "/cluster/join", method: "POST", headers: [Self.json, node], body: join)

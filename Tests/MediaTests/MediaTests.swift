@@ -175,6 +175,20 @@ struct MediaRouteTests {
             try await client.execute(uri: "/hls/live/index.m3u8", method: .get) { response in
                 #expect(response.headers[.cacheControl] == "no-cache")
             }
+            // Last-Modified is the file's time as an IMF-fixdate; If-Modified-Since compares with it.
+            try FileManager.default.setAttributes(
+                [.modificationDate: Date(timeIntervalSince1970: 784_111_777)], ofItemAtPath: root + "/hls/live/index.m3u8")
+            try await client.execute(uri: "/hls/live/index.m3u8", method: .get) { response in
+                #expect(response.headers[.lastModified] == "Sun, 06 Nov 1994 08:49:37 GMT")
+            }
+            for (since, status) in [
+                ("Sun, 06 Nov 1994 08:49:37 GMT", HTTPResponse.Status.notModified), ("Mon, 07 Nov 1994 00:00:00 GMT", .notModified),
+                ("Sat, 05 Nov 1994 08:49:37 GMT", .ok), ("yesterday", .ok), ("Sun, 06 Nov 1994 25:49:37 GMT", .ok),
+            ] {
+                try await client.execute(uri: "/hls/live/index.m3u8", method: .get, headers: [.ifModifiedSince: since]) { response in
+                    #expect(response.status == status, "\(since)")
+                }
+            }
             try await client.execute(uri: "/hls/live/alias.ts", method: .get) { response in
                 #expect(response.status == .ok && response.body.readableBytes == 1000)
             }

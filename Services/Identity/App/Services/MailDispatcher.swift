@@ -84,7 +84,12 @@ public struct MailDispatcher: Service {
                     let permanent = (error as? SMTPFailure)?.permanent ?? false
                     let pause = min(Int64(60_000), 5_000 << Int64(min(mail.attempts - 1, 4)))
                     let retryAt = permanent ? nil : Timestamp.millis(Date()) + pause
-                    try? await self.links.markFailed(id: mail.message.id, retryAt: retryAt, at: Timestamp.millis(Date()))
+                    do {
+                        try await self.links.markFailed(id: mail.message.id, retryAt: retryAt, at: Timestamp.millis(Date()))
+                    } catch {
+                        // The claim already put it a minute out: it is retried then.
+                        self.logger.warning("mail failure not recorded", metadata: ["mail": "\(mail.message.id)", "error": "\(error)"])
+                    }
                     self.logger.warning(
                         permanent ? "mail refused, not retried" : "mail delivery failed, will retry",
                         metadata: ["mail": "\(mail.message.id)", "attempt": "\(mail.attempts)", "error": "\(error)"])

@@ -187,19 +187,38 @@ enum ByteRange: Equatable {
     }
 }
 
-/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the only HTTP date format we send.
+/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the only HTTP date format we send; formatted and
+/// parsed with the C library (every file answer carries one: no `DateFormatter` per request).
 enum HTTPDate {
-    static func formatter() -> DateFormatter {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        return formatter
+    static func format(_ date: Date) -> String {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        var buffer = [CChar](repeating: 0, count: 40)
+        let written = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
+        return String(decoding: buffer.prefix(written).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    static func format(_ date: Date) -> String { Self.formatter().string(from: date) }
+    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
-    static func parse(_ text: String) -> Date? { Self.formatter().date(from: text.trimmingCharacters(in: .whitespaces)) }
+    static func parse(_ text: String) -> Date? {
+        let fields = text.trimmingCharacters(in: .whitespaces).split(separator: " ")
+        guard fields.count == 6, fields[0].hasSuffix(","), fields[5] == "GMT", let day = Int32(fields[1]),
+            let month = Self.months.firstIndex(of: String(fields[2])), let year = Int32(fields[3])
+        else { return nil }
+        let clock = fields[4].split(separator: ":").compactMap { Int32($0) }
+        guard clock.count == 3, (1...31).contains(day), (0...23).contains(clock[0]), (0...59).contains(clock[1]), (0...60).contains(clock[2]) else {
+            return nil
+        }
+        var parts = tm()
+        parts.tm_year = year - 1900
+        parts.tm_mon = Int32(month)
+        parts.tm_mday = day
+        parts.tm_hour = clock[0]
+        parts.tm_min = clock[1]
+        parts.tm_sec = clock[2]
+        return Date(timeIntervalSince1970: TimeInterval(timegm(&parts)))
+    }
 }
 
 /// MIME types for the media mounts (FileMiddleware has no `.m3u8`/`.m4s`).
