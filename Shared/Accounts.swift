@@ -430,3 +430,21 @@ public struct PasswordChangeRequest: Codable, Sendable, Equatable {
         self.newPassword = newPassword
     }
 }
+
+/// `POST /auth/logout`: sessions issued until this time no longer work.
+public struct LogoutResult: Codable, Sendable, Equatable {
+    public var sessionsEndedAt: String
+    public init(sessionsEndedAt: String) { self.sessionsEndedAt = sessionsEndedAt }
+}
+
+/// `DELETE /tenants/:id/members/:userId`: whether a membership was removed.
+public struct MemberRemoval: Codable, Sendable, Equatable {
+    public var removed: Bool
+    public init(removed: Bool) { self.removed = removed }
+}
+
+/// `POST /auth/totp/disable`: the factor's state afterwards.
+public struct TOTPStatus: Codable, Sendable, Equatable {
+    public var totpEnabled: Bool
+    public init(totpEnabled: Bool) { self.totpEnabled = totpEnabled }
+}

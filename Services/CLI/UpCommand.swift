@@ -109,14 +109,20 @@ struct UpCommand: AsyncParsableCommand {
             } else {
                 say("Mail (sign-in, reset and invitation links) goes to \(Self.storeDirectory(dataDir: dataDir))/outbox; read it with: streamhub outbox --data-dir \(dataDir)")
             }
+            let docsDir = environment[ConfigKey.docsDir].flatMap { $0.isEmpty ? nil : $0 } ?? Self.storeDirectory(dataDir: dataDir) + "/swagger-ui"
             let mediaRoot = environment[ConfigKey.mediaRoot].flatMap { $0.isEmpty ? nil : $0 } ?? Self.storeDirectory(dataDir: dataDir) + "/media"
             if self.offline {
                 if !FileManager.default.fileExists(atPath: mediaRoot + "/assets/vendor/video.min.js") {
                     say("Video.js is not installed (--offline); players use the browser's own HLS.")
                 }
+                if !FileManager.default.fileExists(atPath: docsDir + "/swagger-ui-bundle.js") {
+                    say("Swagger UI is not installed (--offline); /api/v1/docs lists the operations without the interactive view.")
+                }
             } else {
                 WebAssets.ensureVideoJS(mediaRoot: mediaRoot, logs: dataDir + "/logs")
+                WebAssets.ensureSwaggerUI(into: docsDir, logs: dataDir + "/logs")
             }
+            say("API docs: http://127.0.0.1:\(self.port)/api/v1/docs (OpenAPI 3.1: /api/v1/openapi.json)")
             if WebAssets.ensureSampleStream(mediaRoot: mediaRoot, logs: dataDir + "/logs"),
                 let player = await WebAssets.wireSampleApp(
                     dataDir: dataDir, mediaRoot: mediaRoot, gateway: "http://127.0.0.1:\(self.port)", identityStore: identityStore, client: client)

@@ -7,7 +7,8 @@ import Shared
 
 /// What `streamhub up` sets up beside the services, once, under the data directory:
 /// - Video.js (PyPI `js.videojs`, which bundles its HLS engine) at `<media>/assets/vendor/video.min.js`,
-///   for players in browsers without native HLS — fetched with pip when missing, never from a CDN at
+///   for players in browsers without native HLS, and Swagger UI (PyPI `swagger-ui-py`) in
+///   `<data>/swagger-ui/` for `/api/v1/docs` — fetched with pip when missing, never from a CDN at
 ///   run time;
 /// - a sample HLS stream made with ffmpeg at `<media>/samples/demo/`, and an app whose room `demo`
 ///   plays it, so `/play` has something to show.
@@ -43,27 +44,57 @@ enum WebAssets {
     }
 
     static func ensureVideoJS(mediaRoot: String, logs: String) {
-        let target = mediaRoot + "/assets/vendor/video.min.js"
-        if FileManager.default.fileExists(atPath: target) { return }
+        Self.installFromPyPI(
+            what: "Video.js", requirement: "js.videojs==\(Self.videoJSVersion)", unpacked: "js.videojs-\(Self.videoJSVersion)",
+            files: ["js/videojs/resources/video.min.js"], into: mediaRoot + "/assets/vendor", logs: logs,
+            without: "players use the browser's own HLS")
+    }
+
+    static let swaggerUIVersion = "25.7.1"
+
+    /// Swagger UI 5 (PyPI `swagger-ui-py`, `swagger_ui/static/`) into the gateway's docs directory,
+    /// so `/api/v1/docs` is interactive without a CDN.
+    static func ensureSwaggerUI(into directory: String, logs: String) {
+        Self.installFromPyPI(
+            what: "Swagger UI", requirement: "swagger-ui-py==\(Self.swaggerUIVersion)", unpacked: "",
+            files: ["swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png", "favicon-16x16.png", "LICENSE"].map { "swagger_ui/static/" + $0 },
+            into: directory, logs: logs, without: "/api/v1/docs lists the operations without the interactive view")
+    }
+
+    /// The one way third-party web assets arrive: `pip download` of a pinned PyPI package, unpacked
+    /// (sdist or wheel) into a scratch directory, the named files copied into `directory`. Nothing
+    /// happens when they are all there; each outcome is said in one line.
+    static func installFromPyPI(what: String, requirement: String, unpacked: String, files: [String], into directory: String, logs: String, without: String) {
+        let targets = files.map { directory + "/" + ($0 as NSString).lastPathComponent }
+        if targets.allSatisfy(FileManager.default.fileExists(atPath:)) { return }
         guard let python = Self.which("python3") else {
-            say("Video.js is not installed (no python3 to fetch PyPI js.videojs); players use the browser's own HLS.")
+            say("\(what) is not installed (no python3 to fetch PyPI \(requirement)); \(without).")
             return
         }
-        let work = NSTemporaryDirectory() + "streamhub-videojs-\(UUID().uuidString)"
+        let work = NSTemporaryDirectory() + "streamhub-assets-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let log = logs + "/setup-videojs.log"
-        guard Self.run(python, ["-m", "pip", "download", "-q", "--no-deps", "-d", work, "js.videojs==\(Self.videoJSVersion)"], log: log),
-            Self.run("/bin/tar", ["xzf", "\(work)/js.videojs-\(Self.videoJSVersion).tar.gz", "-C", work], log: log)
+        let log = logs + "/setup-\(what.lowercased().replacingOccurrences(of: " ", with: "-")).log"
+        guard Self.run(python, ["-m", "pip", "download", "-q", "--no-deps", "-d", work, requirement], log: log),
+            let archive = try? FileManager.default.contentsOfDirectory(atPath: work).first
         else {
-            say("Video.js is not installed (pip could not fetch js.videojs \(Self.videoJSVersion); see \(log)); players use the browser's own HLS.")
+            say("\(what) is not installed (pip could not fetch \(requirement); see \(log)); \(without).")
             return
         }
+        let unpackedOK =
+            archive.hasSuffix(".whl")
+            ? Self.run(python, ["-m", "zipfile", "-e", "\(work)/\(archive)", work + "/unpacked"], log: log)
+            : Self.run("/bin/tar", ["xzf", "\(work)/\(archive)", "-C", work], log: log)
+        let root = archive.hasSuffix(".whl") ? work + "/unpacked" : work + "/" + unpacked
         do {
-            try FileManager.default.createDirectory(atPath: mediaRoot + "/assets/vendor", withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: "\(work)/js.videojs-\(Self.videoJSVersion)/js/videojs/resources/video.min.js", toPath: target)
-            say("Installed Video.js \(Self.videoJSVersion) (PyPI js.videojs) at \(target).")
+            guard unpackedOK else { throw CLIFailure("could not unpack \(archive)") }
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            for (file, target) in zip(files, targets) {
+                try? FileManager.default.removeItem(atPath: target)
+                try FileManager.default.copyItem(atPath: root + "/" + file, toPath: target)
+            }
+            say("Installed \(what) (PyPI \(requirement)) in \(directory).")
         } catch {
-            say("Video.js is not installed (\(error)); players use the browser's own HLS.")
+            say("\(what) is not installed (\(error)); \(without).")
         }
     }
 

@@ -83,3 +83,20 @@ extension Router where Context: ServiceRequestContextProtocol {
             .add(middleware: CallerMiddleware())
     }
 }
+
+extension Router where Context: ServiceRequestContextProtocol {
+    /// `GET /internal/v1/routes`: the public routes (`/api/v1/…`) this router serves, as
+    /// `METHOD /api/v1/path/:param`, so a test proves the catalog and the routers agree route for
+    /// route. Call it after every route is added.
+    public func addRouteListing(internalToken: String) {
+        let listed = self.routes.compactMap { route -> String? in
+            let path = route.path.components.map { component -> String in
+                let text = component.description
+                return text.hasPrefix("{") && text.hasSuffix("}") ? ":" + text.dropFirst().dropLast() : text
+            }.joined(separator: "/")
+            guard path.hasPrefix(String(RouteCatalog.apiPrefix.dropFirst())) else { return nil }
+            return "\(route.method.rawValue) /\(path)"
+        }.sorted()
+        self.internalGroup(internalToken: internalToken).get("routes") { _, _ in try JSONResponse.make(listed) }
+    }
+}

@@ -28,14 +28,19 @@ struct AppRepositoryTests {
     @Test("apps are listed by visibility, in creation order", arguments: backends)
     func visibility(backend: String) async throws {
         try await self.withRepository(backend) { repository in
-            #expect(try await repository.list(.all).isEmpty)
+            #expect(try await repository.list(.all, page: nil).isEmpty)
             try await repository.insert(AppRecord(id: "a1", tenantId: "t1", name: "One", publicPlayback: true, createdAt: 1))
             try await repository.insert(AppRecord(id: "a2", tenantId: "t2", name: "Two", publicPlayback: false, createdAt: 2))
             try await repository.insert(AppRecord(id: "a3", tenantId: "t1", name: "Three", publicPlayback: true, createdAt: 3))
-            #expect(try await repository.list(.all).map(\.id) == ["a1", "a2", "a3"])
-            #expect(try await repository.list(.tenant("t1")).map(\.id) == ["a1", "a3"])
-            #expect(try await repository.list(.app("a2")).map(\.publicPlayback) == [false])
-            #expect(try await repository.list(.nothing).isEmpty)
+            #expect(try await repository.list(.all, page: nil).map(\.id) == ["a1", "a2", "a3"])
+            #expect(try await repository.list(.tenant("t1"), page: nil).map(\.id) == ["a1", "a3"])
+            #expect(try await repository.list(.app("a2"), page: nil).map(\.publicPlayback) == [false])
+            #expect(try await repository.list(.nothing, page: nil).isEmpty)
+            // Pages: `after` is the last id seen, in creation order, within the visibility.
+            #expect(try await repository.list(.all, page: ListPage(limit: 2)).map(\.id) == ["a1", "a2"])
+            #expect(try await repository.list(.all, page: ListPage(limit: 2, after: "a2")).map(\.id) == ["a3"])
+            #expect(try await repository.list(.tenant("t1"), page: ListPage(limit: 1, after: "a1")).map(\.id) == ["a3"])
+            #expect(try await repository.list(.all, page: ListPage(limit: 5, after: "a3")).isEmpty)
         }
     }
 }

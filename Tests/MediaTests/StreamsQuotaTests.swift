@@ -61,7 +61,7 @@ struct MediaQuotaTests {
                     return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }
                 }
                 #expect(apps.filter { $0 == .created }.count == 2 && apps.filter { $0 == .forbidden }.count == 98)
-                let app = try #require(try await repository.list(.tenant("t1")).first)
+                let app = try #require(try await repository.list(.tenant("t1"), page: nil).first)
                 let streams = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
                     for index in 0..<100 { group.addTask { try await post("/api/v1/apps/\(app.id)/streams", #"{"room":"r\#(index)"}"#).status } }
                     return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }

@@ -60,6 +60,7 @@ public func buildAuthz(
     PolicyAdminController(engine: engine).addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
     RoleGrantController(engine: engine, mode: configuration.enforcement).addRoutes(to: router.internalGroup(internalToken: configuration.common.internalToken))
 
+    router.addRouteListing(internalToken: configuration.common.internalToken)
     var app = Application(
         router: router,
         server: enforce.server,

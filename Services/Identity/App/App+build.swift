@@ -117,6 +117,7 @@ public func buildIdentity(
         tenants.addRoutes(to: forwarded)
         tenants.addInternalRoutes(to: internalRoutes)
     }
+    router.addRouteListing(internalToken: configuration.common.internalToken)
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.common.host, port: configuration.common.port), serverName: "streamhub-identity"),

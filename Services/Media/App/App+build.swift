@@ -71,6 +71,7 @@ public func buildMedia(
         WebhookController<ServiceRequestContext>(verifier: LiveKitWebhookVerifier(settings: configuration.livekit), events: events)
             .addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
     }
+    router.addRouteListing(internalToken: configuration.common.internalToken)
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.common.host, port: configuration.common.port), serverName: "streamhub-media"),

@@ -26,50 +26,6 @@ public struct PolicyAdminController<Context: ServiceRequestContextProtocol>: Sen
         group.post("authz/import", use: self.importCSV)
     }
 
-    struct PolicyRule: Codable, Equatable {
-        var subject: String
-        var resource: String
-        var action: String
-    }
-
-    struct RoleAssignment: Codable, Equatable {
-        var user: String
-        var role: String
-    }
-
-    struct PolicyListing: Encodable {
-        var tenant: String
-        var version: Int64
-        var policies: [PolicyRule]
-        var builtIn: [PolicyRule]
-    }
-
-    struct RoleListing: Encodable {
-        var tenant: String
-        var version: Int64
-        var roles: [RoleAssignment]
-    }
-
-    struct Change: Encodable {
-        var tenant: String
-        var version: Int64
-        var changed: Int
-    }
-
-    struct CheckRequest: Decodable {
-        var subject: String
-        var resource: String
-        var action: String
-    }
-
-    struct CheckResponse: Encodable {
-        var tenant: String
-        var allowed: Bool
-        /// The rule that decided, `[sub, dom, obj, act]`; empty when none did.
-        var explain: [String]
-        var roles: [String]
-    }
-
     /// The tenant the caller administers: its own (naming another with `?tenant=` is a 403), or
     /// `?tenant=` for global callers.
     static func tenant(_ request: Request, context: Context) throws -> String {
@@ -160,7 +116,7 @@ public struct PolicyAdminController<Context: ServiceRequestContextProtocol>: Sen
 
     @Sendable func check(_ request: Request, context: Context) async throws -> Response {
         let tenant = try Self.tenant(request, context: context)
-        let body = try await request.decodeJSON(CheckRequest.self, limit: 16 * 1024)
+        let body = try await request.decodeJSON(PolicyCheckRequest.self, limit: 16 * 1024)
         let subject = try Identifier.validate(body.subject, field: "subject")
         let resource = try Identifier.validate(body.resource, field: "resource", wildcard: true)
         let action = try Identifier.validate(body.action, field: "action", wildcard: true)
@@ -171,7 +127,7 @@ public struct PolicyAdminController<Context: ServiceRequestContextProtocol>: Sen
             throw ServiceError(.unprocessableContent, message: "The policy could not be evaluated: \(error)")
         }
         let roles = self.engine.implicitRoles(of: subject, in: tenant)
-        return try JSONResponse.make(CheckResponse(tenant: tenant, allowed: decision.allowed, explain: decision.explain, roles: roles))
+        return try JSONResponse.make(PolicyCheckResult(tenant: tenant, allowed: decision.allowed, explain: decision.explain, roles: roles))
     }
 
     /// Imports Casbin CSV (`p, sub, dom, obj, act` / `g, user, role, dom`) into the tenant. Every
@@ -242,6 +198,6 @@ public struct PolicyAdminController<Context: ServiceRequestContextProtocol>: Sen
         } catch let error as StorageError {
             throw error.serviceError
         }
-        return try JSONResponse.make(Change(tenant: tenant, version: result.version, changed: result.changed), status: status)
+        return try JSONResponse.make(PolicyChangeResult(tenant: tenant, version: result.version, changed: result.changed), status: status)
     }
 }

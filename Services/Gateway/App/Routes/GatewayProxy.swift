@@ -16,6 +16,7 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
     let credentials: CredentialResolver
     let authorization: AuthorizationClient
     let startedAt: Date
+    let docs: APIDocs
 
     public init(
         configuration: GatewayConfiguration, upstream: any UpstreamClient, credentials: CredentialResolver, authorization: AuthorizationClient,
@@ -26,6 +27,7 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
         self.credentials = credentials
         self.authorization = authorization
         self.startedAt = startedAt
+        self.docs = APIDocs(directory: configuration.docsDirectory)
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -57,7 +59,7 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
     func serve(_ route: RouteDefinition, parameters: [String: String], request: Request, context: Context, requestID: String) async throws -> Response
     {
         if route.service == .gateway && route.aggregates.isEmpty {
-            return try self.serveLocal(route)
+            return try self.serveLocal(route, parameters: parameters)
         }
         let principal: Principal
         switch route.auth {
@@ -144,10 +146,16 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
         return values.first
     }
 
-    func serveLocal(_ route: RouteDefinition) throws -> Response {
+    func serveLocal(_ route: RouteDefinition, parameters: [String: String]) throws -> Response {
         switch route.path {
         case "/api/v1/health":
             return HealthCheck.response(startedAt: self.startedAt)
+        case "/api/v1/openapi.json":
+            return self.docs.openAPI()
+        case "/api/v1/docs":
+            return self.docs.docsPage()
+        case "/api/v1/docs/:asset":
+            return try self.docs.asset(parameters["asset"] ?? "")
         default:
             throw ServiceError(.notFound, message: "Cannot GET \(route.path)")
         }

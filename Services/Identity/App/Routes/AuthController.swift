@@ -207,7 +207,7 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
         let notBefore = Int64(self.timeSource.now().timeIntervalSince1970) + 1
         try await self.accounts.endSessions(userId: user.id, notBefore: notBefore)
         context.logger.info("signed out", metadata: ["user": "\(user.id)"])
-        return try JSONResponse.make(["sessionsEndedAt": Timestamp.iso8601(Date(timeIntervalSince1970: TimeInterval(notBefore)))])
+        return try JSONResponse.make(LogoutResult(sessionsEndedAt: Timestamp.iso8601(Date(timeIntervalSince1970: TimeInterval(notBefore)))))
     }
 
     @Sendable func sessionState(_ request: Request, context: Context) async throws -> Response {

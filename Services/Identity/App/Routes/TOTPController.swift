@@ -139,7 +139,7 @@ public struct TOTPController<Context: ServiceRequestContextProtocol>: Sendable {
         try await self.requireCurrentCode(request, user: user)
         try await self.factor.totp.disable(userId: user.id)
         context.logger.notice("totp disabled", metadata: ["user": "\(user.id)"])
-        return try JSONResponse.make(["totpEnabled": false])
+        return try JSONResponse.make(TOTPStatus(totpEnabled: false))
     }
 
     @Sendable func regenerate(_ request: Request, context: Context) async throws -> Response {

@@ -201,7 +201,7 @@ public struct TenantsController<Context: ServiceRequestContextProtocol>: Sendabl
         let _: PolicyChangeResult = try await self.authz.call(
             service: "authz", baseURL: self.authzURL, path: "/internal/v1/roles/revoke",
             body: SubjectInTenant(subject: "user:\(userId)", tenant: tenant.id), requestID: context.requestID)
-        return try JSONResponse.make(["removed": removed])
+        return try JSONResponse.make(MemberRemoval(removed: removed))
     }
 
     @Sendable func users(_ request: Request, context: Context) async throws -> Response {

@@ -60,20 +60,20 @@ public struct AppsController<Context: ServiceRequestContextProtocol>: Sendable {
     /// The apps the caller may see: all for global tokens, the tenant's for members, one for an app token.
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {
         let principal = try context.caller()
-        let apps = try await self.apps.list(AppVisibility(principal: principal))
+        let apps = try await self.apps.list(AppVisibility(principal: principal), page: try ListPage(request: request))
         return try JSONResponse.make(apps.map(\.summary))
     }
 
     @Sendable func lookup(_ request: Request, context: Context) async throws -> Response {
         let id = try Identifier.validate(context.parameters.get("app") ?? "", field: "app")
-        guard let app = try await self.apps.list(.app(id)).first else { throw ServiceError.notFound("No such app") }
+        guard let app = try await self.apps.list(.app(id), page: nil).first else { throw ServiceError.notFound("No such app") }
         return try JSONResponse.make(app.summary)
     }
 
     /// Media's part of `GET /tenants/:id/usage`.
     @Sendable func usage(_ request: Request, context: Context) async throws -> Response {
         let id = try Identifier.validate(context.parameters.get("id") ?? "", field: "id")
-        let apps = try await self.apps.list(.tenant(id))
+        let apps = try await self.apps.list(.tenant(id), page: nil)
         var live = 0
         var viewers = 0
         for app in apps {
@@ -88,7 +88,7 @@ public struct AppsController<Context: ServiceRequestContextProtocol>: Sendable {
     func visibleApp(_ context: Context) async throws -> AppRecord {
         let caller = try context.caller()
         let id = try Identifier.validate(context.parameters.get("app") ?? "", field: "app")
-        guard let app = try await self.apps.list(.app(id)).first else { throw ServiceError.notFound("No such app") }
+        guard let app = try await self.apps.list(.app(id), page: nil).first else { throw ServiceError.notFound("No such app") }
         switch AppVisibility(principal: caller) {
         case .all: return app
         case .tenant(let tenant) where tenant == app.tenantId: return app
@@ -165,7 +165,7 @@ public struct AppsController<Context: ServiceRequestContextProtocol>: Sendable {
         let room = context.parameters.get("room") ?? ""
         // Unknown apps, malformed or foreign rooms are all the same 404: LiveKit creates rooms on
         // join, so a token is never minted for an arbitrary name.
-        guard Identifier.problem(appId) == nil, RoomName.isValid(room), let app = try await self.apps.list(.app(appId)).first,
+        guard Identifier.problem(appId) == nil, RoomName.isValid(room), let app = try await self.apps.list(.app(appId), page: nil).first,
             try await self.apps.hasRoom(appId: app.id, room: room)
         else { throw ServiceError.notFound("No such app or room") }
         guard app.publicPlayback else { throw ServiceError(.forbidden, message: "Public playback is off for this app") }

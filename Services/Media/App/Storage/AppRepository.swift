@@ -72,7 +72,8 @@ public struct StreamRecord: Sendable, Equatable {
 /// Media's apps, their rooms and streams.
 public protocol AppRepository: Sendable {
     func insert(_ app: AppRecord) async throws
-    func list(_ visibility: AppVisibility) async throws -> [AppRecord]
+    /// The visible apps in creation order; with `page`, those after `page.after`, at most `page.limit`.
+    func list(_ visibility: AppVisibility, page: ListPage?) async throws -> [AppRecord]
     /// Inserts `app` unless its tenant has `limit` apps already (checked and written atomically).
     /// - Throws: ``StorageError/quotaExceeded(_:)`` naming `maxApps`.
     func create(_ app: AppRecord, limit: Int) async throws
@@ -162,8 +163,8 @@ public actor InMemoryAppRepository: AppRepository {
         self.apps[app.id] = app
     }
 
-    public func list(_ visibility: AppVisibility) async throws -> [AppRecord] {
-        self.apps.values.filter { app in
+    public func list(_ visibility: AppVisibility, page: ListPage?) async throws -> [AppRecord] {
+        let apps = self.apps.values.filter { app in
             switch visibility {
             case .all: true
             case .tenant(let tenant): app.tenantId == tenant
@@ -171,6 +172,10 @@ public actor InMemoryAppRepository: AppRepository {
             case .nothing: false
             }
         }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        guard let page else { return apps }
+        guard let after = page.after else { return Array(apps.prefix(page.limit)) }
+        guard let mark = self.apps[after] else { return [] }
+        return Array(apps.filter { ($0.createdAt, $0.id) > (mark.createdAt, mark.id) }.prefix(page.limit))
     }
 }
 
@@ -311,17 +316,24 @@ public struct SQLAppRepository: AppRepository {
         }
     }
 
-    public func list(_ visibility: AppVisibility) async throws -> [AppRecord] {
+    public func list(_ visibility: AppVisibility, page: ListPage?) async throws -> [AppRecord] {
         let rows = try await self.database.withSQL { sql -> [Row] in
-            let base: SQLQueryString = "SELECT id, tenant_id, name, public_playback, created_at FROM media_apps"
-            let query: SQLQueryString
+            var query: SQLQueryString = "SELECT a.id, a.tenant_id, a.name, a.public_playback, a.created_at FROM media_apps a"
             switch visibility {
-            case .all: query = base
-            case .tenant(let tenant): query = base + " WHERE tenant_id = \(bind: tenant)"
-            case .app(let id): query = base + " WHERE id = \(bind: id)"
+            case .all: query = query + " WHERE 1 = 1"
+            case .tenant(let tenant): query = query + " WHERE a.tenant_id = \(bind: tenant)"
+            case .app(let id): query = query + " WHERE a.id = \(bind: id)"
             case .nothing: return []
             }
-            return try await sql.raw(query + " ORDER BY created_at, id").all(decoding: Row.self)
+            if let after = page?.after {
+                query = query + """
+                     AND (a.created_at > (SELECT created_at FROM media_apps WHERE id = \(bind: after)) \
+                    OR (a.created_at = (SELECT created_at FROM media_apps WHERE id = \(bind: after)) AND a.id > \(bind: after)))
+                    """
+            }
+            query = query + " ORDER BY a.created_at, a.id"
+            if let page { query = query + " LIMIT \(bind: page.limit)" }
+            return try await sql.raw(query).all(decoding: Row.self)
         }
         return rows.map { AppRecord(id: $0.id, tenantId: $0.tenant_id, name: $0.name, publicPlayback: $0.public_playback, createdAt: $0.created_at) }
     }
