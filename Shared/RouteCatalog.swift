@@ -450,7 +450,12 @@ public enum RouteCatalog {
 
     /// Whether `path` falls under one of the media mounts (the mount itself or anything below it).
     public static func isMediaMount(_ path: String) -> Bool {
-        self.mediaMounts.contains { mount in
+        self.mediaMount(of: path) != nil
+    }
+
+    /// The media mount `path` falls under (`/hls` for `/hls/a/b.ts`), if any.
+    public static func mediaMount(of path: String) -> String? {
+        self.mediaMounts.first { mount in
             path == mount || path.hasPrefix(mount + "/")
         }
     }

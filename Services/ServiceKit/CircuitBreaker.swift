@@ -43,13 +43,16 @@ public final class CircuitBreakingUpstream: UpstreamClient {
         self.onChange = onChange
     }
 
+    /// How the reason of a refusal by an open breaker starts.
+    public static let openReason = "circuit open for"
+
     public func state(_ baseURL: String) -> State {
         self.breakers.withLock { $0[baseURL]?.open == true ? .open : .closed }
     }
 
     public func send(_ request: UpstreamRequest, timeout: Duration) async throws -> UpstreamResponse {
         if self.state(request.baseURL) == .open {
-            throw UpstreamFailure.unavailable("circuit open for \(request.baseURL)")
+            throw UpstreamFailure.unavailable("\(Self.openReason) \(request.baseURL)")
         }
         do {
             let response = try await self.inner.send(request, timeout: timeout)
@@ -102,6 +105,54 @@ public final class CircuitBreakingUpstream: UpstreamClient {
             } catch {
                 try? await Task.sleep(for: self.probeInterval)
             }
+        }
+    }
+}
+
+/// Counts and times every call to an upstream (`streamhub_upstream_requests_total` by outcome,
+/// `streamhub_upstream_request_duration_seconds` to the response head) — outside the breaker, so
+/// calls it refuses count as `circuit_open`.
+public struct MeasuredUpstream: UpstreamClient {
+    struct Instruments: Sendable {
+        let ok, error5xx, refused, timeout, circuitOpen, failed: MetricCounter
+        let duration: MetricHistogram
+
+        init(upstream: String, metrics: ServiceMetrics) {
+            func outcome(_ name: String) -> MetricCounter {
+                metrics.counter(.upstreamRequests, labels: [("upstream", upstream), ("outcome", name)])
+            }
+            (self.ok, self.error5xx, self.refused) = (outcome("ok"), outcome("error_5xx"), outcome("refused"))
+            (self.timeout, self.circuitOpen, self.failed) = (outcome("timeout"), outcome("circuit_open"), outcome("failed"))
+            self.duration = metrics.histogram(.upstreamDuration, labels: [("upstream", upstream)])
+        }
+    }
+
+    let inner: any UpstreamClient
+    let instruments: [String: Instruments]
+
+    /// `names`: each upstream's base URL → its name in the labels.
+    public init(inner: any UpstreamClient, names: [String: String], metrics: ServiceMetrics) {
+        self.inner = inner
+        self.instruments = names.mapValues { Instruments(upstream: $0, metrics: metrics) }
+    }
+
+    public func send(_ request: UpstreamRequest, timeout: Duration) async throws -> UpstreamResponse {
+        guard let measure = self.instruments[request.baseURL] else { return try await self.inner.send(request, timeout: timeout) }
+        let start = ContinuousClock.now
+        do {
+            let response = try await self.inner.send(request, timeout: timeout)
+            measure.duration.record(.now - start)
+            (response.status.code >= 500 ? measure.error5xx : measure.ok).increment()
+            return response
+        } catch UpstreamFailure.timeout {
+            measure.timeout.increment()
+            throw UpstreamFailure.timeout
+        } catch UpstreamFailure.unavailable(let reason) {
+            (reason.hasPrefix(CircuitBreakingUpstream.openReason) ? measure.circuitOpen : measure.refused).increment()
+            throw UpstreamFailure.unavailable(reason)
+        } catch {
+            measure.failed.increment()
+            throw error
         }
     }
 }

@@ -156,7 +156,7 @@ final class EventLoopRouteHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Per connection, so the hot path shares no lock: the `Date` value of the current second and
     /// the instruments of successful requests.
     var date: (second: Int, value: String) = (-1, "")
-    var okInstruments: ServiceMetrics.RequestInstruments?
+    var okInstruments: [String: ServiceMetrics.RequestInstruments] = [:]
 
     init(routes: EventLoopRoutes) {
         self.routes = routes
@@ -270,12 +270,15 @@ final class EventLoopRouteHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(payload))), promise: nil)
         if status == .ok {
-            if self.okInstruments == nil {
-                self.okInstruments = self.routes.metrics.requestInstruments(method: head.method.rawValue, status: 200)
+            if let instruments = self.okInstruments[route.path] {
+                instruments.record(.now - start)
+            } else {
+                let instruments = self.routes.metrics.requestInstruments(route: route.path, method: head.method.rawValue, status: 200)
+                self.okInstruments[route.path] = instruments
+                instruments.record(.now - start)
             }
-            self.okInstruments?.record(.now - start)
         } else {
-            self.routes.metrics.recordRequest(method: head.method.rawValue, status: status.code, duration: .now - start)
+            self.routes.metrics.recordRequest(route: route.path, method: head.method.rawValue, status: status.code, duration: .now - start)
         }
         // The access log of the decision hot path is at debug: a line per decision at info would
         // cost more than the decision (docs/architecture.md, "Logs").

@@ -40,9 +40,19 @@ public struct MetricName: Sendable, Hashable {
     var descriptor: MetricNameDescriptor { MetricNameDescriptor(metricName: self.base, unitName: self.unit, helpText: self.help) }
 
     public static let httpRequests = MetricName(
-        "streamhub_http_requests", unit: "total", help: "Requests answered, by service, method and status.")
+        "streamhub_http_requests", unit: "total", help: "Requests answered, by service, route pattern, method and status.")
     public static let httpDuration = MetricName(
-        "streamhub_http_request_duration", unit: "seconds", help: "Time to answer a request, by service, method and status.")
+        "streamhub_http_request_duration", unit: "seconds", help: "Time to answer a request, by service, route pattern, method and status.")
+    public static let credentials = MetricName(
+        "streamhub_gateway_credentials", unit: "total", help: "Credentials the gateway resolved on protected routes, by kind (api_token, jwt, anonymous, invalid).")
+    public static let authzOutcomes = MetricName(
+        "streamhub_gateway_authz_outcomes", unit: "total",
+        help: "Permission checks at the gateway by outcome (allowed, cached, denied, would_deny, unavailable_refused, unavailable_allowed) and enforcement mode.")
+    public static let upstreamRequests = MetricName(
+        "streamhub_upstream_requests", unit: "total",
+        help: "Calls from the gateway to a service, by upstream and outcome (ok, error_5xx, refused, timeout, circuit_open, failed).")
+    public static let upstreamDuration = MetricName(
+        "streamhub_upstream_request_duration", unit: "seconds", help: "Time a service took to answer the gateway, by upstream.")
     public static let authzDecisions = MetricName(
         "streamhub_authz_decisions", unit: "total", help: "Authorization decisions made by authz, by outcome.")
     public static let authzDenials = MetricName(
@@ -87,16 +97,16 @@ public final class ServiceMetrics: Sendable {
     }
 
     /// Counts one finished request.
-    public func recordRequest(method: String, status: Int, duration: Duration) {
-        self.requestInstruments(method: method, status: status).record(duration)
+    public func recordRequest(route: String, method: String, status: Int, duration: Duration) {
+        self.requestInstruments(route: route, method: method, status: status).record(duration)
     }
 
-    /// The instruments for a method and status; callers on a hot path may keep them.
-    public func requestInstruments(method: String, status: Int) -> RequestInstruments {
-        let key = "\(method) \(status)"
+    /// The instruments for a route pattern, method and status; callers on a hot path may keep them.
+    public func requestInstruments(route: String, method: String, status: Int) -> RequestInstruments {
+        let key = "\(route) \(method) \(status)"
         return self.instruments.withLock { instruments in
             if let existing = instruments[key] { return existing }
-            let labels = [("service", self.service), ("method", method), ("status", String(status))]
+            let labels = [("service", self.service), ("route", route), ("method", method), ("status", String(status))]
             let created = RequestInstruments(
                 counter: self.registry.makeCounter(descriptor: MetricName.httpRequests.descriptor, labels: labels),
                 duration: self.registry.makeDurationHistogram(descriptor: MetricName.httpDuration.descriptor, labels: labels, buckets: Self.buckets)
@@ -111,6 +121,11 @@ public final class ServiceMetrics: Sendable {
         self.registry.makeCounter(descriptor: name.descriptor, labels: [("service", self.service)] + labels)
     }
 
+    /// A duration histogram of this service (labelled with `service` and `labels`).
+    public func histogram(_ name: MetricName, labels: [(String, String)] = []) -> DurationHistogram {
+        self.registry.makeDurationHistogram(descriptor: name.descriptor, labels: [("service", self.service)] + labels, buckets: Self.buckets)
+    }
+
     /// A gauge of this service (labelled with `service` and `labels`).
     public func gauge(_ name: MetricName, labels: [(String, String)] = []) -> Gauge {
         self.registry.makeGauge(descriptor: name.descriptor, labels: [("service", self.service)] + labels)
@@ -122,8 +137,35 @@ public final class ServiceMetrics: Sendable {
     }
 }
 
-/// Counts every request (by method and status) into ``ServiceMetrics`` and writes the access log:
-/// one line per request at info with method, route pattern, status, duration and request id.
+/// The route pattern a request matched, for metric labels and the access log: set by whatever
+/// routes the request (the gateway's catalog match, a mount), else the router's endpoint path, else
+/// `unmatched` — never the raw path, so labels stay few.
+public final class RouteLabel: Sendable {
+    let storage = Mutex<String?>(nil)
+
+    @TaskLocal public static var current: RouteLabel?
+
+    public init() {}
+
+    /// Names the route of the request being answered (a catalog pattern such as `/api/v1/apps/:app`).
+    public static func set(_ pattern: String) {
+        Self.current?.storage.withLock { $0 = pattern }
+    }
+
+    public var value: String? { self.storage.withLock { $0 } }
+
+    /// `/api/v1/apps/{app}` (Hummingbird's endpoint path) → `/api/v1/apps/:app` (the catalog's form).
+    public static func pattern(endpoint: String) -> String {
+        guard endpoint.contains("{") else { return endpoint }
+        return endpoint.split(separator: "/", omittingEmptySubsequences: false).map { segment in
+            segment.hasPrefix("{") && segment.hasSuffix("}") ? ":" + segment.dropFirst().dropLast() : String(segment)
+        }.joined(separator: "/")
+    }
+}
+
+/// Counts every request (by route pattern, method and status) into ``ServiceMetrics`` and writes
+/// the access log: one line per request at info with method, route pattern, status, duration and
+/// request id.
 public struct RequestMetricsMiddleware<Context: ServiceRequestContextProtocol>: RouterMiddleware {
     let metrics: ServiceMetrics
 
@@ -133,14 +175,16 @@ public struct RequestMetricsMiddleware<Context: ServiceRequestContextProtocol>: 
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
-        let response = try await next(request, context)
+        let label = RouteLabel()
+        let response = try await RouteLabel.$current.withValue(label) { try await next(request, context) }
         let duration = ContinuousClock.now - start
-        self.metrics.recordRequest(method: request.method.rawValue, status: response.status.code, duration: duration)
+        let route = label.value ?? context.endpointPath.map(RouteLabel.pattern(endpoint:)) ?? "unmatched"
+        self.metrics.recordRequest(route: route, method: request.method.rawValue, status: response.status.code, duration: duration)
         let (seconds, attoseconds) = duration.components
         context.logger.info(
             "request",
             metadata: [
-                "method": .string(request.method.rawValue), "route": .string(context.endpointPath ?? request.uri.path),
+                "method": .string(request.method.rawValue), "route": .string(route),
                 "status": .stringConvertible(response.status.code),
                 "duration_ms": .stringConvertible(Double(seconds) * 1000 + Double(attoseconds) / 1e15),
             ]
@@ -250,3 +294,5 @@ extension Router where Context: ServiceRequestContextProtocol {
 
 /// A Prometheus counter from a service's registry.
 public typealias MetricCounter = Prometheus.Counter
+/// A Prometheus duration histogram from a service's registry.
+public typealias MetricHistogram = Prometheus.DurationHistogram

@@ -49,21 +49,22 @@ public func buildGateway(
     for name in upstreamNames.values {
         metrics.gauge(.upstreamCircuitOpen, labels: [("upstream", name)]).set(Double(0))
     }
-    let upstream = CircuitBreakingUpstream(
+    let breaking = CircuitBreakingUpstream(
         inner: transport, threshold: configuration.breakerThreshold, logger: logger,
         onChange: { baseURL, state in
             let name = upstreamNames[baseURL] ?? baseURL
             metrics.gauge(.upstreamCircuitOpen, labels: [("upstream", name)]).set(Double(state == .open ? 1 : 0))
             if state == .open { metrics.counter(.upstreamCircuitOpenings, labels: [("upstream", name)]).increment() }
         })
+    let measured = MeasuredUpstream(inner: breaking, names: upstreamNames, metrics: metrics)
     let internalClient = InternalClient(
-        transport: upstream, internalToken: configuration.common.internalToken, timeout: configuration.upstreamTimeout)
+        transport: measured, internalToken: configuration.common.internalToken, timeout: configuration.upstreamTimeout)
     let startedAt = Date()
     let credentials = CredentialResolver(
         client: internalClient, identityURL: configuration.identityURL,
         sessions: SessionTokens(secret: configuration.jwtSecret, issuer: configuration.publicURL),
         cache: ApiTokenCache(ttl: configuration.tokenCacheTTL), sessionStates: TTLCache(ttl: configuration.tokenCacheTTL),
-        timeSource: dependencies.timeSource
+        timeSource: dependencies.timeSource, metrics: metrics
     )
     let decisions = DecisionCache(capacity: configuration.decisionCacheSize)
     if decisions.isEnabled {
@@ -77,7 +78,7 @@ public func buildGateway(
     router.addServiceMiddleware(metrics: metrics, edge: EdgeMiddleware(cors: configuration.cors))
     router.add(
         middleware: GatewayProxy(
-            configuration: configuration, upstream: upstream, credentials: credentials, authorization: authorization, startedAt: startedAt
+            configuration: configuration, upstream: measured, credentials: credentials, authorization: authorization, startedAt: startedAt
         )
     )
     router.addHealthRoute(startedAt: startedAt)

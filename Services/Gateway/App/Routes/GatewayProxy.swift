@@ -41,7 +41,8 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
         if let length = request.headers[.contentLength].flatMap(Int.init), length > self.configuration.maxBodyBytes {
             throw Self.tooLarge(self.configuration.maxBodyBytes)
         }
-        if RouteCatalog.isMediaMount(path) {
+        if let mount = RouteCatalog.mediaMount(of: path) {
+            RouteLabel.set(mount)
             return try await self.forwardMount(request, context: context, requestID: requestID)
         }
         switch RouteCatalog.match(method: request.method.rawValue, path: path) {
@@ -52,6 +53,7 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
                 .methodNotAllowed, message: "Method \(request.method.rawValue) is not allowed on \(path)",
                 headers: [.allow: allowed.joined(separator: ", ")])
         case .route(let route, let parameters):
+            RouteLabel.set(route.path)
             return try await self.serve(route, parameters: parameters, request: request, context: context, requestID: requestID)
         }
     }

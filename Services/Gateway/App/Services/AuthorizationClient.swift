@@ -17,6 +17,10 @@ public struct AuthorizationClient: Sendable {
     /// Allowed decisions for the current policy version (``DecisionCache``); disabled with capacity 0.
     let cache: DecisionCache
     let cacheHits: MetricCounter
+    /// `streamhub_gateway_authz_outcomes_total` by outcome and mode, all made at start (so every
+    /// series exists from the first scrape).
+    let outcomes: [String: MetricCounter]
+    static let outcomeNames = ["allowed", "cached", "denied", "would_deny", "unavailable_refused", "unavailable_allowed"]
 
     public init(
         client: InternalClient, authzURL: String, whenUnavailable: EnforcementMode, metrics: ServiceMetrics, cache: DecisionCache = DecisionCache(capacity: 0)
@@ -27,6 +31,17 @@ public struct AuthorizationClient: Sendable {
         self.unavailableCounter = metrics.counter(.authzUnavailable)
         self.cache = cache
         self.cacheHits = metrics.counter(.decisionCacheHits)
+        var outcomes: [String: MetricCounter] = [:]
+        for outcome in Self.outcomeNames {
+            for mode in EnforcementMode.allCases.map(\.rawValue) + ["unknown"] {
+                outcomes[outcome + " " + mode] = metrics.counter(.authzOutcomes, labels: [("outcome", outcome), ("mode", mode)])
+            }
+        }
+        self.outcomes = outcomes
+    }
+
+    func count(_ outcome: String, mode: String) {
+        (self.outcomes[outcome + " " + mode] ?? self.outcomes[outcome + " unknown"])?.increment()
     }
 
     /// - Throws: ``ServiceError`` 403 when authz denies and enforces; 503 when authz cannot answer
@@ -37,6 +52,7 @@ public struct AuthorizationClient: Sendable {
             subject: principal.subject, tenant: principal.tenantId ?? "", resource: permission.resource, action: permission.action)
         if self.cache.isEnabled, self.cache.allowed(key) {
             self.cacheHits.increment()
+            self.count("cached", mode: self.cache.policy?.mode ?? "unknown")
             return
         }
         let policy = self.cache.isEnabled ? self.cache.policy : nil
@@ -52,10 +68,13 @@ public struct AuthorizationClient: Sendable {
             logger.warning(
                 "authz cannot answer", metadata: ["error": "\(error)", "enforce": "\(self.whenUnavailable.rawValue)", "permission": "\(permission)"])
             if self.whenUnavailable == .on {
+                self.count("unavailable_refused", mode: self.whenUnavailable.rawValue)
                 throw ServiceError(.serviceUnavailable, message: "Authorization service is unavailable")
             }
+            self.count("unavailable_allowed", mode: self.whenUnavailable.rawValue)
             return
         }
+        self.count(decision.allowed ? "allowed" : decision.enforced ? "denied" : "would_deny", mode: decision.mode)
         if !decision.allowed && decision.enforced {
             throw ServiceError(.forbidden, message: "Forbidden resource")
         }

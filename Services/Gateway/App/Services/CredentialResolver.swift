@@ -17,11 +17,23 @@ public struct CredentialResolver: Sendable {
     /// Identity's answers on users' sessions (logout, disable), cached like `sk_` answers.
     let sessionStates: TTLCache<SessionState>
     let timeSource: any TimeSource
+    let counters: Counters
+
+    /// `streamhub_gateway_credentials_total` by kind, made once.
+    struct Counters: Sendable {
+        let apiToken, jwt, anonymous, invalid: MetricCounter
+
+        init(_ metrics: ServiceMetrics) {
+            func kind(_ name: String) -> MetricCounter { metrics.counter(.credentials, labels: [("kind", name)]) }
+            (self.apiToken, self.jwt, self.anonymous, self.invalid) = (kind("api_token"), kind("jwt"), kind("anonymous"), kind("invalid"))
+        }
+    }
 
     public init(
         client: InternalClient, identityURL: String, sessions: SessionTokens, cache: ApiTokenCache, sessionStates: TTLCache<SessionState>,
-        timeSource: any TimeSource = SystemTimeSource()
+        timeSource: any TimeSource = SystemTimeSource(), metrics: ServiceMetrics = ServiceMetrics(service: "gateway")
     ) {
+        self.counters = Counters(metrics)
         self.client = client
         self.identityURL = identityURL
         self.sessions = sessions
@@ -32,7 +44,24 @@ public struct CredentialResolver: Sendable {
 
     /// - Throws: ``ServiceError`` 401 for a malformed header or an invalid credential; identity's
     ///   failures (503, 504, its own error) as ``InternalClient`` maps them.
+    /// Resolves the credential and counts its kind (`api_token`, `jwt`, `anonymous`, `invalid`);
+    /// an answer that could not be had (identity away) is not a kind and is not counted.
     public func resolve(authorization: String?, requestID: String, logger: Logger) async throws -> Principal {
+        do {
+            let principal = try await self.resolveUncounted(authorization: authorization, requestID: requestID, logger: logger)
+            switch principal.kind {
+            case .apiToken: self.counters.apiToken.increment()
+            case .user: self.counters.jwt.increment()
+            default: self.counters.anonymous.increment()
+            }
+            return principal
+        } catch let error as ServiceError where error.status == .unauthorized {
+            self.counters.invalid.increment()
+            throw error
+        }
+    }
+
+    func resolveUncounted(authorization: String?, requestID: String, logger: Logger) async throws -> Principal {
         guard let authorization else { return .anonymous }
         let credential = try Self.bearerCredential(authorization)
         if credential.hasPrefix("sk_") {
