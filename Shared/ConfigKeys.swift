@@ -20,6 +20,7 @@ public enum ConfigKey {
     public static let breakerThreshold = "GATEWAY_BREAKER_THRESHOLD"
     public static let decisionCacheSize = "GATEWAY_DECISION_CACHE_SIZE"
     public static let docsDir = "GATEWAY_DOCS_DIR"
+    public static let bodyTimeout = "GATEWAY_BODY_TIMEOUT_S"
     public static let mediaRoot = "STREAMHUB_MEDIA_ROOT"
     public static let publicURL = "STREAMHUB_PUBLIC_URL"
     public static let corsOrigins = "STREAMHUB_CORS_ORIGINS"

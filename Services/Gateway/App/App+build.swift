@@ -96,6 +96,8 @@ public func buildGateway(
     )
     return Application(
         router: router,
+        // Requests the HTTP parser refuses get 431/400 in the NestJS body, not a bare 400.
+        server: .http1(additionalChannelHandlers: [ParserErrorHandler()]),
         configuration: .init(address: .hostname(configuration.common.host, port: configuration.common.port), serverName: "streamhub-gateway"),
         services: services,
         logger: logger

@@ -8,7 +8,7 @@ import Shared
 /// `STREAMHUB_JWT_SECRET`, `STREAMHUB_PUBLIC_URL` (the sessions' `iss`), `METRICS_TOKEN`, `STREAMHUB_AUTHZ_ENFORCE` (`off` | `log` | `on`, default
 /// `log`; at the gateway it only decides what happens while authz cannot answer),
 /// `GATEWAY_UPSTREAM_TIMEOUT_MS` (10000), `GATEWAY_MAX_BODY_BYTES` (1 MiB), `GATEWAY_BREAKER_THRESHOLD` (3), `GATEWAY_DECISION_CACHE_SIZE` (10000), `LOG_LEVEL`,
-/// `STREAMHUB_CORS_ORIGINS`, `STREAMHUB_TRUSTED_PROXIES`, `GATEWAY_DOCS_DIR` (Swagger UI's files; default
+/// `STREAMHUB_CORS_ORIGINS`, `STREAMHUB_TRUSTED_PROXIES`, `GATEWAY_BODY_TIMEOUT_S` (60), `GATEWAY_DOCS_DIR` (Swagger UI's files; default
 /// `<STREAMHUB_DATA_DIR>/swagger-ui`).
 public struct GatewayConfiguration: Sendable {
     public var common: CommonConfiguration
@@ -35,6 +35,8 @@ public struct GatewayConfiguration: Sendable {
     public var breakerThreshold: Int
     /// `GATEWAY_DECISION_CACHE_SIZE`: allowed authz decisions kept (0: no cache).
     public var decisionCacheSize: Int
+    /// `GATEWAY_BODY_TIMEOUT_S`: a request body must arrive within this (else 408, connection closed).
+    public var bodyTimeout: Duration
     /// `GATEWAY_DOCS_DIR`: where Swagger UI's files are (installed by `streamhub up`, the image, CI).
     public var docsDirectory: String
 
@@ -62,6 +64,7 @@ public struct GatewayConfiguration: Sendable {
         self.tokenCacheTTL = .seconds(3)
         self.breakerThreshold = try reader.int(ConfigKey.breakerThreshold, default: 3, range: 1...1000)
         self.decisionCacheSize = try reader.int(ConfigKey.decisionCacheSize, default: 10_000, range: 0...10_000_000)
+        self.bodyTimeout = .seconds(try reader.int(ConfigKey.bodyTimeout, default: 60, range: 1...3600))
         let dataDir = reader.string(ConfigKey.dataDir, default: ".streamhub/data")
         self.docsDirectory = reader.string(ConfigKey.docsDir, default: (dataDir as NSString).appendingPathComponent("swagger-ui"))
     }

@@ -36,10 +36,12 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
             return try await next(request, context)
         }
         let requestID = context.requestID
-        // The one body-size check: an announced oversized body is refused before any other work;
-        // a streamed one when collecting passes the limit (``collectBody(_:)``).
+        try EdgeInput.checkTarget(request.uri.description)
+        // The one body-size check: an announced oversized body is refused before any other work
+        // (after lingering, so the client reads the 413); a streamed one when collecting passes the
+        // limit (``collectBody(_:refused:)``).
         if let length = request.headers[.contentLength].flatMap(Int.init), length > self.configuration.maxBodyBytes {
-            throw Self.tooLarge(self.configuration.maxBodyBytes)
+            _ = try await self.collectBody(request, refused: true)
         }
         if let mount = RouteCatalog.mediaMount(of: path) {
             RouteLabel.set(mount)
@@ -168,18 +170,23 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
         return contentType.lowercased().hasPrefix("application/json")
     }
 
-    func collectBody(_ request: Request) async throws -> ByteBuffer? {
-        guard request.method != .get, request.method != .head else { return nil }
-        do {
-            var request = request
-            return try await request.collectBody(upTo: self.configuration.maxBodyBytes)
-        } catch {
-            throw Self.tooLarge(self.configuration.maxBodyBytes)
+    /// The body within ``GatewayConfiguration/maxBodyBytes`` and ``GatewayConfiguration/bodyTimeout``;
+    /// an oversized one is read on and dropped briefly before the 413 (``EdgeInput/read(_:limit:timeout:refused:)``).
+    func collectBody(_ request: Request, refused: Bool = false) async throws -> ByteBuffer? {
+        guard refused || (request.method != .get && request.method != .head) else { return nil }
+        switch try await EdgeInput.read(
+            request.body, limit: self.configuration.maxBodyBytes, timeout: self.configuration.bodyTimeout, refused: refused) {
+        case .complete(let body): return body
+        case .tooLarge: throw Self.tooLarge(self.configuration.maxBodyBytes)
+        case .timedOut:
+            throw ServiceError(
+                .requestTimeout, message: "The request body did not arrive within \(self.configuration.bodyTimeout.components.seconds) s",
+                headers: [.connection: "close"])
         }
     }
 
     static func tooLarge(_ limit: Int) -> ServiceError {
-        ServiceError(.contentTooLarge, message: "Request body is larger than \(limit) bytes")
+        ServiceError(.contentTooLarge, message: "Request body is larger than \(limit) bytes", headers: [.connection: "close"])
     }
 
     func baseURL(_ service: ServiceName) -> String {
