@@ -251,6 +251,7 @@ let package = Package(
             dependencies: [
                 "Shared", "ServiceKit", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Tests/EndToEndTests"
         ),

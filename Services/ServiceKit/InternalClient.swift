@@ -36,7 +36,7 @@ public struct InternalClient: Sendable {
     /// - Throws: ``ServiceError`` as described on the type.
     public func call<Body: Encodable, Answer: Decodable>(
         _ method: HTTPRequest.Method = .post, service: String, baseURL: String, path: String, body: Body?, requestID: String,
-        as: Answer.Type = Answer.self
+        idempotent: Bool? = nil, as: Answer.Type = Answer.self
     ) async throws -> Answer {
         var headers = HTTPFields()
         headers[.streamHubInternalToken] = self.internalToken
@@ -46,7 +46,7 @@ public struct InternalClient: Sendable {
             headers[.contentType] = "application/json"
             payload = ByteBuffer(bytes: try JSONEncoder().encode(body))
         }
-        let request = UpstreamRequest(method: method, baseURL: baseURL, pathAndQuery: path, headers: headers, body: payload)
+        let request = UpstreamRequest(method: method, baseURL: baseURL, pathAndQuery: path, headers: headers, body: payload, idempotent: idempotent)
         let (status, answer) = try await Self.mapFailures(service: service) {
             let response = try await self.transport.send(request, timeout: self.timeout)
             return (response.status, try await response.collect(Self.answerLimit))

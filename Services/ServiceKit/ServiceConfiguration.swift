@@ -98,6 +98,12 @@ public struct SettingsReader: Sendable {
         }
         return text.hasSuffix("/") ? String(text.dropLast()) : text
     }
+
+    /// Where another service is: one base URL, a comma-separated list of replicas, or one URL
+    /// whose host resolves to several addresses (``UpstreamTargets``).
+    public func upstream(_ name: String, default defaultValue: String) throws -> UpstreamTargets {
+        try UpstreamTargets(key: name, value: self.string(name) ?? defaultValue)
+    }
 }
 
 /// What every service reads: where to listen, the internal token, metrics gating, logging.

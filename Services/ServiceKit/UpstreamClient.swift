@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import ServiceLifecycle
 import Shared
 
@@ -17,13 +18,19 @@ public struct UpstreamRequest: Sendable {
     public var pathAndQuery: String
     public var headers: HTTPFields
     public var body: ByteBuffer?
+    /// Whether the call may be sent again to another replica when it cannot reach the first
+    /// (``ReplicatedUpstream``): GET, HEAD and OPTIONS by default; internal reads say so themselves.
+    public var idempotent: Bool
 
-    public init(method: HTTPRequest.Method, baseURL: String, pathAndQuery: String, headers: HTTPFields, body: ByteBuffer?) {
+    public init(
+        method: HTTPRequest.Method, baseURL: String, pathAndQuery: String, headers: HTTPFields, body: ByteBuffer?, idempotent: Bool? = nil
+    ) {
         self.method = method
         self.baseURL = baseURL
         self.pathAndQuery = pathAndQuery
         self.headers = headers
         self.body = body
+        self.idempotent = idempotent ?? (method == .get || method == .head || method == .options)
     }
 }
 
@@ -51,6 +58,9 @@ public enum UpstreamFailure: Error, Sendable {
     case unavailable(String)
     /// No answer within the timeout: 504.
     case timeout
+
+    /// How the reason of an ``unavailable(_:)`` starts when the request never left (no connection).
+    public static let notSentPrefix = "not sent: "
 }
 
 /// A process's only way to reach other services (one pool per process; tests inject fakes).
@@ -89,7 +99,7 @@ public final class HTTPUpstreamClient: UpstreamClient, Service {
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             throw UpstreamFailure.timeout
         } catch {
-            throw UpstreamFailure.unavailable(String(describing: error))
+            throw UpstreamFailure.unavailable((Self.neverConnected(error) ? UpstreamFailure.notSentPrefix : "") + String(describing: error))
         }
         var headers = HTTPFields()
         for (name, value) in response.headers {
@@ -119,5 +129,14 @@ public final class HTTPUpstreamClient: UpstreamClient, Service {
     public func run() async throws {
         try? await gracefulShutdown()
         try await self.client.shutdown()
+    }
+
+    /// Whether the call failed before a connection existed (refused, unreachable, connect timeout):
+    /// the request was never sent, so sending it elsewhere is safe whatever its method.
+    static func neverConnected(_ error: any Error) -> Bool {
+        if error is NIOConnectionError { return true }
+        if let error = error as? IOError, [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errnoCode) { return true }
+        if let error = error as? HTTPClientError, error == .connectTimeout { return true }
+        return false
     }
 }

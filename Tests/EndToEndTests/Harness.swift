@@ -160,6 +160,25 @@ final class Stack: @unchecked Sendable {
         }
     }
 
+    /// `kill -9`: no shutdown, connections cut mid-request.
+    func kill9(_ name: String) async throws {
+        guard let process = self.lock.withLock({ self.processes[name] }) else { throw HarnessError("no process \(name)") }
+        kill(process.processIdentifier, SIGKILL)
+        try await Self.waitFor(deadline: .seconds(5), "\(name) to die") { !process.isRunning }
+    }
+
+    /// Starts `name` (`identity`, `identity#2`, …) again on its own port, with its own settings.
+    func restart(_ name: String, client: HTTPClient, extra: [String: String] = [:]) async throws {
+        let service = String(name.split(separator: "#")[0])
+        guard let port = self.lock.withLock({ self.replicaPorts[name] ?? self.ports[service] }) else { throw HarnessError("no port for \(name)") }
+        try await self.launch(service, as: name, port: port, client: client, extra: extra)
+    }
+
+    /// The port a process listens on.
+    func port(of name: String) -> Int? {
+        self.lock.withLock { self.replicaPorts[name] ?? self.ports[name] }
+    }
+
     func log(_ service: String) -> String {
         (try? String(contentsOfFile: self.dataDir + "/\(service).log", encoding: .utf8)) ?? ""
     }

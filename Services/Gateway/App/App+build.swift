@@ -43,20 +43,16 @@ public func buildGateway(
         services.append(client)
         transport = client
     }
-    // Every call to an upstream passes one breaker per upstream: while one is down its routes answer
-    // 503 at once, and the breaker closes by itself when a probe gets an answer.
+    // Calls to an upstream are spread over its replicas, each behind its own breaker: while one is
+    // down it leaves rotation (its routes answer 503 at once when none is left), and it comes back
+    // by itself when a probe gets an answer.
     let upstreamNames = [configuration.identityURL: "identity", configuration.authzURL: "authz", configuration.mediaURL: "media"]
-    for name in upstreamNames.values {
-        metrics.gauge(.upstreamCircuitOpen, labels: [("upstream", name)]).set(Double(0))
-    }
-    let breaking = CircuitBreakingUpstream(
-        inner: transport, threshold: configuration.breakerThreshold, logger: logger,
-        onChange: { baseURL, state in
-            let name = upstreamNames[baseURL] ?? baseURL
-            metrics.gauge(.upstreamCircuitOpen, labels: [("upstream", name)]).set(Double(state == .open ? 1 : 0))
-            if state == .open { metrics.counter(.upstreamCircuitOpenings, labels: [("upstream", name)]).increment() }
-        })
-    let measured = MeasuredUpstream(inner: breaking, names: upstreamNames, metrics: metrics)
+    let replicated = UpstreamStack.make(
+        transport: transport,
+        upstreams: [("identity", configuration.identity), ("authz", configuration.authz), ("media", configuration.media)],
+        threshold: configuration.breakerThreshold, logger: logger, metrics: metrics)
+    services.append(replicated)
+    let measured = MeasuredUpstream(inner: replicated, names: upstreamNames, metrics: metrics)
     let internalClient = InternalClient(
         transport: measured, internalToken: configuration.common.internalToken, timeout: configuration.upstreamTimeout)
     let startedAt = Date()

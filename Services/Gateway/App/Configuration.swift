@@ -12,9 +12,15 @@ import Shared
 /// `<STREAMHUB_DATA_DIR>/swagger-ui`).
 public struct GatewayConfiguration: Sendable {
     public var common: CommonConfiguration
-    public var identityURL: String
-    public var authzURL: String
-    public var mediaURL: String
+    /// `IDENTITY_URL`, `AUTHZ_URL`, `MEDIA_URL`: one base URL, a comma-separated list of replicas,
+    /// or a name resolving to several addresses (``UpstreamTargets``).
+    public var identity: UpstreamTargets
+    public var authz: UpstreamTargets
+    public var media: UpstreamTargets
+    /// The configured values, which key each upstream in calls (``UpstreamRequest/baseURL``).
+    public var identityURL: String { self.identity.configured }
+    public var authzURL: String { self.authz.configured }
+    public var mediaURL: String { self.media.configured }
     public var jwtSecret: String
     /// `STREAMHUB_PUBLIC_URL`: the `iss` every dashboard session must carry.
     public var publicURL: String
@@ -42,9 +48,9 @@ public struct GatewayConfiguration: Sendable {
 
     public init(reader: SettingsReader) throws {
         self.common = try CommonConfiguration(reader: reader, defaultPort: DefaultPort.gateway)
-        self.identityURL = try reader.url(ConfigKey.identityURL, default: "http://127.0.0.1:\(DefaultPort.identity)")
-        self.authzURL = try reader.url(ConfigKey.authzURL, default: "http://127.0.0.1:\(DefaultPort.authz)")
-        self.mediaURL = try reader.url(ConfigKey.mediaURL, default: "http://127.0.0.1:\(DefaultPort.media)")
+        self.identity = try reader.upstream(ConfigKey.identityURL, default: "http://127.0.0.1:\(DefaultPort.identity)")
+        self.authz = try reader.upstream(ConfigKey.authzURL, default: "http://127.0.0.1:\(DefaultPort.authz)")
+        self.media = try reader.upstream(ConfigKey.mediaURL, default: "http://127.0.0.1:\(DefaultPort.media)")
         self.jwtSecret = try reader.requiredSecret(ConfigKey.jwtSecret)
         self.publicURL = try reader.url(ConfigKey.publicURL, default: "http://127.0.0.1:\(DefaultPort.gateway)")
         func list(_ key: String) -> [String] {

@@ -90,7 +90,10 @@ public func buildIdentity(
         } else {
             let client = HTTPUpstreamClient()
             services.append(client)
-            transport = client
+            let replicated = UpstreamStack.make(
+                transport: client, upstreams: [("authz", configuration.authz), ("media", configuration.media)], logger: logger)
+            services.append(replicated)
+            transport = replicated
         }
         let client = InternalClient(transport: transport, internalToken: configuration.common.internalToken, timeout: .seconds(10))
         let forwarded = router.forwardedGroup(internalToken: configuration.common.internalToken).add(middleware: gateMiddleware)

@@ -20,10 +20,13 @@ public struct IdentityConfiguration: Sendable {
     public var jwtSecret: String
     /// The `iss` of every session minted here.
     public var publicURL: String
-    /// Where sign-up assigns the owner role and `/auth/me` reads roles.
-    public var authzURL: String
+    /// Where sign-up assigns the owner role and `/auth/me` reads roles (one URL, replicas, or a
+    /// name resolving to several: ``UpstreamTargets``).
+    public var authz: UpstreamTargets
     /// Where app tokens' apps are looked up.
-    public var mediaURL: String
+    public var media: UpstreamTargets
+    public var authzURL: String { self.authz.configured }
+    public var mediaURL: String { self.media.configured }
     /// The shared limiter of the mail-sending routes and the magic-link cooldown.
     public var mailLimits: MailLimits
     /// Where mail goes without SMTP: `.eml` files (`streamhub outbox` prints them).
@@ -41,8 +44,8 @@ public struct IdentityConfiguration: Sendable {
         self.storage = try StorageLocation(reader: reader, name: "identity")
         self.jwtSecret = try reader.requiredSecret(ConfigKey.jwtSecret)
         self.publicURL = try reader.url(ConfigKey.publicURL, default: "http://127.0.0.1:\(DefaultPort.gateway)")
-        self.authzURL = try reader.url(ConfigKey.authzURL, default: "http://127.0.0.1:\(DefaultPort.authz)")
-        self.mediaURL = try reader.url(ConfigKey.mediaURL, default: "http://127.0.0.1:\(DefaultPort.media)")
+        self.authz = try reader.upstream(ConfigKey.authzURL, default: "http://127.0.0.1:\(DefaultPort.authz)")
+        self.media = try reader.upstream(ConfigKey.mediaURL, default: "http://127.0.0.1:\(DefaultPort.media)")
         switch (reader.string(ConfigKey.adminUser), reader.string(ConfigKey.adminPass, isSecret: true)) {
         case (nil, nil):
             self.breakGlass = nil

@@ -54,7 +54,9 @@ public func buildMedia(
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
     let pages = PlayerPages(publicURL: configuration.publicURL)
     MediaMountController(root: configuration.mediaRoot, pages: pages).addRoutes(to: router)
-    let transport = HTTPUpstreamClient()
+    let http = HTTPUpstreamClient()
+    services.append(http)
+    let transport = UpstreamStack.make(transport: http, upstreams: [("identity", configuration.identity)], logger: logger, metrics: metrics)
     services.append(transport)
     let appsController = AppsController<ServiceRequestContext>(
         apps: apps, identity: InternalClient(transport: transport, internalToken: configuration.common.internalToken, timeout: .seconds(10)),

@@ -17,8 +17,9 @@ public struct MediaConfiguration: Sendable {
     public var clusterToken: String
     /// Directory holding `hls/`, `samples/`, `sdk/`, `play/`, `embed/`, `assets/`.
     public var mediaRoot: String
-    /// Where tenants' quotas are read.
-    public var identityURL: String
+    /// Where tenants' quotas are read (one URL, replicas, or a name resolving to several).
+    public var identity: UpstreamTargets
+    public var identityURL: String { self.identity.configured }
     /// The LiveKit server viewers and publishers connect to, and the key pair tokens are signed with.
     public var livekit: LiveKitSettings
     /// `STREAMHUB_PUBLIC_URL`: where players and oEmbed point.
@@ -33,7 +34,7 @@ public struct MediaConfiguration: Sendable {
         let dataDir = reader.string(ConfigKey.dataDir, default: ".streamhub/data")
         let root = reader.string(ConfigKey.mediaRoot, default: (dataDir as NSString).appendingPathComponent("media"))
         self.mediaRoot = root.hasSuffix("/") ? String(root.dropLast()) : root
-        self.identityURL = try reader.url(ConfigKey.identityURL, default: "http://127.0.0.1:\(DefaultPort.identity)")
+        self.identity = try reader.upstream(ConfigKey.identityURL, default: "http://127.0.0.1:\(DefaultPort.identity)")
         let livekitURL = reader.string(ConfigKey.livekitURL, default: "ws://127.0.0.1:7880")
         guard let components = URLComponents(string: livekitURL), ["ws", "wss", "http", "https"].contains(components.scheme ?? ""),
             components.host?.isEmpty == false

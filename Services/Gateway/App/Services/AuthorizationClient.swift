@@ -61,7 +61,7 @@ public struct AuthorizationClient: Sendable {
         let decision: EnforceDecision
         do {
             decision = try await self.client.call(
-                service: "authz", baseURL: self.authzURL, path: "/internal/v1/enforce", body: request, requestID: requestID,
+                service: "authz", baseURL: self.authzURL, path: "/internal/v1/enforce", body: request, requestID: requestID, idempotent: true,
                 as: EnforceDecision.self)
         } catch {
             self.unavailableCounter.increment()

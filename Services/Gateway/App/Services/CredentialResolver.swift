@@ -88,7 +88,7 @@ public struct CredentialResolver: Sendable {
         } else {
             state = try await self.client.call(
                 service: "identity", baseURL: self.identityURL, path: "/internal/v1/sessions/state", body: SessionStateRequest(userId: claims.sub),
-                requestID: requestID, as: SessionState.self)
+                requestID: requestID, idempotent: true, as: SessionState.self)
             await self.sessionStates.store(claims.sub, value: state, now: now)
         }
         // A session for a user identity does not know (tests' hand-made tokens, a store reset) is
@@ -121,7 +121,7 @@ public struct CredentialResolver: Sendable {
         do {
             let resolved = try await self.client.call(
                 service: "identity", baseURL: self.identityURL, path: "/internal/v1/tokens/resolve", body: TokenResolveRequest(token: token),
-                requestID: requestID, as: TokenResolveResponse.self
+                requestID: requestID, idempotent: true, as: TokenResolveResponse.self
             )
             await self.cache.store(key, value: resolved.principal, now: now)
             return resolved.principal
