@@ -3,7 +3,7 @@
 /// The gateway is the only component that creates a principal from a credential; it forwards it to
 /// upstream services in ``StreamHubHeader/principal`` (base64url JSON), after stripping any copy a
 /// client sent.
-public struct Principal: Codable, Sendable, Equatable {
+public struct Principal: Codable, Sendable, Hashable {
     public enum Kind: String, Codable, Sendable {
         case anonymous
         /// An `sk_` API token.

@@ -1,16 +1,37 @@
 import Foundation
 import Shared
+import Synchronization
 
 /// Encodes a ``Principal`` for the `X-StreamHub-Principal` header: base64url of its JSON.
+///
+/// Both directions are memoized (a few thousand callers at most are live at once): the gateway
+/// encodes the same principal for every request of a caller, and each service decodes the same
+/// header text, so JSON and base64 run once per caller, not per request.
 public enum PrincipalHeader {
+    static let capacity = 10_000
+    static let encoded = Mutex<[Principal: String]>([:])
+    static let decoded = Mutex<[String: Principal]>([:])
+
     public static func encode(_ principal: Principal) -> String {
+        if let known = Self.encoded.withLock({ $0[principal] }) { return known }
         let data = (try? JSONEncoder().encode(principal)) ?? Data()
-        return Base64URL.encode(data)
+        let header = Base64URL.encode(data)
+        Self.encoded.withLock { memo in
+            if memo.count >= Self.capacity { memo.removeAll(keepingCapacity: true) }
+            memo[principal] = header
+        }
+        return header
     }
 
     public static func decode(_ header: String) -> Principal? {
-        guard header.utf8.count <= 4096, let data = Base64URL.decode(header) else { return nil }
-        return try? JSONDecoder().decode(Principal.self, from: data)
+        guard header.utf8.count <= 4096 else { return nil }
+        if let known = Self.decoded.withLock({ $0[header] }) { return known }
+        guard let data = Base64URL.decode(header), let principal = try? JSONDecoder().decode(Principal.self, from: data) else { return nil }
+        Self.decoded.withLock { memo in
+            if memo.count >= Self.capacity { memo.removeAll(keepingCapacity: true) }
+            memo[header] = principal
+        }
+        return principal
     }
 }
 

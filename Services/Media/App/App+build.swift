@@ -53,7 +53,8 @@ public func buildMedia(
     router.addReadinessRoute(readiness)
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
     let pages = PlayerPages(publicURL: configuration.publicURL)
-    MediaMountController(root: configuration.mediaRoot, pages: pages).addRoutes(to: router)
+    let files = MediaMountController<ServiceRequestContext>(root: configuration.mediaRoot, pages: pages)
+    files.addRoutes(to: router)
     let http = HTTPUpstreamClient()
     services.append(http)
     let transport = UpstreamStack.make(transport: http, upstreams: [("identity", configuration.identity)], logger: logger, metrics: metrics)
@@ -74,8 +75,11 @@ public func buildMedia(
             .addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
     }
     router.addRouteListing(internalToken: configuration.common.internalToken)
+    // Segments and playlists under /hls and /samples are answered on the event loop with sendfile.
+    let fastPathLogger = logger
     var app = Application(
         router: router,
+        server: FastPathHTTP1Channel.server { MediaFastPath(files: files, metrics: metrics, logger: fastPathLogger) },
         configuration: .init(address: .hostname(configuration.common.host, port: configuration.common.port), serverName: "streamhub-media"),
         services: services,
         logger: logger

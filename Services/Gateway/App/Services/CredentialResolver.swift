@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import ServiceKit
 import Shared
+import Synchronization
 
 /// Turns `Authorization: Bearer …` into a ``Principal``, in the overview's order: `sk_` API token
 /// (looked up by hash through identity, cached briefly), then dashboard JWT (verified locally),
@@ -18,6 +19,7 @@ public struct CredentialResolver: Sendable {
     let sessionStates: TTLCache<SessionState>
     let timeSource: any TimeSource
     let counters: Counters
+    let verified = VerifiedSessions()
 
     /// `streamhub_gateway_credentials_total` by kind, made once.
     struct Counters: Sendable {
@@ -67,9 +69,11 @@ public struct CredentialResolver: Sendable {
         if credential.hasPrefix("sk_") {
             return try await self.resolveApiToken(credential, requestID: requestID, logger: logger)
         }
-        guard let claims = self.sessions.verify(credential, now: self.timeSource.now()) else {
+        let now = self.timeSource.now()
+        guard let claims = self.verified.claims(credential, now: now) ?? self.sessions.verify(credential, now: now) else {
             throw ServiceError(.unauthorized, message: "Invalid or expired session token")
         }
+        self.verified.keep(credential, claims)
         try await self.checkNotRevoked(claims, requestID: requestID)
         let superadmin = claims.superadmin ?? false
         return Principal(
@@ -83,13 +87,13 @@ public struct CredentialResolver: Sendable {
     func checkNotRevoked(_ claims: SessionClaims, requestID: String) async throws {
         let now = self.timeSource.now()
         let state: SessionState
-        if let cached = await self.sessionStates.lookup(claims.sub, now: now) {
+        if let cached = self.sessionStates.lookup(claims.sub, now: now) {
             state = cached
         } else {
             state = try await self.client.call(
                 service: "identity", baseURL: self.identityURL, path: "/internal/v1/sessions/state", body: SessionStateRequest(userId: claims.sub),
                 requestID: requestID, idempotent: true, as: SessionState.self)
-            await self.sessionStates.store(claims.sub, value: state, now: now)
+            self.sessionStates.store(claims.sub, value: state, now: now)
         }
         // A session for a user identity does not know (tests' hand-made tokens, a store reset) is
         // judged by its signature alone; known users' logouts and disabling are enforced.
@@ -98,23 +102,30 @@ public struct CredentialResolver: Sendable {
         if (claims.iat ?? 0) < state.notBefore { throw ServiceError(.unauthorized, message: "Session has ended; sign in again") }
     }
 
-    /// Extracts the credential from `Bearer <credential>`; anything else is a 401.
+    /// Extracts the credential from `Bearer <credential>` (scheme case-insensitive, spaces and tabs
+    /// around it ignored); anything else is a 401. Byte-level: this runs on every request.
     static func bearerCredential(_ header: String) throws -> String {
-        let trimmed = header.trimmingCharacters(in: .whitespaces)
-        guard trimmed.count > 7, trimmed.prefix(7).lowercased() == "bearer " else {
-            throw ServiceError(.unauthorized, message: "Malformed Authorization header: expected \"Bearer <credential>\"")
+        let malformed = ServiceError(.unauthorized, message: "Malformed Authorization header: expected \"Bearer <credential>\"")
+        let bytes = header.utf8
+        func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+        guard var start = bytes.firstIndex(where: { !isBlank($0) }), let last = bytes.lastIndex(where: { !isBlank($0) }) else { throw malformed }
+        let scheme = Array("bearer".utf8)
+        for expected in scheme {
+            guard start <= last, bytes[start] | 0x20 == expected else { throw malformed }
+            start = bytes.index(after: start)
         }
-        let credential = trimmed.dropFirst(7).trimmingCharacters(in: .whitespaces)
-        guard !credential.isEmpty, credential.utf8.count <= 8192, !credential.contains(" ") else {
-            throw ServiceError(.unauthorized, message: "Malformed Authorization header: expected \"Bearer <credential>\"")
-        }
-        return credential
+        guard start <= last, isBlank(bytes[start]) else { throw malformed }
+        while start <= last, isBlank(bytes[start]) { start = bytes.index(after: start) }
+        guard start <= last else { throw malformed }
+        let credential = bytes[start...last]
+        guard credential.count <= 8192, !credential.contains(0x20) else { throw malformed }
+        return String(Substring(credential))
     }
 
     func resolveApiToken(_ token: String, requestID: String, logger: Logger) async throws -> Principal {
         let key = ApiTokenCache.key(for: token)
         let now = self.timeSource.now()
-        if let cached = await self.cache.lookup(key, now: now) {
+        if let cached = self.cache.lookup(key, now: now) {
             guard let principal = cached else { throw ServiceError.invalidApiToken }
             return principal
         }
@@ -123,10 +134,10 @@ public struct CredentialResolver: Sendable {
                 service: "identity", baseURL: self.identityURL, path: "/internal/v1/tokens/resolve", body: TokenResolveRequest(token: token),
                 requestID: requestID, idempotent: true, as: TokenResolveResponse.self
             )
-            await self.cache.store(key, value: resolved.principal, now: now)
+            self.cache.store(key, value: resolved.principal, now: now)
             return resolved.principal
         } catch let error as ServiceError where error.status == .unauthorized || error.status == .notFound {
-            await self.cache.store(key, value: nil, now: now)
+            self.cache.store(key, value: nil, now: now)
             throw ServiceError.invalidApiToken
         } catch let error as ServiceError {
             logger.warning("identity could not resolve an API token", metadata: ["status": "\(error.status.code)", "error": "\(error.body.message)"])
@@ -137,6 +148,36 @@ public struct CredentialResolver: Sendable {
 
 /// A short-lived cache of `sk_` lookups keyed by the token's SHA-256 (never the token itself).
 /// Negative answers are cached too, so a flood of bad tokens does not reach identity every time.
+/// Dashboard sessions whose signature and claims were verified, by token, until they expire: the
+/// HMAC and JSON work runs once per session, not per request. Only verified tokens enter; a
+/// lookup still checks the expiry; revocation is checked per request apart from this
+/// (``CredentialResolver/checkNotRevoked(_:requestID:)``).
+public final class VerifiedSessions: Sendable {
+    let entries = Mutex<[String: SessionClaims]>([:])
+    let capacity: Int
+
+    public init(capacity: Int = 10_000) {
+        self.capacity = capacity
+    }
+
+    func claims(_ token: String, now: Date) -> SessionClaims? {
+        guard let claims = self.entries.withLock({ $0[token] }) else { return nil }
+        guard claims.exp > Int64(now.timeIntervalSince1970) else {
+            self.entries.withLock { _ = $0.removeValue(forKey: token) }
+            return nil
+        }
+        return claims
+    }
+
+    func keep(_ token: String, _ claims: SessionClaims) {
+        self.entries.withLock { entries in
+            guard entries[token] == nil else { return }
+            if entries.count >= self.capacity { entries.removeAll(keepingCapacity: true) }
+            entries[token] = claims
+        }
+    }
+}
+
 public typealias ApiTokenCache = TTLCache<Principal?>
 
 extension TTLCache where Value == Principal? {
@@ -146,7 +187,7 @@ extension TTLCache where Value == Principal? {
 }
 
 /// Answers trusted for `ttl`, bounded in size (a full cache drops its expired entries, then all).
-public actor TTLCache<Value: Sendable> {
+public final class TTLCache<Value: Sendable>: Sendable {
     struct Entry {
         var value: Value
         var expires: Date
@@ -154,28 +195,31 @@ public actor TTLCache<Value: Sendable> {
 
     let ttl: Double
     let capacity: Int
-    var entries: [String: Entry] = [:]
+    let entries = Mutex<[String: Entry]>([:])
 
     public init(ttl: Duration, capacity: Int = 10_000) {
         self.ttl = Double(ttl.components.seconds) + Double(ttl.components.attoseconds) / 1e18
         self.capacity = capacity
     }
 
-    /// The value stored for `key` if it has not expired at `now`.
     func lookup(_ key: String, now: Date) -> Value? {
-        guard let entry = self.entries[key] else { return nil }
-        guard entry.expires > now else {
-            self.entries[key] = nil
-            return nil
+        self.entries.withLock { entries in
+            guard let entry = entries[key] else { return nil }
+            guard entry.expires > now else {
+                entries[key] = nil
+                return nil
+            }
+            return entry.value
         }
-        return entry.value
     }
 
     func store(_ key: String, value: Value, now: Date) {
-        if self.entries.count >= self.capacity {
-            self.entries = self.entries.filter { $0.value.expires > now }
-            if self.entries.count >= self.capacity { self.entries.removeAll(keepingCapacity: true) }
+        self.entries.withLock { entries in
+            if entries.count >= self.capacity {
+                entries = entries.filter { $0.value.expires > now }
+                if entries.count >= self.capacity { entries.removeAll(keepingCapacity: true) }
+            }
+            entries[key] = Entry(value: value, expires: now.addingTimeInterval(self.ttl))
         }
-        self.entries[key] = Entry(value: value, expires: now.addingTimeInterval(self.ttl))
     }
 }

@@ -7,6 +7,7 @@ import HTTPTypes
 import Hummingbird
 import ServiceKit
 import Shared
+import Synchronization
 
 /// The root mounts (`/hls /samples /sdk /play /embed /assets`), served from `<media root>/<mount>/`.
 /// A path that would leave its root, or any hidden segment, is a 404.
@@ -15,6 +16,7 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
     /// `/play/:app/:room`, `/embed/:app/:room` and the built-in scripts, answered before any file.
     let pages: PlayerPages?
     let fileIO = FileIO()
+    let mountRoots = MountRoots()
 
     public init(root: String, pages: PlayerPages? = nil) {
         self.root = root
@@ -44,18 +46,26 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
             ])
     }
 
-    /// The file a request path names.
-    /// - Throws: ``ServiceError`` 404 when it is outside every mount or root (symlinks included), or is not a file.
-    func existingFile(_ path: String) throws -> String {
+    /// The file a request path names, with its `stat`.
+    /// - Throws: ``ServiceError`` 404 when it is outside every mount or root (symlinks included), or is not a regular file.
+    func existingFile(_ path: String) throws -> (path: String, stats: stat) {
         guard let file = self.resolve(path), let real = Self.realPath(file), let mount = RouteCatalog.mediaMounts.first(where: { path.hasPrefix($0 + "/") }),
-            let mountRoot = Self.realPath(self.root + mount), real.hasPrefix(mountRoot + "/")
+            let mountRoot = self.mountRoot(mount), real.hasPrefix(mountRoot + "/")
         else {
             throw ServiceError(.notFound, message: "Cannot GET \(path)")
         }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: real, isDirectory: &isDirectory), !isDirectory.boolValue else {
+        var stats = stat()
+        guard stat(real, &stats) == 0, (stats.st_mode & S_IFMT) == S_IFREG else {
             throw ServiceError(.notFound, message: "Cannot GET \(path)")
         }
+        return (real, stats)
+    }
+
+    /// The real path of a mount's directory, remembered once it exists (it is looked up on every request).
+    func mountRoot(_ mount: String) -> String? {
+        if let known = self.mountRoots[mount] { return known }
+        guard let real = Self.realPath(self.root + mount) else { return nil }
+        self.mountRoots.remember(mount, real)
         return real
     }
 
@@ -84,14 +94,27 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
     /// Segments never change once written: cached for a year. Playlists change every few seconds.
     static var immutableExtensions: Set<String> { ["ts", "m4s", "mp4", "aac", "m4a"] }
 
-    @Sendable func serve(_ request: Request, context: Context) async throws -> Response {
-        if let page = self.pages?.response(for: request) {
-            return request.method == .head ? Response(status: page.status, headers: page.headers) : page
-        }
-        let file = try self.existingFile(request.uri.path)
+    /// What a file request is answered with, decided from the path and the conditional and range
+    /// headers alone: shared by the router and the event-loop fast path (``MediaFastPath``).
+    enum FileAnswer {
+        /// The file (or the byte range of it) with these headers; `range` nil for an empty file.
+        case file(path: String, status: HTTPResponse.Status, headers: HTTPFields, range: ClosedRange<Int>?)
+        /// A bodiless or fixed answer (304, 416).
+        case fixed(status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer?)
+    }
+
+    /// The request headers ``plan(path:conditions:)`` reads.
+    struct Conditions {
+        var ifNoneMatch: String?
+        var ifModifiedSince: String?
+        var range: String?
+        var ifRange: String?
+    }
+
+    /// - Throws: ``ServiceError`` 404 for a path outside the mounts, a hidden or missing file.
+    func plan(path: String, conditions: Conditions) throws -> FileAnswer {
+        let (file, stats) = try self.existingFile(path)
         let ext = (file as NSString).pathExtension.lowercased()
-        var stats = stat()
-        guard stat(file, &stats) == 0 else { throw ServiceError(.notFound, message: "Cannot GET \(request.uri.path)") }
         let size = Int(stats.st_size)
         let modified = Date(timeIntervalSince1970: TimeInterval(stats.st_mtim.tv_sec))
         let etag = "\"\(String(size, radix: 16))-\(String(stats.st_mtim.tv_sec, radix: 16))\(String(stats.st_mtim.tv_nsec, radix: 16))\""
@@ -104,47 +127,65 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
         headers[.eTag] = etag
         headers[.lastModified] = HTTPDate.format(modified)
 
-        if Self.notModified(request.headers, etag: etag, modified: modified) {
-            var cached = headers
-            cached[.contentType] = nil
-            return Response(status: .notModified, headers: cached)
+        if Self.notModified(ifNoneMatch: conditions.ifNoneMatch, ifModifiedSince: conditions.ifModifiedSince, etag: etag, modified: modified) {
+            headers[.contentType] = nil
+            return .fixed(status: .notModified, headers: headers, body: nil)
         }
         var status = HTTPResponse.Status.ok
         var range: ClosedRange<Int>? = size > 0 ? 0...(size - 1) : nil
         // A range applies unless If-Range names another version; several ranges get the whole file.
-        if let header = request.headers[.range], Self.ifRangeMatches(request.headers[.ifRange], etag: etag, modified: modified) {
+        if let header = conditions.range, Self.ifRangeMatches(conditions.ifRange, etag: etag, modified: modified) {
             switch ByteRange.parse(header, size: size) {
             case .single(let requested):
                 status = .partialContent
                 range = requested
                 headers[.contentRange] = "bytes \(requested.lowerBound)-\(requested.upperBound)/\(size)"
             case .unsatisfiable:
-                return Response(
+                let body = OrderedJSON.encode(ErrorBody(statusCode: 416, message: "Range not satisfiable for a \(size)-byte file"))
+                return .fixed(
                     status: .rangeNotSatisfiable,
-                    headers: [.contentRange: "bytes */\(size)", .accessControlAllowOrigin: "*", .contentType: "application/json; charset=utf-8"],
-                    body: .init(byteBuffer: OrderedJSON.encode(ErrorBody(statusCode: 416, message: "Range not satisfiable for a \(size)-byte file"))))
+                    headers: [
+                        .contentRange: "bytes */\(size)", .accessControlAllowOrigin: "*", .contentType: "application/json; charset=utf-8",
+                        .contentLength: String(body.readableBytes),
+                    ],
+                    body: body)
             case .whole:
                 break
             }
         }
         headers[.contentLength] = String(range.map { $0.count } ?? 0)
-        guard request.method != .head, let range else {
-            return Response(status: status, headers: headers)
+        return .file(path: file, status: status, headers: headers, range: range)
+    }
+
+    @Sendable func serve(_ request: Request, context: Context) async throws -> Response {
+        if let page = self.pages?.response(for: request) {
+            return request.method == .head ? Response(status: page.status, headers: page.headers) : page
         }
-        // Streamed from disk in chunks: a large segment is never loaded whole.
-        let body = try await self.fileIO.loadFile(path: file, range: range, context: context)
-        return Response(status: status, headers: headers, body: body)
+        let conditions = Conditions(
+            ifNoneMatch: request.headers[.ifNoneMatch], ifModifiedSince: request.headers[.ifModifiedSince], range: request.headers[.range],
+            ifRange: request.headers[.ifRange])
+        switch try self.plan(path: request.uri.path, conditions: conditions) {
+        case .fixed(let status, let headers, let body):
+            return Response(status: status, headers: headers, body: body.map { .init(byteBuffer: $0) } ?? .init())
+        case .file(let file, let status, let headers, let range):
+            guard request.method != .head, let range else {
+                return Response(status: status, headers: headers)
+            }
+            // Streamed from disk in chunks: a large segment is never loaded whole.
+            let body = try await self.fileIO.loadFile(path: file, range: range, context: context)
+            return Response(status: status, headers: headers, body: body)
+        }
     }
 
     /// `If-None-Match` (any listed ETag, weak or strong, or `*`), else `If-Modified-Since`.
-    static func notModified(_ headers: HTTPFields, etag: String, modified: Date) -> Bool {
-        if let match = headers[.ifNoneMatch] {
+    static func notModified(ifNoneMatch: String?, ifModifiedSince: String?, etag: String, modified: Date) -> Bool {
+        if let match = ifNoneMatch {
             return match.split(separator: ",").contains { tag in
                 let trimmed = tag.trimmingCharacters(in: .whitespaces)
                 return trimmed == "*" || trimmed == etag || trimmed == "W/" + etag
             }
         }
-        if let since = headers[.ifModifiedSince].flatMap(HTTPDate.parse) {
+        if let since = ifModifiedSince.flatMap(HTTPDate.parse) {
             return modified.timeIntervalSince1970.rounded(.down) <= since.timeIntervalSince1970
         }
         return false
@@ -155,6 +196,17 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
         if value.hasPrefix("\"") { return value == etag }
         return HTTPDate.parse(value).map { modified.timeIntervalSince1970.rounded(.down) <= $0.timeIntervalSince1970 } ?? false
     }
+}
+
+/// Mount directories' real paths by mount (shared by copies of the controller).
+final class MountRoots: Sendable {
+    let roots = Mutex<[String: String]>([:])
+
+    subscript(mount: String) -> String? {
+        get { self.roots.withLock { $0[mount] } }
+    }
+
+    func remember(_ mount: String, _ real: String) { self.roots.withLock { $0[mount] = real } }
 }
 
 /// One `Range: bytes=…` header against a file of `size` bytes (RFC 9110 §14).
