@@ -432,20 +432,38 @@ public enum RouteCatalog {
         case notFound
     }
 
+    /// The routes by their number of segments, each with its pattern split once (matching runs on
+    /// every request: no splitting of patterns, no dictionary until a route matches).
+    static let bySegmentCount: [Int: [(route: RouteDefinition, pattern: [Substring])]] = Dictionary(
+        grouping: Self.routes.map { (route: $0, pattern: $0.segments) }, by: { $0.pattern.count })
+
     /// Matches a request path (no query string) against ``routes``.
     public static func match(method: String, path: String) -> Match {
         let requestSegments = path.split(separator: "/")
         var allowed: [String] = []
-        for route in self.routes {
-            guard let parameters = Self.matchSegments(route.segments, requestSegments) else { continue }
+        for (route, pattern) in Self.bySegmentCount[requestSegments.count] ?? [] {
+            guard Self.segmentsMatch(pattern, requestSegments) else { continue }
             if route.method == method || (method == "HEAD" && route.method == "GET") {
-                return .route(route, parameters: parameters)
+                return .route(route, parameters: Self.matchSegments(pattern, requestSegments) ?? [:])
             }
             allowed.append(route.method)
             // A GET route answers HEAD too, so `Allow` says so.
             if route.method == "GET" { allowed.append("HEAD") }
         }
         return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
+    }
+
+    /// Whether `path` fits `pattern` (same length; literals equal; `:name` any non-empty segment).
+    static func segmentsMatch(_ pattern: [Substring], _ path: [Substring]) -> Bool {
+        guard pattern.count == path.count else { return false }
+        for (expected, actual) in zip(pattern, path) {
+            if expected.first == ":" {
+                if actual.isEmpty { return false }
+            } else if expected != actual {
+                return false
+            }
+        }
+        return true
     }
 
     /// Whether `path` falls under one of the media mounts (the mount itself or anything below it).

@@ -122,11 +122,13 @@ final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         switch answer {
         case .fixed(let fixedStatus, let fields, let payload):
             status = fixedStatus
-            for field in fields { headers.add(name: field.name.canonicalName, value: field.value) }
+            for field in fields { headers.add(name: field.name.rawName, value: field.value) }
             if let payload, head.method != .HEAD { body = .byteBuffer(payload) }
-        case .file(let path, let fileStatus, let fields, let range):
+        case .file(let path, let fileStatus, let fields, let range, let described):
             status = fileStatus
-            for field in fields { headers.add(name: field.name.canonicalName, value: field.value) }
+            headers = described.nioHeaders
+            headers.add(name: "Content-Length", value: fields[.contentLength] ?? "0")
+            if let contentRange = fields[.contentRange] { headers.add(name: "Content-Range", value: contentRange) }
             if head.method != .HEAD, let range {
                 do {
                     let handle = try NIOFileHandle(_deprecatedPath: path)

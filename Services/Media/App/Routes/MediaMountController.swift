@@ -5,6 +5,7 @@ import Foundation
 #endif
 import HTTPTypes
 import Hummingbird
+import NIOHTTP1
 import ServiceKit
 import Shared
 import Synchronization
@@ -17,6 +18,7 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
     let pages: PlayerPages?
     let fileIO = FileIO()
     let mountRoots = MountRoots()
+    let described = DescribedFiles()
 
     public init(root: String, pages: PlayerPages? = nil) {
         self.root = root
@@ -98,7 +100,7 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
     /// headers alone: shared by the router and the event-loop fast path (``MediaFastPath``).
     enum FileAnswer {
         /// The file (or the byte range of it) with these headers; `range` nil for an empty file.
-        case file(path: String, status: HTTPResponse.Status, headers: HTTPFields, range: ClosedRange<Int>?)
+        case file(path: String, status: HTTPResponse.Status, headers: HTTPFields, range: ClosedRange<Int>?, described: DescribedFile)
         /// A bodiless or fixed answer (304, 416).
         case fixed(status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer?)
     }
@@ -113,19 +115,9 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
 
     /// - Throws: ``ServiceError`` 404 for a path outside the mounts, a hidden or missing file.
     func plan(path: String, conditions: Conditions) throws -> FileAnswer {
-        let (file, stats) = try self.existingFile(path)
-        let ext = (file as NSString).pathExtension.lowercased()
-        let size = Int(stats.st_size)
-        let modified = Date(timeIntervalSince1970: TimeInterval(stats.st_mtim.tv_sec))
-        let etag = "\"\(String(size, radix: 16))-\(String(stats.st_mtim.tv_sec, radix: 16))\(String(stats.st_mtim.tv_nsec, radix: 16))\""
-        var headers: HTTPFields = [.contentType: MediaContentType.byExtension[ext] ?? "application/octet-stream"]
-        headers[.cacheControl] =
-            ext == "m3u8" ? "no-cache" : Self.immutableExtensions.contains(ext) ? "public, max-age=31536000, immutable" : "public, max-age=60"
-        headers[.accessControlAllowOrigin] = "*"
-        headers[.accessControlExposeHeaders] = "Content-Length, Content-Range, Accept-Ranges, ETag"
-        headers[.acceptRanges] = "bytes"
-        headers[.eTag] = etag
-        headers[.lastModified] = HTTPDate.format(modified)
+        let described = try self.describe(path)
+        let (file, size, etag, modified) = (described.file, described.size, described.etag, described.modified)
+        var headers = described.headers
 
         if Self.notModified(ifNoneMatch: conditions.ifNoneMatch, ifModifiedSince: conditions.ifModifiedSince, etag: etag, modified: modified) {
             headers[.contentType] = nil
@@ -154,7 +146,43 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
             }
         }
         headers[.contentLength] = String(range.map { $0.count } ?? 0)
-        return .file(path: file, status: status, headers: headers, range: range)
+        return .file(path: file, status: status, headers: headers, range: range, described: described)
+    }
+
+    /// How long a path's resolution is reused; the file itself is `stat`ed on every request, so a
+    /// changed playlist is seen at once.
+    static var resolutionLifetime: Duration { .seconds(1) }
+
+    func describe(_ path: String) throws -> DescribedFile {
+        let now = ContinuousClock.now
+        if let known = self.described[path], known.resolvedUntil > now {
+            var stats = stat()
+            if stat(known.file, &stats) == 0, (stats.st_mode & S_IFMT) == S_IFREG, Int(stats.st_size) == known.size,
+                stats.st_mtim.tv_sec == known.mtime.tv_sec, stats.st_mtim.tv_nsec == known.mtime.tv_nsec
+            {
+                return known
+            }
+        }
+        let (file, stats) = try self.existingFile(path)
+        let ext = (file as NSString).pathExtension.lowercased()
+        let size = Int(stats.st_size)
+        let modified = Date(timeIntervalSince1970: TimeInterval(stats.st_mtim.tv_sec))
+        let etag = "\"\(String(size, radix: 16))-\(String(stats.st_mtim.tv_sec, radix: 16))\(String(stats.st_mtim.tv_nsec, radix: 16))\""
+        var headers: HTTPFields = [.contentType: MediaContentType.byExtension[ext] ?? "application/octet-stream"]
+        headers[.cacheControl] =
+            ext == "m3u8" ? "no-cache" : Self.immutableExtensions.contains(ext) ? "public, max-age=31536000, immutable" : "public, max-age=60"
+        headers[.accessControlAllowOrigin] = "*"
+        headers[.accessControlExposeHeaders] = "Content-Length, Content-Range, Accept-Ranges, ETag"
+        headers[.acceptRanges] = "bytes"
+        headers[.eTag] = etag
+        headers[.lastModified] = HTTPDate.format(modified)
+        var nioHeaders = HTTPHeaders()
+        for field in headers { nioHeaders.add(name: field.name.rawName, value: field.value) }
+        let described = DescribedFile(
+            file: file, size: size, mtime: stats.st_mtim, etag: etag, modified: modified, headers: headers, nioHeaders: nioHeaders,
+            resolvedUntil: now + Self.resolutionLifetime)
+        self.described.remember(path, described)
+        return described
     }
 
     @Sendable func serve(_ request: Request, context: Context) async throws -> Response {
@@ -167,7 +195,7 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
         switch try self.plan(path: request.uri.path, conditions: conditions) {
         case .fixed(let status, let headers, let body):
             return Response(status: status, headers: headers, body: body.map { .init(byteBuffer: $0) } ?? .init())
-        case .file(let file, let status, let headers, let range):
+        case .file(let file, let status, let headers, let range, _):
             guard request.method != .head, let range else {
                 return Response(status: status, headers: headers)
             }
@@ -207,6 +235,36 @@ final class MountRoots: Sendable {
     }
 
     func remember(_ mount: String, _ real: String) { self.roots.withLock { $0[mount] = real } }
+}
+
+/// A file's identity and the headers every answer about it carries.
+struct DescribedFile: Sendable {
+    var file: String
+    var size: Int
+    var mtime: timespec
+    var etag: String
+    var modified: Date
+    var headers: HTTPFields
+    /// The same headers for NIO, built once (the event-loop fast path adds the length and range).
+    var nioHeaders: HTTPHeaders
+    /// Until when the path's resolution (realpath, containment) is trusted without redoing it.
+    var resolvedUntil: ContinuousClock.Instant
+}
+
+/// Recently described files by request path, bounded (cleared past 10,000 paths).
+final class DescribedFiles: Sendable {
+    let files = Mutex<[String: DescribedFile]>([:])
+
+    subscript(path: String) -> DescribedFile? {
+        self.files.withLock { $0[path] }
+    }
+
+    func remember(_ path: String, _ described: DescribedFile) {
+        self.files.withLock { files in
+            if files.count >= 10_000 { files.removeAll(keepingCapacity: true) }
+            files[path] = described
+        }
+    }
 }
 
 /// One `Range: bytes=…` header against a file of `size` bytes (RFC 9110 §14).
