@@ -60,12 +60,12 @@ struct CircuitBreakerTests {
         #expect(breaker.state("http://identity") == .closed)
 
         // The probe asks /internal/v1/health while open, and closes the breaker once it answers.
-        let probing = ContinuousClock.now + .seconds(3)
+        let probing = ContinuousClock.now + .seconds(10)
         while transport.count("http://media/internal/v1/health") < 2, ContinuousClock.now < probing { try await Task.sleep(for: .milliseconds(20)) }
         #expect(transport.count("http://media/internal/v1/health") >= 2, "the probe did not ask again")
         #expect(breaker.state("http://media") == .open)
         transport.lock.withLock { transport.down = [] }
-        let deadline = ContinuousClock.now + .seconds(2)
+        let deadline = ContinuousClock.now + .seconds(10)
         while breaker.state("http://media") == .open, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         #expect(breaker.state("http://media") == .closed)
         _ = try await breaker.send(self.request("http://media"), timeout: .seconds(1))

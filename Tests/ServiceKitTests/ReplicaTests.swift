@@ -118,13 +118,25 @@ struct ReplicaTests {
             logger: Logger(label: "test"))
         let running = Task { try await upstream.run() }
         defer { running.cancel() }
-        try await Task.sleep(for: .milliseconds(200))
-        for _ in 0..<6 { try await self.call(upstream, .get) }
-        #expect(transport.made == Array(repeating: "GET \(Self.b)", count: 6))
+        // Polled, not slept: a loaded machine may run the first check late.
+        func sixCalls() async throws -> [String] {
+            transport.reset()
+            for _ in 0..<6 { try await self.call(upstream, .get) }
+            return transport.made
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        var made = try await sixCalls()
+        while made != Array(repeating: "GET \(Self.b)", count: 6), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            made = try await sixCalls()
+        }
+        #expect(made == Array(repeating: "GET \(Self.b)", count: 6), "the unready replica stayed in rotation")
         transport.lock.withLock { transport.unready = [] }
-        transport.reset()
-        try await Task.sleep(for: .milliseconds(200))
-        for _ in 0..<6 { try await self.call(upstream, .get) }
-        #expect(transport.made.filter { $0 == "GET \(Self.a)" }.count == 3)
+        made = try await sixCalls()
+        while made.filter({ $0 == "GET \(Self.a)" }).count != 3, ContinuousClock.now < deadline + .seconds(10) {
+            try await Task.sleep(for: .milliseconds(20))
+            made = try await sixCalls()
+        }
+        #expect(made.filter { $0 == "GET \(Self.a)" }.count == 3, "the ready replica did not come back: \(made)")
     }
 }
