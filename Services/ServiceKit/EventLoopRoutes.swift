@@ -325,6 +325,8 @@ public struct FastPathHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
 
     public let responder: HTTPChannelHandler.Responder
     let makeHandler: @Sendable () -> any ChannelHandler
+    /// A handler in front of the HTTP/1 codec (it sees the socket's bytes), or nil.
+    let makeFrontHandler: (@Sendable () -> any ChannelHandler)?
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
@@ -332,6 +334,7 @@ public struct FastPathHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             limits.maxHeaderFieldSize = 80 * 1024
             limits.maxHeaderListSize = 80 * 1024
             limits.maxHeaderFieldCount = 1000
+            if let makeFrontHandler = self.makeFrontHandler { try channel.pipeline.syncOperations.addHandler(makeFrontHandler()) }
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                 withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
@@ -346,8 +349,11 @@ public struct FastPathHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
         await self.handleHTTP(asyncChannel: value, logger: logger)
     }
 
-    /// A server whose connections put `makeHandler()` after the HTTP/1 decoder.
-    public static func server(_ makeHandler: @escaping @Sendable () -> any ChannelHandler) -> HTTPServerBuilder {
-        HTTPServerBuilder { responder in FastPathHTTP1Channel(responder: responder, makeHandler: makeHandler) }
+    /// A server whose connections put `makeHandler()` after the HTTP/1 decoder and
+    /// `makeFrontHandler()`, if given, in front of the HTTP/1 codec.
+    public static func server(
+        front makeFrontHandler: (@Sendable () -> any ChannelHandler)? = nil, _ makeHandler: @escaping @Sendable () -> any ChannelHandler
+    ) -> HTTPServerBuilder {
+        HTTPServerBuilder { responder in FastPathHTTP1Channel(responder: responder, makeHandler: makeHandler, makeFrontHandler: makeFrontHandler) }
     }
 }

@@ -132,7 +132,10 @@ struct MediaRouteTests {
         try "outside".write(toFile: root + "/outside.txt", atomically: true, encoding: .utf8)
         try FileManager.default.createSymbolicLink(atPath: root + "/hls/live/escape.ts", withDestinationPath: root + "/outside.txt")
         try FileManager.default.createSymbolicLink(atPath: root + "/hls/live/alias.ts", withDestinationPath: root + "/hls/live/seg1.ts")
-        try await self.makeApp(apps: InMemoryAppRepository(), mediaRoot: root).test(.router) { client in
+        // The router itself, then a live server: its connections answer from the socket's bytes
+        // (MediaRawFastPath) and, after the first request they pass on, from decoded heads (MediaFastPath).
+        for setup in [TestingSetup.router, .live] {
+        try await self.makeApp(apps: InMemoryAppRepository(), mediaRoot: root).test(setup) { client in
             var etag = ""
             var lastModified = ""
             try await client.execute(uri: "/hls/live/seg1.ts", method: .get) { (response: TestResponse) async throws in
@@ -202,6 +205,64 @@ struct MediaRouteTests {
                     #expect(response.status == .notFound, "\(path)")
                 }
             }
+        }
+        }
+    }
+
+    @Test("over a socket: pipelined answers keep their order across both fast paths and the router; split, odd and closing requests")
+    func rawConnections() async throws {
+        let root = try TestDatabases.temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: root + "/hls/live", withIntermediateDirectories: true)
+        let small = (0..<1000).map { UInt8($0 % 251) }
+        try Data(small).write(to: URL(fileURLWithPath: root + "/hls/live/seg1.ts"))
+        let large = (0..<(2 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        try Data(large).write(to: URL(fileURLWithPath: root + "/hls/live/big.ts"))
+        try await self.makeApp(apps: InMemoryAppRepository(), mediaRoot: root).test(.live) { client in
+            let port = try #require(client.port)
+            func get(_ path: String, _ extra: String = "", method: String = "GET") -> String {
+                "\(method) \(path) HTTP/1.1\r\nHost: media\r\n\(extra)\r\n"
+            }
+            // One write: raw answers, a miss the router answers, then decoded-head answers after it.
+            let pipelined = [
+                get("/hls/live/seg1.ts", "X-Request-Id: first-1\r\n"), get("/hls/live/seg1.ts", method: "HEAD"),
+                get("/hls/live/seg1.ts", "Range: bytes=0-9\r\n"), get("/hls/live/missing.ts"), get("/hls/live/seg1.ts"),
+                get("/hls/live/seg1.ts", "Connection: close\r\n"), get("/hls/live/seg1.ts"),
+            ].joined()
+            var (responses, closed) = try await RawHTTP.exchange(port: port, pipelined, headAnswers: [1])
+            #expect(responses.map(\.status) == [200, 200, 206, 404, 200, 200])
+            #expect(closed, "Connection: close closes after its answer; the request after it is not answered")
+            #expect(responses[0].bodyBytes == small && responses[0].headers["x-request-id"] == "first-1")
+            #expect(responses[0].headers["content-type"] == "video/mp2t" && responses[0].headers["server"] == "streamhub-media")
+            #expect(responses[0].headers["date"]?.hasSuffix(" GMT") == true && responses[0].headers["etag"]?.hasPrefix("\"") == true)
+            #expect(responses[1].headers["content-length"] == "1000" && responses[1].bodyBytes.isEmpty)
+            #expect(responses[2].bodyBytes == Array(small[0...9]) && responses[2].headers["content-range"] == "bytes 0-9/1000")
+            #expect(responses[3].body.contains(#""statusCode":404"#))
+            #expect(responses[4].bodyBytes == small && responses[5].bodyBytes == small)
+
+            // A request split across writes (inside the request line, inside a header, before the end).
+            (responses, closed) = try await RawHTTP.exchange(
+                port: port, ["GET /hls/li", "ve/seg1.ts HTTP/1.1\r\nHo", "st: media\r\nRange: bytes=10-19\r\nConnection: close\r\n", "\r\n"])
+            #expect(responses.map(\.status) == [206] && closed)
+            #expect(responses.first?.bodyBytes == Array(small[10...19]))
+
+            // More than the socket buffers hold: answers wait for the client to read, in order.
+            let many = Array(repeating: get("/hls/live/big.ts"), count: 12).joined() + get("/hls/live/seg1.ts", "Connection: close\r\n")
+            (responses, closed) = try await RawHTTP.exchange(port: port, many)
+            #expect(responses.count == 13 && closed)
+            #expect(responses.dropLast().allSatisfy { $0.status == 200 && $0.bodyBytes == large })
+            #expect(responses.last?.bodyBytes == small)
+
+            // What the byte reader does not take goes to NIO's parser and the router, in order.
+            let bodied = "GET /hls/live/seg1.ts HTTP/1.1\r\nHost: media\r\nContent-Length: 5\r\n\r\nhello" + get("/hls/live/seg1.ts", "Range: bytes=0-1\r\nConnection: close\r\n")
+            (responses, closed) = try await RawHTTP.exchange(port: port, bodied)
+            #expect(responses.map(\.status) == [200, 206] && closed)
+            (responses, closed) = try await RawHTTP.exchange(port: port, "GET /hls/live/seg1.ts HTTP/1.0\r\n\r\n")
+            #expect(responses.map(\.status) == [200] && closed && responses.first?.bodyBytes == small)
+            (responses, _) = try await RawHTTP.exchange(
+                port: port, ["GET /hls/live/seg1.ts HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 7\r\n\r\n"], silence: 1)
+            #expect(responses.map(\.status) == [400])
+            (responses, _) = try await RawHTTP.exchange(port: port, ["GET /hls/live/seg1.ts HTTP/1.1\r\nHost: a\nX: y\r\n\r\n"], silence: 1)
+            #expect(responses.allSatisfy { $0.status < 500 })
         }
     }
 }

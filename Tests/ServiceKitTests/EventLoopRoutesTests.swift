@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import Shared
+import TestSupport
 import Testing
 
 @testable import ServiceKit
@@ -46,64 +47,8 @@ struct EventLoopRoutesTests {
             router: router, server: routes.server, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: "streamhub-test"))
     }
 
-    struct RawResponse {
-        var status: Int
-        var headers: [String: String]
-        var body: String
-    }
-
-    /// Writes `text` on one connection, reads until the server closes it, splits the responses.
-    func exchange(port: Int, _ text: String) throws -> (responses: [RawResponse], closed: Bool) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #expect(fd >= 0)
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        #expect(connected == 0)
-        let bytes = Array(text.utf8)
-        #expect(bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) } == bytes.count)
-        var received: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        var closed = false
-        while true {
-            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count == 0 {
-                closed = true
-                break
-            }
-            if count < 0 { break }  // timed out: the server kept the connection open
-            received += chunk[..<count]
-        }
-        return (try Self.split(received), closed)
-    }
-
-    static func split(_ bytes: [UInt8]) throws -> [RawResponse] {
-        var responses: [RawResponse] = []
-        var rest = bytes[...]
-        let separator: [UInt8] = Array("\r\n\r\n".utf8)
-        while !rest.isEmpty {
-            guard let end = rest.indices.first(where: { rest[$0...].starts(with: separator) }) else { break }
-            let lines = String(decoding: rest[..<end], as: UTF8.self).components(separatedBy: "\r\n")
-            let status = Int(lines[0].split(separator: " ")[1]) ?? 0
-            var headers: [String: String] = [:]
-            for line in lines.dropFirst() {
-                let parts = line.split(separator: ":", maxSplits: 1)
-                headers[parts[0].lowercased()] = parts[1].trimmingCharacters(in: .whitespaces)
-            }
-            let length = Int(headers["content-length"] ?? "0") ?? 0
-            let bodyStart = end + separator.count
-            responses.append(
-                RawResponse(status: status, headers: headers, body: String(decoding: rest[bodyStart..<(bodyStart + length)], as: UTF8.self)))
-            rest = rest[(bodyStart + length)...]
-        }
-        return responses
+    func exchange(port: Int, _ text: String) async throws -> (responses: [RawHTTP.Response], closed: Bool) {
+        try await RawHTTP.exchange(port: port, text)
     }
 
     func request(_ path: String, body: String, token: String? = Self.token, extra: String = "") -> String {
@@ -121,7 +66,7 @@ struct EventLoopRoutesTests {
                 + "POST /internal/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nX-StreamHub-Internal-Token: \(Self.token)\r\n\r\n"
                 + "2\r\nc1\r\n2\r\nc2\r\n0\r\n\r\n"
                 + self.request("/internal/slow", body: "d") + self.request("/internal/echo?x=1", body: "e", extra: "Connection: close\r\n")
-            let (responses, closed) = try self.exchange(port: port, text)
+            let (responses, closed) = try await self.exchange(port: port, text)
             #expect(responses.map(\.status) == [200, 200, 200, 200, 200])
             #expect(responses.map(\.body) == ["slow:a", #"{"echo":"b"}"#, #"{"echo":"c1c2"}"#, "slow:d", #"{"echo":"e"}"#])
             #expect(responses[1].headers["content-type"] == "application/json; charset=utf-8")
@@ -143,7 +88,7 @@ struct EventLoopRoutesTests {
                 + self.request("/internal/reject", body: "") + self.request("/internal/crash", body: "")
                 + self.request("/internal/echo", body: String(repeating: "z", count: 65))
                 + self.request("/internal/echo", body: "ok", extra: "Connection: close\r\n")
-            let (responses, closed) = try self.exchange(port: port, text)
+            let (responses, closed) = try await self.exchange(port: port, text)
             #expect(responses.map(\.status) == [401, 401, 400, 500, 413, 200])
             #expect(responses[0].body == #"{"statusCode":401,"message":"Missing or invalid internal token","error":"Unauthorized"}"#)
             #expect(responses[2].body == #"{"statusCode":400,"message":"subject is required","error":"Bad Request"}"#)
@@ -176,7 +121,7 @@ struct EventLoopRoutesTests {
             // Hummingbird's ids: a random prefix (not zero-padded) and a 16-digit counter, in hex.
             #expect((17...32).contains(fresh.count) && fresh.allSatisfy(\.isHexDigit))
             let old = "POST /internal/echo HTTP/1.0\r\nContent-Length: 1\r\nX-StreamHub-Internal-Token: \(Self.token)\r\n\r\nq"
-            let (responses, closed) = try self.exchange(port: port, old)
+            let (responses, closed) = try await self.exchange(port: port, old)
             #expect(responses.map(\.status) == [200])
             #expect(responses.first?.headers["connection"] == "close")
             #expect(closed)

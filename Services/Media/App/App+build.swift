@@ -75,11 +75,14 @@ public func buildMedia(
             .addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
     }
     router.addRouteListing(internalToken: configuration.common.internalToken)
-    // Segments and playlists under /hls and /samples are answered on the event loop with sendfile.
+    // Segments and playlists under /hls and /samples are answered on the event loop with sendfile:
+    // read from the socket's bytes while a connection asks for nothing else, else from decoded heads.
     let fastPathLogger = logger
     var app = Application(
         router: router,
-        server: FastPathHTTP1Channel.server { MediaFastPath(files: files, metrics: metrics, logger: fastPathLogger) },
+        server: FastPathHTTP1Channel.server(
+            front: { MediaRawFastPath(files: files, metrics: metrics, logger: fastPathLogger) },
+            { MediaFastPath(files: files, metrics: metrics, logger: fastPathLogger) }),
         configuration: .init(address: .hostname(configuration.common.host, port: configuration.common.port), serverName: "streamhub-media"),
         services: services,
         logger: logger

@@ -24,51 +24,54 @@ final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     static let mounts = ["/hls", "/samples"]
 
+    /// Where the connection is between requests.
     enum State {
         case idle
+        /// A request was handed to the router: its body and end follow it there.
         case passing
-        case answering(head: HTTPRequestHead, answer: MediaMountController<ServiceRequestContext>.FileAnswer, mount: String, start: ContinuousClock.Instant)
+        /// A request was answered here at its head: its body and end are dropped.
+        case draining
     }
 
     let files: MediaMountController<ServiceRequestContext>
-    let metrics: ServiceMetrics
-    let logger: Logger
+    var book: FastPathBook
     var state = State.idle
     /// Requests handed to the router whose answer has not ended yet.
     var owed = 0
-    var date: (second: Int, value: String) = (-1, "")
-    var instruments: [String: ServiceMetrics.RequestInstruments] = [:]
 
     init(files: MediaMountController<ServiceRequestContext>, metrics: ServiceMetrics, logger: Logger) {
         self.files = files
-        self.metrics = metrics
-        self.logger = logger
+        self.book = FastPathBook(metrics: metrics, logger: logger)
     }
 
-    /// The mount a fast-path request is under, or nil.
-    static func mount(of head: HTTPRequestHead) -> String? {
+    /// The path of a request target (without its query).
+    static func path(of target: String) -> Substring {
+        target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[..<$0] } ?? target[...]
+    }
+
+    /// The index in ``mounts`` of the mount a fast-path request is under, or nil.
+    static func mount(of head: HTTPRequestHead) -> Int? {
         guard head.method == .GET || head.method == .HEAD else { return nil }
-        let target = head.uri
-        let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(target[..<$0]) } ?? target
-        return Self.mounts.first { path.hasPrefix($0 + "/") }
+        let path = Self.path(of: head.uri)
+        return Self.mounts.firstIndex { path.hasPrefix($0) && path.dropFirst($0.utf8.count).first == "/" }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = self.unwrapInboundIn(data)
         switch (self.state, part) {
         case (.idle, .head(let head)):
+            // Answered at its head (a GET's body means nothing here), unless the router still owes
+            // an answer on this connection: pipelined answers keep their order.
             if self.owed == 0, let mount = Self.mount(of: head), let answer = self.plan(head) {
-                self.state = .answering(head: head, answer: answer, mount: mount, start: .now)
+                self.state = .draining
+                self.answer(context: context, head: head, answer: answer, mount: mount, start: .now)
             } else {
-                self.owed += 1
-                self.state = .passing
-                context.fireChannelRead(data)
+                self.pass(context: context, data)
             }
-        case (.answering(let head, let answer, let mount, let start), .end):
+        case (.draining, .end):
             self.state = .idle
-            self.answer(context: context, head: head, answer: answer, mount: mount, start: start)
-        case (.answering, .body):
-            break  // a GET body means nothing here
+        case (.draining, _):
+            break
         case (.passing, .end):
             self.state = .idle
             context.fireChannelRead(data)
@@ -79,12 +82,10 @@ final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The planned answer, or nil to let the router answer (with its error body).
     func plan(_ head: HTTPRequestHead) -> MediaMountController<ServiceRequestContext>.FileAnswer? {
-        let target = head.uri
-        let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(target[..<$0]) } ?? target
         let conditions = MediaMountController<ServiceRequestContext>.Conditions(
             ifNoneMatch: head.headers.first(name: "If-None-Match"), ifModifiedSince: head.headers.first(name: "If-Modified-Since"),
             range: head.headers.first(name: "Range"), ifRange: head.headers.first(name: "If-Range"))
-        return try? self.files.plan(path: path, conditions: conditions)
+        return try? self.files.plan(path: String(Self.path(of: head.uri)), conditions: conditions)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -103,32 +104,55 @@ final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// The writability the handlers behind this one (Hummingbird's async channel) last heard of.
+    var forwardedWritable = true
+
+    /// A segment larger than the channel's high-water mark makes it unwritable on every answer; the
+    /// async channel's writer behind this handler only needs to hear of that while the router owes
+    /// an answer, so the flips in between stay here (its state is brought up to date before a
+    /// request is passed on).
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable && self.readPending {
             self.readPending = false
             context.read()
         }
+        if self.owed > 0 { self.syncWritability(context: context) }
+    }
+
+    func syncWritability(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        guard writable != self.forwardedWritable else { return }
+        self.forwardedWritable = writable
         context.fireChannelWritabilityChanged()
     }
 
+    /// Hands a request on to the router, which then owes its answer.
+    func pass(context: ChannelHandlerContext, _ parts: NIOAny...) {
+        self.owed += 1
+        self.state = .passing
+        self.syncWritability(context: context)
+        for part in parts { context.fireChannelRead(part) }
+    }
+
     func answer(
-        context: ChannelHandlerContext, head: HTTPRequestHead, answer: MediaMountController<ServiceRequestContext>.FileAnswer, mount: String,
+        context: ChannelHandlerContext, head: HTTPRequestHead, answer: MediaMountController<ServiceRequestContext>.FileAnswer, mount: Int,
         start: ContinuousClock.Instant
     ) {
-        var headers = HTTPHeaders()
+        var headers: HTTPHeaders
         let status: HTTPResponse.Status
         var body: IOData?
         var file: NIOFileHandle?
         switch answer {
         case .fixed(let fixedStatus, let fields, let payload):
             status = fixedStatus
+            headers = HTTPHeaders()
             for field in fields { headers.add(name: field.name.rawName, value: field.value) }
             if let payload, head.method != .HEAD { body = .byteBuffer(payload) }
-        case .file(let path, let fileStatus, let fields, let range, let described):
+        case .file(let path, let fileStatus, let range, let contentRange, let described):
             status = fileStatus
             headers = described.nioHeaders
-            headers.add(name: "Content-Length", value: fields[.contentLength] ?? "0")
-            if let contentRange = fields[.contentRange] { headers.add(name: "Content-Range", value: contentRange) }
+            headers.add(name: "Content-Length", value: described.contentLength(range: range))
+            if let contentRange { headers.add(name: "Content-Range", value: contentRange) }
             if head.method != .HEAD, let range {
                 do {
                     let handle = try NIOFileHandle(_deprecatedPath: path)
@@ -136,18 +160,13 @@ final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                     body = .fileRegion(FileRegion(fileHandle: handle, readerIndex: range.lowerBound, endIndex: range.upperBound + 1))
                 } catch {
                     // Gone between the plan and now: the router answers what it finds.
-                    self.owed += 1
-                    self.state = .passing
-                    context.fireChannelRead(self.wrapInboundOut(.head(head)))
-                    context.fireChannelRead(self.wrapInboundOut(.end(nil)))
+                    self.pass(context: context, self.wrapInboundOut(.head(head)))
                     return
                 }
             }
         }
         headers.replaceOrAdd(name: "X-Request-Id", value: RequestIDs.resolve(head.headers.first(name: "X-Request-Id")))
-        let second = time(nil)
-        if self.date.second != second { self.date = (second, ServiceKit.HTTPDate.format(second)) }
-        headers.add(name: "Date", value: self.date.value)
+        headers.add(name: "Date", value: self.book.now())
         headers.add(name: "Server", value: "streamhub-media")
         let keepAlive = head.isKeepAlive
         if !keepAlive { headers.add(name: "Connection", value: "close") }
@@ -155,24 +174,16 @@ final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .init(statusCode: status.code, reasonPhrase: status.reasonPhrase), headers: headers))),
             promise: nil)
         if let body { context.write(self.wrapOutboundOut(.body(body)), promise: nil) }
-        let done = context.eventLoop.makePromise(of: Void.self)
-        done.futureResult.whenComplete { [channel = context.channel] _ in
-            try? file?.close()
-            if !keepAlive { channel.close(promise: nil) }
+        if file != nil || !keepAlive {
+            let done = context.eventLoop.makePromise(of: Void.self)
+            done.futureResult.whenComplete { [channel = context.channel] _ in
+                try? file?.close()
+                if !keepAlive { channel.close(promise: nil) }
+            }
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: done)
+        } else {
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
         }
-        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: done)
-        let key = "\(mount) \(status.code) \(head.method.rawValue)"
-        let instruments =
-            self.instruments[key]
-            ?? {
-                let made = self.metrics.requestInstruments(route: mount, method: head.method.rawValue, status: status.code)
-                self.instruments[key] = made
-                return made
-            }()
-        instruments.record(.now - start)
-        if self.logger.logLevel <= .debug {
-            self.logger.debug(
-                "request", metadata: ["method": .string(head.method.rawValue), "route": .string(mount), "status": .stringConvertible(status.code)])
-        }
+        self.book.record(mount: mount, status: status.code, head: head.method == .HEAD, since: start)
     }
 }

@@ -99,8 +99,9 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
     /// What a file request is answered with, decided from the path and the conditional and range
     /// headers alone: shared by the router and the event-loop fast path (``MediaFastPath``).
     enum FileAnswer {
-        /// The file (or the byte range of it) with these headers; `range` nil for an empty file.
-        case file(path: String, status: HTTPResponse.Status, headers: HTTPFields, range: ClosedRange<Int>?, described: DescribedFile)
+        /// The file (or the byte range of it); `range` nil for an empty file, `contentRange` set for
+        /// a 206. Its headers are ``headers(range:contentRange:)`` of `described`.
+        case file(path: String, status: HTTPResponse.Status, range: ClosedRange<Int>?, contentRange: String?, described: DescribedFile)
         /// A bodiless or fixed answer (304, 416).
         case fixed(status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer?)
     }
@@ -117,21 +118,21 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
     func plan(path: String, conditions: Conditions) throws -> FileAnswer {
         let described = try self.describe(path)
         let (file, size, etag, modified) = (described.file, described.size, described.etag, described.modified)
-        var headers = described.headers
-
         if Self.notModified(ifNoneMatch: conditions.ifNoneMatch, ifModifiedSince: conditions.ifModifiedSince, etag: etag, modified: modified) {
+            var headers = described.headers
             headers[.contentType] = nil
             return .fixed(status: .notModified, headers: headers, body: nil)
         }
         var status = HTTPResponse.Status.ok
         var range: ClosedRange<Int>? = size > 0 ? 0...(size - 1) : nil
+        var contentRange: String?
         // A range applies unless If-Range names another version; several ranges get the whole file.
         if let header = conditions.range, Self.ifRangeMatches(conditions.ifRange, etag: etag, modified: modified) {
             switch ByteRange.parse(header, size: size) {
             case .single(let requested):
                 status = .partialContent
                 range = requested
-                headers[.contentRange] = "bytes \(requested.lowerBound)-\(requested.upperBound)/\(size)"
+                contentRange = "bytes \(requested.lowerBound)-\(requested.upperBound)/\(size)"
             case .unsatisfiable:
                 let body = OrderedJSON.encode(ErrorBody(statusCode: 416, message: "Range not satisfiable for a \(size)-byte file"))
                 return .fixed(
@@ -145,8 +146,7 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
                 break
             }
         }
-        headers[.contentLength] = String(range.map { $0.count } ?? 0)
-        return .file(path: file, status: status, headers: headers, range: range, described: described)
+        return .file(path: file, status: status, range: range, contentRange: contentRange, described: described)
     }
 
     /// How long a path's resolution is reused; the file itself is `stat`ed on every request, so a
@@ -177,10 +177,12 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
         headers[.eTag] = etag
         headers[.lastModified] = HTTPDate.format(modified)
         var nioHeaders = HTTPHeaders()
+        nioHeaders.reserveCapacity(headers.count + 6)
         for field in headers { nioHeaders.add(name: field.name.rawName, value: field.value) }
         let described = DescribedFile(
             file: file, size: size, mtime: stats.st_mtim, etag: etag, modified: modified, headers: headers, nioHeaders: nioHeaders,
-            resolvedUntil: now + Self.resolutionLifetime)
+            headerBlock: ByteBuffer(string: headers.map { "\($0.name.rawName): \($0.value)\r\n" }.joined()),
+            sizeText: String(size), resolvedUntil: now + Self.resolutionLifetime)
         self.described.remember(path, described)
         return described
     }
@@ -195,7 +197,8 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
         switch try self.plan(path: request.uri.path, conditions: conditions) {
         case .fixed(let status, let headers, let body):
             return Response(status: status, headers: headers, body: body.map { .init(byteBuffer: $0) } ?? .init())
-        case .file(let file, let status, let headers, let range, _):
+        case .file(let file, let status, let range, let contentRange, let described):
+            let headers = described.headers(range: range, contentRange: contentRange)
             guard request.method != .head, let range else {
                 return Response(status: status, headers: headers)
             }
@@ -247,8 +250,26 @@ struct DescribedFile: Sendable {
     var headers: HTTPFields
     /// The same headers for NIO, built once (the event-loop fast path adds the length and range).
     var nioHeaders: HTTPHeaders
+    /// The same headers as the bytes of a response head (`Name: value` lines), for the raw fast path.
+    var headerBlock: ByteBuffer
+    /// `size` in decimal, the `Content-Length` of a whole-file answer.
+    var sizeText: String
     /// Until when the path's resolution (realpath, containment) is trusted without redoing it.
     var resolvedUntil: ContinuousClock.Instant
+
+    /// `Content-Length` of an answer with this range (nil: an empty file).
+    func contentLength(range: ClosedRange<Int>?) -> String {
+        guard let range else { return "0" }
+        return range.count == self.size ? self.sizeText : String(range.count)
+    }
+
+    /// The headers of a file answer: the file's own, its length and, for a 206, its range.
+    func headers(range: ClosedRange<Int>?, contentRange: String?) -> HTTPFields {
+        var headers = self.headers
+        headers[.contentLength] = self.contentLength(range: range)
+        if let contentRange { headers[.contentRange] = contentRange }
+        return headers
+    }
 }
 
 /// Recently described files by request path, bounded (cleared past 10,000 paths).

@@ -1,0 +1,416 @@
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceKit
+
+/// The first handler of a media connection: while the connection has asked only for files under
+/// `/hls/` and `/samples/`, requests are read and answered here from the socket's bytes (the
+/// response head written as bytes, the body handed to the kernel with `sendfile`), without NIO's
+/// HTTP decoder and encoder or Hummingbird — how nginx serves segments.
+///
+/// Only requests this reader understands completely are answered: `GET`/`HEAD` over HTTP/1.1 with
+/// a target of plain characters (no `%`-escape), strict `CRLF` lines, exactly one `Host`, no body,
+/// no `Transfer-Encoding`, `Upgrade` or `Expect`, no repeated validator header, and a plan from
+/// ``MediaMountController/plan(path:conditions:)`` that is a file or a fixed answer (the router's
+/// own rules). At the first request that is anything else, this request and every byte after it
+/// go to the HTTP/1 pipeline for the rest of the connection (where ``MediaFastPath`` still
+/// answers later segment requests from decoded heads), so odd input always meets NIO's strict
+/// parser and the router's error bodies.
+final class MediaRawFastPath: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    enum Mode {
+        /// Requests are read here.
+        case reading
+        /// Everything goes on to the HTTP/1 pipeline.
+        case passing
+        /// A `Connection: close` request was answered: the rest is dropped, the channel closes.
+        case closing
+    }
+
+    /// A request head longer than this without its end goes to NIO's parser (and its limits).
+    static let maxHead = 16 * 1024
+
+    let files: MediaMountController<ServiceRequestContext>
+    var book: FastPathBook
+    var mode = Mode.reading
+    /// Bytes received and not yet answered or passed on.
+    var pending: ByteBuffer?
+    /// A read was asked for while the socket's send buffer was full.
+    var readPending = false
+
+    init(files: MediaMountController<ServiceRequestContext>, metrics: ServiceMetrics, logger: Logger) {
+        self.files = files
+        self.book = FastPathBook(metrics: metrics, logger: logger)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.mode {
+        case .passing:
+            context.fireChannelRead(data)
+        case .closing:
+            break
+        case .reading:
+            var bytes = self.unwrapInboundIn(data)
+            if self.pending == nil {
+                self.pending = bytes
+            } else {
+                self.pending!.writeBuffer(&bytes)
+            }
+            self.process(context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // Nothing went on to the pipeline while reading here: its handlers have nothing to finish.
+        if case .passing = self.mode { context.fireChannelReadComplete() }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if case .reading = self.mode, !context.channel.isWritable {
+            self.readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if case .reading = self.mode, context.channel.isWritable {
+            if self.pending != nil { self.process(context: context) }
+            if self.readPending, context.channel.isWritable {
+                self.readPending = false
+                context.read()
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Answers the complete requests in `pending` while the socket takes more; stops at an
+    /// incomplete one, hands the rest on at the first one it does not answer.
+    func process(context: ChannelHandlerContext) {
+        var wrote = false
+        defer { if wrote { context.flush() } }
+        while case .reading = self.mode, var buffer = self.pending, buffer.readableBytes > 0 {
+            guard context.channel.isWritable else { return }
+            let parsed = buffer.withUnsafeReadableBytes { RawRequest.parse($0) }
+            switch parsed {
+            case .incomplete:
+                if buffer.readableBytes > Self.maxHead { self.pass(context: context) }
+                return
+            case .other:
+                self.pass(context: context)
+                return
+            case .request(let request, let length):
+                guard let answer = self.plan(request) else {
+                    self.pass(context: context)
+                    return
+                }
+                guard self.write(context: context, request: request, answer: answer) else {
+                    self.pass(context: context)
+                    return
+                }
+                wrote = true
+                buffer.moveReaderIndex(forwardBy: length)
+                self.pending = buffer.readableBytes > 0 ? buffer : nil
+                if !request.keepAlive {
+                    self.mode = .closing
+                    self.pending = nil
+                }
+            }
+        }
+    }
+
+    /// Hands `pending` and everything after it to the HTTP/1 pipeline.
+    func pass(context: ChannelHandlerContext) {
+        self.mode = .passing
+        if let pending = self.pending {
+            self.pending = nil
+            context.fireChannelRead(self.wrapInboundOut(pending))
+            context.fireChannelReadComplete()
+        }
+        if self.readPending {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    func plan(_ request: RawRequest) -> MediaMountController<ServiceRequestContext>.FileAnswer? {
+        guard request.path.hasPrefix("/hls/") || request.path.hasPrefix("/samples/") else { return nil }
+        return try? self.files.plan(path: request.path, conditions: request.conditions)
+    }
+
+    /// Writes the answer (not flushed); false when the file cannot be opened (the router answers).
+    func write(context: ChannelHandlerContext, request: RawRequest, answer: MediaMountController<ServiceRequestContext>.FileAnswer) -> Bool {
+        let start = ContinuousClock.now
+        var head = context.channel.allocator.buffer(capacity: 512)
+        let status: HTTPResponse.Status
+        var region: FileRegion?
+        switch answer {
+        case .fixed(let fixedStatus, let fields, let payload):
+            status = fixedStatus
+            head.writeStatusLine(status)
+            for field in fields { head.writeHeader(field.name.rawName, field.value) }
+            self.book.writeCommonHeaders(into: &head, requestID: request.requestID, keepAlive: request.keepAlive)
+            if var payload, !request.isHead { head.writeBuffer(&payload) }
+        case .file(let path, let fileStatus, let range, let contentRange, let described):
+            status = fileStatus
+            if !request.isHead, let range {
+                guard let handle = try? NIOFileHandle(_deprecatedPath: path) else { return false }
+                region = FileRegion(fileHandle: handle, readerIndex: range.lowerBound, endIndex: range.upperBound + 1)
+            }
+            head.writeStatusLine(status)
+            head.writeImmutableBuffer(described.headerBlock)
+            head.writeHeader("Content-Length", described.contentLength(range: range))
+            if let contentRange { head.writeHeader("Content-Range", contentRange) }
+            self.book.writeCommonHeaders(into: &head, requestID: request.requestID, keepAlive: request.keepAlive)
+        }
+        let keepAlive = request.keepAlive
+        if let region {
+            context.write(self.wrapOutboundOut(.byteBuffer(head)), promise: nil)
+            let done = context.eventLoop.makePromise(of: Void.self)
+            done.futureResult.whenComplete { [channel = context.channel] _ in
+                try? region.fileHandle.close()
+                if !keepAlive { channel.close(promise: nil) }
+            }
+            context.write(self.wrapOutboundOut(.fileRegion(region)), promise: done)
+        } else if keepAlive {
+            context.write(self.wrapOutboundOut(.byteBuffer(head)), promise: nil)
+        } else {
+            let done = context.eventLoop.makePromise(of: Void.self)
+            done.futureResult.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
+            context.write(self.wrapOutboundOut(.byteBuffer(head)), promise: done)
+        }
+        let mount = request.path.hasPrefix("/hls/") ? 0 : 1
+        self.book.record(mount: mount, status: status.code, head: request.isHead, since: start)
+        return true
+    }
+}
+
+/// What both fast paths of a connection keep: the `Date` of the current second, the metrics'
+/// instruments by answer, the debug log switch.
+struct FastPathBook {
+    /// What an answer's metrics are kept under.
+    struct InstrumentKey: Hashable {
+        var mount: Int
+        var status: Int
+        var head: Bool
+    }
+
+    let metrics: ServiceMetrics
+    let logger: Logger
+    let debugLogging: Bool
+    var date: (second: Int, value: String) = (-1, "")
+    var instruments: [InstrumentKey: ServiceMetrics.RequestInstruments] = [:]
+
+    init(metrics: ServiceMetrics, logger: Logger) {
+        self.metrics = metrics
+        self.logger = logger
+        self.debugLogging = logger.logLevel <= .debug
+    }
+
+    /// The `Date` header's value now (formatted once a second).
+    mutating func now() -> String {
+        let second = time(nil)
+        if self.date.second != second { self.date = (second, ServiceKit.HTTPDate.format(second)) }
+        return self.date.value
+    }
+
+    /// `X-Request-Id`, `Date`, `Server`, `Connection: close` when closing, and the blank line.
+    mutating func writeCommonHeaders(into head: inout ByteBuffer, requestID: String?, keepAlive: Bool) {
+        head.writeHeader("X-Request-Id", RequestIDs.resolve(requestID))
+        head.writeHeader("Date", self.now())
+        head.writeStaticString("Server: streamhub-media\r\n")
+        if !keepAlive { head.writeStaticString("Connection: close\r\n") }
+        head.writeStaticString("\r\n")
+    }
+
+    /// Counts the answer under its mount's route and logs it at debug.
+    mutating func record(mount: Int, status: Int, head: Bool, since start: ContinuousClock.Instant) {
+        let key = InstrumentKey(mount: mount, status: status, head: head)
+        let route = MediaFastPath.mounts[mount]
+        let instruments =
+            self.instruments[key]
+            ?? {
+                let made = self.metrics.requestInstruments(route: route, method: head ? "HEAD" : "GET", status: status)
+                self.instruments[key] = made
+                return made
+            }()
+        instruments.record(.now - start)
+        if self.debugLogging {
+            self.logger.debug("request", metadata: ["method": .string(head ? "HEAD" : "GET"), "route": .string(route), "status": .stringConvertible(status)])
+        }
+    }
+}
+
+extension ByteBuffer {
+    mutating func writeStatusLine(_ status: HTTPResponse.Status) {
+        self.writeStaticString("HTTP/1.1 ")
+        self.writeString(String(status.code))
+        self.writeStaticString(" ")
+        self.writeString(status.reasonPhrase)
+        self.writeStaticString("\r\n")
+    }
+
+    mutating func writeHeader(_ name: String, _ value: String) {
+        self.writeString(name)
+        self.writeStaticString(": ")
+        self.writeString(value)
+        self.writeStaticString("\r\n")
+    }
+}
+
+/// A request as ``MediaRawFastPath`` reads it from bytes.
+struct RawRequest {
+    var isHead: Bool
+    /// The target's path (without its query), never `%`-escaped.
+    var path: String
+    var keepAlive = true
+    var requestID: String?
+    var conditions = MediaMountController<ServiceRequestContext>.Conditions()
+
+    enum Parsed {
+        /// The head has not ended yet.
+        case incomplete
+        /// Something this reader does not answer: NIO's parser and the router take it.
+        case other
+        /// A complete request without a body, `length` bytes long.
+        case request(RawRequest, length: Int)
+    }
+
+    /// Token characters of a header name (RFC 9110 §5.6.2).
+    static let tchar: [Bool] = (0..<256).map { byte in
+        let c = UInt8(byte)
+        return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || "!#$&'*+-.^_`|~".utf8.contains(c)
+    }
+    /// Characters of a target answered here: unreserved, sub-delims, `:@/?` (no `%`, no `\`).
+    static let targetChar: [Bool] = (0..<256).map { byte in
+        let c = UInt8(byte)
+        return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || "-._~!$&'()*+,;=:@/?".utf8.contains(c)
+    }
+
+    static func parse(_ bytes: UnsafeRawBufferPointer) -> Parsed {
+        let count = bytes.count
+        // The request line.
+        var index = 0
+        let isHead: Bool
+        if count >= 4, bytes[0] == UInt8(ascii: "G"), bytes[1] == UInt8(ascii: "E"), bytes[2] == UInt8(ascii: "T"), bytes[3] == UInt8(ascii: " ") {
+            isHead = false
+            index = 4
+        } else if count >= 5, bytes[0] == UInt8(ascii: "H"), bytes[1] == UInt8(ascii: "E"), bytes[2] == UInt8(ascii: "A"),
+            bytes[3] == UInt8(ascii: "D"), bytes[4] == UInt8(ascii: " ")
+        {
+            isHead = true
+            index = 5
+        } else {
+            let started = "GET ".utf8.starts(with: bytes) || "HEAD ".utf8.starts(with: bytes)
+            return started ? .incomplete : .other
+        }
+        let targetStart = index
+        var queryStart: Int?
+        while index < count, bytes[index] != UInt8(ascii: " ") {
+            let c = bytes[index]
+            guard Self.targetChar[Int(c)] else { return .other }
+            if c == UInt8(ascii: "?"), queryStart == nil { queryStart = index }
+            index += 1
+        }
+        guard index < count else { return count > MediaRawFastPath.maxHead ? .other : .incomplete }
+        let pathEnd = queryStart ?? index
+        guard pathEnd > targetStart, bytes[targetStart] == UInt8(ascii: "/") else { return .other }
+        let path = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[targetStart..<pathEnd]), as: UTF8.self)
+        index += 1
+        let version = "HTTP/1.1\r\n".utf8
+        guard count - index >= version.count else { return .incomplete }
+        guard version.elementsEqual(bytes[index..<(index + version.count)]) else { return .other }
+        index += version.count
+
+        var request = RawRequest(isHead: isHead, path: path)
+        var hosts = 0
+        var lengths = 0
+        var fields = 0
+        while true {
+            guard index + 1 < count else { return .incomplete }
+            if bytes[index] == UInt8(ascii: "\r") {
+                guard bytes[index + 1] == UInt8(ascii: "\n") else { return .other }
+                index += 2
+                break
+            }
+            fields += 1
+            guard fields <= 100 else { return .other }
+            let nameStart = index
+            while index < count, Self.tchar[Int(bytes[index])] { index += 1 }
+            guard index < count else { return .incomplete }
+            guard index > nameStart, bytes[index] == UInt8(ascii: ":") else { return .other }
+            let nameEnd = index
+            index += 1
+            while index < count, bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t") { index += 1 }
+            let valueStart = index
+            var valueEnd = index
+            while index < count, bytes[index] != UInt8(ascii: "\r") {
+                let c = bytes[index]
+                guard (c >= 0x20 && c < 0x7F) || c == UInt8(ascii: "\t") else { return .other }
+                index += 1
+                if c != UInt8(ascii: " ") && c != UInt8(ascii: "\t") { valueEnd = index }
+            }
+            guard index + 1 < count else { return .incomplete }
+            guard bytes[index + 1] == UInt8(ascii: "\n") else { return .other }
+            index += 2
+            let name = UnsafeRawBufferPointer(rebasing: bytes[nameStart..<nameEnd])
+            let value = UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd])
+            func named(_ candidate: StaticString) -> Bool {
+                guard candidate.utf8CodeUnitCount == name.count else { return false }
+                let expected = UnsafeRawBufferPointer(start: candidate.utf8Start, count: candidate.utf8CodeUnitCount)
+                return zip(name, expected).allSatisfy { ($0 | 0x20) == $1 }
+            }
+            func text() -> String { String(decoding: value, as: UTF8.self) }
+            switch name.count {
+            case 4 where named("host"):
+                hosts += 1
+            case 5 where named("range"):
+                guard request.conditions.range == nil else { return .other }
+                request.conditions.range = text()
+            case 8 where named("if-range"):
+                guard request.conditions.ifRange == nil else { return .other }
+                request.conditions.ifRange = text()
+            case 13 where named("if-none-match"):
+                guard request.conditions.ifNoneMatch == nil else { return .other }
+                request.conditions.ifNoneMatch = text()
+            case 17 where named("if-modified-since"):
+                guard request.conditions.ifModifiedSince == nil else { return .other }
+                request.conditions.ifModifiedSince = text()
+            case 12 where named("x-request-id"):
+                guard request.requestID == nil else { return .other }
+                request.requestID = text()
+            case 14 where named("content-length"):
+                lengths += 1
+                guard lengths == 1, value.count == 1, value[0] == UInt8(ascii: "0") else { return .other }
+            case 10 where named("connection"):
+                for token in text().split(separator: ",") {
+                    switch token.trimmingSpaces.lowercased() {
+                    case "close": request.keepAlive = false
+                    case "keep-alive": break
+                    default: return .other
+                    }
+                }
+            case 17 where named("transfer-encoding"), 7 where named("upgrade"), 6 where named("expect"):
+                return .other
+            default:
+                break
+            }
+        }
+        guard hosts == 1 else { return .other }
+        return .request(request, length: index)
+    }
+}
+
+extension Substring {
+    fileprivate var trimmingSpaces: Substring {
+        var text = self
+        while text.first == " " || text.first == "\t" { text = text.dropFirst() }
+        while text.last == " " || text.last == "\t" { text = text.dropLast() }
+        return text
+    }
+}
