@@ -14,8 +14,6 @@
 # Release builds, loopback, wrk 2 threads / 32 connections, SECONDS (default 10) per run.
 set -euo pipefail
 DURATION="${1:-10}"
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$NGINX" ] || { echo "install nginx-light (apt-get install nginx-light)" >&2; exit 2; }
 source "$(dirname "$0")/stack.sh"
 start_stack
 GATEWAY_DECISION_CACHE_SIZE=0 PORT=18184 "$BIN/streamhub-gateway" 2>"$WORK/gateway-nocache.log" &
@@ -30,31 +28,17 @@ USER_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["user"
 PRINCIPAL=$(printf '{"kind":"user","scope":"tenant","subject":"user:%s","tenantId":"%s","superadmin":false}' "$USER_ID" "$TENANT" \
   | base64 -w0 | tr '+/' '-_' | tr -d '=')
 
-mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx/nginx.conf" <<CONF
-worker_processes auto;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy; fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
-  upstream media { server 127.0.0.1:18183; keepalive 64; }
+start_nginx "  upstream media { server 127.0.0.1:18183; keepalive 64; }
   server {
     listen 127.0.0.1:18191;
     location / {
       proxy_pass http://media;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-StreamHub-Internal-Token "$STREAMHUB_INTERNAL_TOKEN";
-      proxy_set_header X-StreamHub-Principal "$PRINCIPAL";
+      proxy_set_header Connection \"\";
+      proxy_set_header X-StreamHub-Internal-Token \"$STREAMHUB_INTERNAL_TOKEN\";
+      proxy_set_header X-StreamHub-Principal \"$PRINCIPAL\";
     }
-  }
-}
-CONF
-"$NGINX" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' 2>"$WORK/nginx/stderr.log" &
-PIDS+=($!)
+  }"
 for _ in $(seq 1 50); do curl -fs -o /dev/null "http://127.0.0.1:18191/api/v1/apps" && break; sleep 0.1; done
 
 echo "# $(date -u +%FT%TZ), ${DURATION}s per run, wrk -t2 -c32 (peak) and -t1 -c4 (light)"

@@ -15,8 +15,6 @@
 set -euo pipefail
 DURATION="${1:-10}"
 command -v ffmpeg >/dev/null || { echo "install ffmpeg (apt-get install ffmpeg)" >&2; exit 2; }
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$NGINX" ] || { echo "install nginx-light (apt-get install nginx-light)" >&2; exit 2; }
 source "$(dirname "$0")/stack.sh"
 start_stack
 
@@ -38,24 +36,10 @@ SIZE=$(stat -c %s "$STREAMHUB_DATA_DIR/media/$SEGMENT")
 # nginx's workers run as an unprivileged user: let them read the media tree (mktemp -d is 0700).
 chmod 755 "$WORK" "$STREAMHUB_DATA_DIR"
 chmod -R a+rX "$STREAMHUB_DATA_DIR/media"
-mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx/nginx.conf" <<CONF
-worker_processes auto;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  include /etc/nginx/mime.types;
+start_nginx "  include /etc/nginx/mime.types;
   types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }
-  access_log off;
   sendfile on; tcp_nopush on; keepalive_requests 1000000;
-  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy; fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
-  server { listen 127.0.0.1:18190; root $STREAMHUB_DATA_DIR/media; location /hls/ { add_header Cache-Control "public, max-age=31536000, immutable"; add_header Access-Control-Allow-Origin *; } }
-}
-CONF
-"$NGINX" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' 2>"$WORK/nginx/stderr.log" &
-PIDS+=($!)
+  server { listen 127.0.0.1:18190; root $STREAMHUB_DATA_DIR/media; location /hls/ { add_header Cache-Control \"public, max-age=31536000, immutable\"; add_header Access-Control-Allow-Origin *; } }"
 for _ in $(seq 1 50); do curl -fs -o /dev/null "http://127.0.0.1:18190/$SEGMENT" && break; sleep 0.1; done
 
 echo "# $(date -u +%FT%TZ), ${DURATION}s per run, wrk -t2 -c32; segment $SEGMENT is $SIZE bytes"

@@ -34,6 +34,27 @@ start_service() { # name port
 start_stack() {
   start_service identity 18181; start_service authz 18182; start_service media 18183; start_service gateway 18180
 }
+# start_nginx HTTP-BLOCK: nginx (Debian `nginx-light`, 1 worker per core, no access log) with
+# HTTP-BLOCK inside its `http {}`, files under $WORK/nginx; stopped on exit.
+start_nginx() {
+  local nginx; nginx=$(command -v nginx || echo /usr/sbin/nginx)
+  [ -x "$nginx" ] || { echo "install nginx-light (apt-get install nginx-light)" >&2; exit 2; }
+  mkdir -p "$WORK/nginx"
+  cat >"$WORK/nginx/nginx.conf" <<CONF
+worker_processes auto;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy; fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
+$1
+}
+CONF
+  "$nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' 2>"$WORK/nginx/stderr.log" &
+  PIDS+=($!)
+}
 # run LABEL WRK-ARGS… : one wrk run (2 threads, 32 connections, $DURATION s); prints req/s, MB/s, p99.
 run() {
   local label=$1; shift

@@ -93,42 +93,7 @@ public struct EventLoopRoutes: Sendable {
 
     /// A Hummingbird HTTP/1 server whose connections answer these routes on the event loop.
     public var server: HTTPServerBuilder {
-        HTTPServerBuilder { responder in EventLoopHTTP1Channel(responder: responder, routes: self) }
-    }
-}
-
-/// Hummingbird's HTTP/1 child channel with ``EventLoopRouteHandler`` right after the HTTP/1
-/// decoder (Hummingbird's own `additionalChannelHandlers` sit after the conversion to HTTP types,
-/// which was a tenth of a decision's cost).
-struct EventLoopHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
-    typealias Value = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
-
-    let responder: HTTPChannelHandler.Responder
-    let routes: EventLoopRoutes
-
-    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        channel.eventLoop.makeCompletedFuture {
-            // Hummingbird's defaults for the decoder limits and pipeline options.
-            var limits = NIOHTTPDecoderLimitConfiguration()
-            limits.maxHeaderFieldSize = 80 * 1024
-            limits.maxHeaderListSize = 80 * 1024
-            limits.maxHeaderFieldCount = 1000
-            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                withPipeliningAssistance: false,
-                withErrorHandling: false,
-                withOutboundHeaderValidation: false,
-                withEncoderConfiguration: .init(),
-                withDecoderLimitConfiguration: limits
-            )
-            try channel.pipeline.syncOperations.addHandler(EventLoopRouteHandler(routes: self.routes))
-            try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
-            try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
-            return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
-        }
-    }
-
-    func handle(value: Value, logger: Logger) async {
-        await self.handleHTTP(asyncChannel: value, logger: logger)
+        FastPathHTTP1Channel.server { EventLoopRouteHandler(routes: self) }
     }
 }
 
@@ -317,9 +282,11 @@ public enum HTTPDate {
     }
 }
 
-/// Hummingbird's HTTP/1 child channel with a service's own handler right after the HTTP/1 decoder
-/// (in front of the conversion to HTTP types): requests it answers never reach the router; the
-/// others pass through unchanged (``EventLoopRouteHandler`` is one such handler).
+/// Hummingbird's HTTP/1 child channel (its defaults for the decoder limits and pipeline options)
+/// with a service's own handler right after the HTTP/1 decoder, in front of the conversion to
+/// HTTP types (Hummingbird's own `additionalChannelHandlers` sit after it, which was a tenth of a
+/// decision's cost): requests it answers never reach the router; the others pass through
+/// unchanged (``EventLoopRouteHandler`` is one such handler).
 public struct FastPathHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     public typealias Value = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
 
