@@ -52,8 +52,12 @@ final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// The index in ``mounts`` of the mount a fast-path request is under, or nil.
     static func mount(of head: HTTPRequestHead) -> Int? {
         guard head.method == .GET || head.method == .HEAD else { return nil }
-        let path = Self.path(of: head.uri)
-        return Self.mounts.firstIndex { path.hasPrefix($0) && path.dropFirst($0.utf8.count).first == "/" }
+        return Self.mountIndex(of: Self.path(of: head.uri))
+    }
+
+    /// The index in ``mounts`` of the mount `path` is under (`/hls/…`), or nil.
+    static func mountIndex(of path: Substring) -> Int? {
+        Self.mounts.firstIndex { path.hasPrefix($0) && path.dropFirst($0.utf8.count).first == "/" }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

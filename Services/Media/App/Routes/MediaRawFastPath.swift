@@ -105,11 +105,11 @@ final class MediaRawFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                 self.pass(context: context)
                 return
             case .request(let request, let length):
-                guard let answer = self.plan(request) else {
+                guard let (mount, answer) = self.plan(request) else {
                     self.pass(context: context)
                     return
                 }
-                guard self.write(context: context, request: request, answer: answer) else {
+                guard self.write(context: context, request: request, answer: answer, mount: mount) else {
                     self.pass(context: context)
                     return
                 }
@@ -138,13 +138,17 @@ final class MediaRawFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func plan(_ request: RawRequest) -> MediaMountController<ServiceRequestContext>.FileAnswer? {
-        guard request.path.hasPrefix("/hls/") || request.path.hasPrefix("/samples/") else { return nil }
-        return try? self.files.plan(path: request.path, conditions: request.conditions)
+    func plan(_ request: RawRequest) -> (mount: Int, answer: MediaMountController<ServiceRequestContext>.FileAnswer)? {
+        guard let mount = MediaFastPath.mountIndex(of: request.path[...]),
+            let answer = try? self.files.plan(path: request.path, conditions: request.conditions)
+        else { return nil }
+        return (mount, answer)
     }
 
     /// Writes the answer (not flushed); false when the file cannot be opened (the router answers).
-    func write(context: ChannelHandlerContext, request: RawRequest, answer: MediaMountController<ServiceRequestContext>.FileAnswer) -> Bool {
+    func write(
+        context: ChannelHandlerContext, request: RawRequest, answer: MediaMountController<ServiceRequestContext>.FileAnswer, mount: Int
+    ) -> Bool {
         let start = ContinuousClock.now
         var head = context.channel.allocator.buffer(capacity: 512)
         let status: HTTPResponse.Status
@@ -184,7 +188,6 @@ final class MediaRawFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             done.futureResult.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
             context.write(self.wrapOutboundOut(.byteBuffer(head)), promise: done)
         }
-        let mount = request.path.hasPrefix("/hls/") ? 0 : 1
         self.book.record(mount: mount, status: status.code, head: request.isHead, since: start)
         return true
     }
@@ -366,24 +369,25 @@ struct RawRequest {
                 return zip(name, expected).allSatisfy { ($0 | 0x20) == $1 }
             }
             func text() -> String { String(decoding: value, as: UTF8.self) }
+            /// Sets a header that may appear once; false when it is repeated.
+            func once(_ field: WritableKeyPath<RawRequest, String?>) -> Bool {
+                guard request[keyPath: field] == nil else { return false }
+                request[keyPath: field] = text()
+                return true
+            }
             switch name.count {
             case 4 where named("host"):
                 hosts += 1
             case 5 where named("range"):
-                guard request.conditions.range == nil else { return .other }
-                request.conditions.range = text()
+                guard once(\.conditions.range) else { return .other }
             case 8 where named("if-range"):
-                guard request.conditions.ifRange == nil else { return .other }
-                request.conditions.ifRange = text()
+                guard once(\.conditions.ifRange) else { return .other }
             case 13 where named("if-none-match"):
-                guard request.conditions.ifNoneMatch == nil else { return .other }
-                request.conditions.ifNoneMatch = text()
+                guard once(\.conditions.ifNoneMatch) else { return .other }
             case 17 where named("if-modified-since"):
-                guard request.conditions.ifModifiedSince == nil else { return .other }
-                request.conditions.ifModifiedSince = text()
+                guard once(\.conditions.ifModifiedSince) else { return .other }
             case 12 where named("x-request-id"):
-                guard request.requestID == nil else { return .other }
-                request.requestID = text()
+                guard once(\.requestID) else { return .other }
             case 14 where named("content-length"):
                 lengths += 1
                 guard lengths == 1, value.count == 1, value[0] == UInt8(ascii: "0") else { return .other }
