@@ -450,8 +450,9 @@ struct AuthzServiceTests {
 
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await PolicyWatcher(engine: replicaB, logger: TestDatabases.logger).run() }
-                let changedAt = ContinuousClock.now
                 _ = try await SQLPolicyStore(database: database).apply([.add(StoredRule(ptype: "g", values: ["user:zoe", "member", "t1"]))])
+                // The window starts when the change is committed (a loaded machine's SQLite write is not propagation).
+                let changedAt = ContinuousClock.now
                 try await replicaA.refresh()
                 #expect(try replicaA.decide(request).allowed)
                 while try !replicaB.decide(request).allowed {
