@@ -219,7 +219,12 @@ public final class ReplicatedUpstream: UpstreamClient, Service {
             return wasReady != ready
         }
         if changed {
-            self.logger.notice(ready ? "replica ready, back in rotation" : "replica not ready, out of rotation", metadata: ["replica": "\(replica)"])
+            // Leaving rotation is what an operator must see at the default level; coming back is good news.
+            if ready {
+                self.logger.notice("replica ready, back in rotation", metadata: ["replica": "\(replica)"])
+            } else {
+                self.logger.warning("replica not ready, out of rotation", metadata: ["replica": "\(replica)"])
+            }
         }
     }
 }

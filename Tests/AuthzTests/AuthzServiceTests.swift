@@ -379,6 +379,28 @@ struct AuthzServiceTests {
         #expect(!rules.contains { $0.values.first == "user:y" })
     }
 
+    @Test("one rule added by 12 concurrent writers (two invitations granting one role) is stored once, counted once, never a conflict",
+        arguments: TestDatabases.backends)
+    func concurrentIdenticalAdds(backend: String) async throws {
+        let location = try await TestDatabases.freshLocation(backend, name: "authz")
+        try await DatabaseFactory.withDatabase(location, logger: TestDatabases.logger) { database in
+            try await AuthzMigrations.migrator.migrate(database, logger: TestDatabases.logger)
+            let before = try await SQLPolicyStore(database: database).load()
+            let rule = StoredRule(ptype: "g", values: ["user:ivy", "viewer", "t1"])
+            let changed = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<12 {
+                    // A store per writer, as separate authz replicas would hold.
+                    group.addTask { try await SQLPolicyStore(database: database).apply([.add(rule)]).changed }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(changed.sorted() == Array(repeating: 0, count: 11) + [1], "\(changed)")
+            let after = try await SQLPolicyStore(database: database).load()
+            #expect(after.rules.filter { $0 == rule }.count == 1)
+            #expect(after.version == before.version + 1)
+        }
+    }
+
     @Test("PostgreSQL pushes changes (LISTEN/NOTIFY): a replica polling only every 30 s sees one within 1 s", arguments: TestDatabases.backends)
     func pushed(backend: String) async throws {
         // A timing window: never measured while an end-to-end stack loads the machine.

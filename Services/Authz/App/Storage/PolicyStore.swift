@@ -128,6 +128,9 @@ public struct SQLPolicyStore: PolicyStore {
             guard rule.values.count <= 6, !rule.values.isEmpty else { throw StorageError.invalid("a rule has 1 to 6 values") }
         }
         return try await self.database.transaction { sql in
+            // One writer at a time across replicas: an identical rule added by two concurrent requests
+            // (two invitations granting one role) is stored once and counted once, not a 409.
+            try await self.database.lock("authz_rules", in: sql)
             var changed = 0
             for change in changes {
                 switch change {
