@@ -205,7 +205,8 @@ let package = Package(
             name: "ServiceKitTests",
             dependencies: [
                 "TestSupport", "ServiceKit", "ServiceStorage", "Shared", .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Tests/ServiceKitTests"
         ),

@@ -21,9 +21,13 @@ public struct UpstreamRequest: Sendable {
     /// Whether the call may be sent again to another replica when it cannot reach the first
     /// (``ReplicatedUpstream``): GET, HEAD and OPTIONS by default; internal reads say so themselves.
     public var idempotent: Bool
+    /// Whether the answer may be large and must stream to the caller (media files through the
+    /// gateway) instead of being collected whole before the call returns.
+    public var streamsAnswer: Bool
 
     public init(
-        method: HTTPRequest.Method, baseURL: String, pathAndQuery: String, headers: HTTPFields, body: ByteBuffer?, idempotent: Bool? = nil
+        method: HTTPRequest.Method, baseURL: String, pathAndQuery: String, headers: HTTPFields, body: ByteBuffer?, idempotent: Bool? = nil,
+        streamsAnswer: Bool = false
     ) {
         self.method = method
         self.baseURL = baseURL
@@ -31,6 +35,7 @@ public struct UpstreamRequest: Sendable {
         self.headers = headers
         self.body = body
         self.idempotent = idempotent ?? (method == .get || method == .head || method == .options)
+        self.streamsAnswer = streamsAnswer
     }
 }
 
@@ -68,9 +73,12 @@ public protocol UpstreamClient: Sendable {
     func send(_ request: UpstreamRequest, timeout: Duration) async throws -> UpstreamResponse
 }
 
-/// Keep-alive pooled HTTP/1.1 client (AsyncHTTPClient). Runs as a service so it shuts down cleanly.
+/// Keep-alive pooled HTTP/1.1 client. Calls to plain-`http` upstreams whose answers are collected
+/// go over ``PooledHTTP1Client``'s connections; answers that stream (``UpstreamRequest/streamsAnswer``)
+/// and anything else go through AsyncHTTPClient. Runs as a service so it shuts down cleanly.
 public final class HTTPUpstreamClient: UpstreamClient, Service {
     let client: HTTPClient
+    let pooled: PooledHTTP1Client
 
     public init(connectTimeout: Duration = .seconds(2)) {
         var configuration = HTTPClient.Configuration()
@@ -81,9 +89,13 @@ public final class HTTPUpstreamClient: UpstreamClient, Service {
         configuration.decompression = .disabled
         configuration.redirectConfiguration = .disallow
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.pooled = PooledHTTP1Client(group: MultiThreadedEventLoopGroup.singleton, connectTimeout: TimeAmount(connectTimeout))
     }
 
     public func send(_ request: UpstreamRequest, timeout: Duration) async throws -> UpstreamResponse {
+        if !request.streamsAnswer, let target = self.pooled.target(request.baseURL) {
+            return try await self.pooled.send(request, to: target, timeout: timeout)
+        }
         var outgoing = HTTPClientRequest(url: request.baseURL + request.pathAndQuery)
         outgoing.method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
         for field in request.headers {
@@ -128,6 +140,7 @@ public final class HTTPUpstreamClient: UpstreamClient, Service {
 
     public func run() async throws {
         try? await gracefulShutdown()
+        self.pooled.shutdown()
         try await self.client.shutdown()
     }
 

@@ -229,7 +229,7 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
 
     func send(
         _ request: Request, to service: ServiceName, principal: Principal, body: ByteBuffer?, requestID: String, context: Context,
-        keepAuthorization: Bool = false, keepClusterToken: Bool = false
+        keepAuthorization: Bool = false, keepClusterToken: Bool = false, streamsAnswer: Bool = false
     ) async throws -> UpstreamResponse {
         var pathAndQuery = request.uri.path
         if let query = request.uri.query, !query.isEmpty { pathAndQuery += "?" + query }
@@ -238,7 +238,7 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
             headers: self.forwardedHeaders(
                 request, principal: principal, requestID: requestID, context: context, keepAuthorization: keepAuthorization,
                 keepClusterToken: keepClusterToken),
-            body: body
+            body: body, streamsAnswer: streamsAnswer
         )
         do {
             return try await InternalClient.mapFailures(service: service.rawValue) {
@@ -256,7 +256,9 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
                 .methodNotAllowed, message: "Method \(request.method.rawValue) is not allowed on \(request.uri.path)",
                 headers: [.allow: RouteCatalog.mediaMountMethods.joined(separator: ", ")])
         }
-        let response = try await self.send(request, to: .media, principal: .anonymous, body: nil, requestID: requestID, context: context)
+        // Files stream through (a recording can be large); API answers are collected.
+        let response = try await self.send(
+            request, to: .media, principal: .anonymous, body: nil, requestID: requestID, context: context, streamsAnswer: true)
         return self.passThrough(response)
     }
 

@@ -1,0 +1,339 @@
+import HTTPTypes
+import Hummingbird
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Keep-alive HTTP/1.1 connections to plain-`http` upstreams, straight on NIO channels.
+///
+/// A call borrows an idle connection to its upstream (or opens one), writes the request, collects
+/// the whole answer (at most `maxAnswerBytes`) on the connection's event loop and puts the
+/// connection back. What the services send each other is small JSON, so collecting costs nothing
+/// and saves AsyncHTTPClient's per-call machinery (its request state machines, URL parsing,
+/// tracing, streamed body): about a third of the gateway's CPU under load. Answers that must stream
+/// (media files through the gateway, ``UpstreamRequest/streamsAnswer``) still go through
+/// AsyncHTTPClient (``HTTPUpstreamClient``).
+final class PooledHTTP1Client: Sendable {
+    /// Where a base URL points: `http://host[:port][/prefix]`.
+    struct Target: Hashable, Sendable {
+        var host: String
+        var port: Int
+        /// `host[:port]` as written, for the `Host` header.
+        var authority: String
+        /// A path the base URL carries, without a trailing `/`; prefixed to every request's path.
+        var pathPrefix: String
+    }
+
+    /// Why an exchange on a connection failed.
+    enum ExchangeFailure: Error {
+        /// The connection was closed or failed before the request was written: never sent.
+        case notSent(String)
+        /// The connection closed after the request was written and before any byte of an answer.
+        case closedBeforeAnswer
+        /// The connection closed or broke during the answer.
+        case broken(String)
+        case timedOut
+        case tooLarge(Int)
+    }
+
+    let group: any EventLoopGroup
+    let connectTimeout: TimeAmount
+    let maxAnswerBytes: Int
+    let maxIdlePerTarget: Int
+    private let targets = NIOLockedValueBox<[String: Target?]>([:])
+    private let idle = NIOLockedValueBox<(closed: Bool, channels: [Target: [any Channel]])>((false, [:]))
+
+    init(group: any EventLoopGroup, connectTimeout: TimeAmount, maxAnswerBytes: Int = 16 << 20, maxIdlePerTarget: Int = 64) {
+        self.group = group
+        self.connectTimeout = connectTimeout
+        self.maxAnswerBytes = maxAnswerBytes
+        self.maxIdlePerTarget = maxIdlePerTarget
+    }
+
+    /// The parsed base URL (remembered: a process talks to a handful), nil when this client cannot
+    /// reach it (not plain `http`, credentials in the URL, a bad port).
+    func target(_ baseURL: String) -> Target? {
+        if let known = self.targets.withLockedValue({ $0[baseURL] }) { return known }
+        let parsed = Self.parse(baseURL)
+        self.targets.withLockedValue { if $0.count < 1024 { $0[baseURL] = parsed } }
+        return parsed
+    }
+
+    static func parse(_ baseURL: String) -> Target? {
+        guard baseURL.hasPrefix("http://") else { return nil }
+        let rest = baseURL.dropFirst("http://".count)
+        let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+        let authority = String(rest[..<slash])
+        var prefix = String(rest[slash...])
+        guard !prefix.contains("?"), !prefix.contains("#") else { return nil }
+        while prefix.hasSuffix("/") { prefix.removeLast() }
+        guard !authority.isEmpty, !authority.contains("@") else { return nil }
+        let host: Substring
+        let portText: Substring?
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            guard after.isEmpty || after.hasPrefix(":") else { return nil }
+            portText = after.isEmpty ? nil : after.dropFirst()
+        } else if let colon = authority.firstIndex(of: ":") {
+            host = authority[..<colon]
+            portText = authority[authority.index(after: colon)...]
+        } else {
+            host = authority[...]
+            portText = nil
+        }
+        var port = 80
+        if let portText {
+            guard let value = Int(portText), (1...65535).contains(value) else { return nil }
+            port = value
+        }
+        guard !host.isEmpty else { return nil }
+        return Target(host: String(host), port: port, authority: authority, pathPrefix: prefix)
+    }
+
+    func send(_ request: UpstreamRequest, to target: Target, timeout: Duration) async throws -> UpstreamResponse {
+        let deadline = NIODeadline.now() + TimeAmount(timeout)
+        var head = HTTPRequestHead(
+            version: .http1_1, method: HTTPMethod(rawValue: request.method.rawValue), uri: target.pathPrefix + request.pathAndQuery)
+        head.headers.reserveCapacity(request.headers.count + 2)
+        head.headers.add(name: "Host", value: target.authority)
+        for field in request.headers {
+            head.headers.add(name: field.name.rawName, value: field.value)
+        }
+        if let body = request.body {
+            head.headers.add(name: "Content-Length", value: String(body.readableBytes))
+        } else if ![.get, .head, .options, .delete, .trace].contains(request.method) {
+            head.headers.add(name: "Content-Length", value: "0")
+        }
+        var retried = false
+        while true {
+            let (channel, reused) = try await self.connection(to: target, deadline: deadline)
+            let answer: Answer
+            do {
+                answer = try await Self.exchange(on: channel, head: head, body: request.body, deadline: deadline)
+            } catch let failure as ExchangeFailure {
+                channel.close(promise: nil)
+                switch failure {
+                case .notSent:
+                    // A kept-alive connection the upstream had closed: nothing left, so any call may go again.
+                    if reused && !retried {
+                        retried = true
+                        continue
+                    }
+                case .closedBeforeAnswer:
+                    // The classic keep-alive race: the upstream closed an idle connection as the request
+                    // went out. Only a call that may run twice goes again.
+                    if reused && !retried && request.idempotent {
+                        retried = true
+                        continue
+                    }
+                default:
+                    break
+                }
+                throw failure.upstreamError
+            }
+            if answer.keepAlive {
+                self.checkin(channel, target)
+            } else {
+                channel.close(promise: nil)
+            }
+            var fields = HTTPFields()
+            fields.reserveCapacity(answer.head.headers.count)
+            for (name, value) in answer.head.headers {
+                if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
+            }
+            let body = answer.body
+            return UpstreamResponse(
+                status: HTTPResponse.Status(code: Int(answer.head.status.code)), headers: fields, body: ResponseBody(byteBuffer: body),
+                collect: { limit in
+                    guard body.readableBytes <= limit else { throw NIOTooManyBytesError(maxBytes: limit) }
+                    return body
+                })
+        }
+    }
+
+    /// Stops pooling and closes every idle connection (at shutdown).
+    func shutdown() {
+        let channels = self.idle.withLockedValue { idle -> [any Channel] in
+            idle.closed = true
+            defer { idle.channels = [:] }
+            return idle.channels.values.flatMap { $0 }
+        }
+        for channel in channels { channel.close(promise: nil) }
+    }
+
+    private func checkout(_ target: Target) -> (any Channel)? {
+        self.idle.withLockedValue { idle in
+            while let channel = idle.channels[target]?.popLast() {
+                if channel.isActive { return channel }
+            }
+            return nil
+        }
+    }
+
+    private func checkin(_ channel: any Channel, _ target: Target) {
+        let kept = self.idle.withLockedValue { idle -> Bool in
+            guard !idle.closed, channel.isActive, idle.channels[target, default: []].count < self.maxIdlePerTarget else { return false }
+            idle.channels[target, default: []].append(channel)
+            return true
+        }
+        if !kept { channel.close(promise: nil) }
+    }
+
+    private func connection(to target: Target, deadline: NIODeadline) async throws -> (any Channel, reused: Bool) {
+        if let channel = self.checkout(target) { return (channel, true) }
+        let remaining = deadline - .now()
+        guard remaining > .zero else { throw UpstreamFailure.timeout }
+        let maxAnswerBytes = self.maxAnswerBytes
+        do {
+            let channel = try await ClientBootstrap(group: self.group)
+                .connectTimeout(min(self.connectTimeout, remaining))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try channel.pipeline.syncOperations.addHandler(UpstreamExchangeHandler(maxAnswerBytes: maxAnswerBytes))
+                    }
+                }
+                .connect(host: target.host, port: target.port).get()
+            return (channel, false)
+        } catch {
+            // Refused, unreachable, no such name, connect timeout: the request never left.
+            throw UpstreamFailure.unavailable(UpstreamFailure.notSentPrefix + String(describing: error))
+        }
+    }
+
+    private static func exchange(on channel: any Channel, head: HTTPRequestHead, body: ByteBuffer?, deadline: NIODeadline) async throws -> Answer {
+        let promise = channel.eventLoop.makePromise(of: Answer.self)
+        let exchange = UpstreamExchangeHandler.Exchange(head: head, body: body, promise: promise, deadline: deadline)
+        // The handler takes the exchange and completes the write at once; a write that fails never
+        // reached it (the connection was closed meanwhile).
+        channel.writeAndFlush(exchange).whenFailure { error in
+            promise.fail(ExchangeFailure.notSent(String(describing: error)))
+        }
+        return try await promise.futureResult.get()
+    }
+
+    struct Answer: Sendable {
+        var head: HTTPResponseHead
+        var body: ByteBuffer
+        var keepAlive: Bool
+    }
+}
+
+extension PooledHTTP1Client.ExchangeFailure {
+    /// What callers of an ``UpstreamClient`` see: unreachable is `unavailable` (the breaker counts
+    /// it), no answer in time is `timeout`, an oversized answer is the upstream's fault (502).
+    var upstreamError: any Error {
+        switch self {
+        case .notSent(let reason): UpstreamFailure.unavailable(UpstreamFailure.notSentPrefix + reason)
+        case .closedBeforeAnswer: UpstreamFailure.unavailable("connection closed before an answer")
+        case .broken(let reason): UpstreamFailure.unavailable(reason)
+        case .timedOut: UpstreamFailure.timeout
+        case .tooLarge(let limit): ServiceError(.badGateway, message: "Upstream service sent an answer larger than \(limit) bytes")
+        }
+    }
+}
+
+/// One request at a time on one connection: writes it, collects the answer, completes the
+/// exchange's promise; a deadline closes the connection.
+final class UpstreamExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = Exchange
+    typealias OutboundOut = HTTPClientRequestPart
+
+    struct Exchange: Sendable {
+        var head: HTTPRequestHead
+        var body: ByteBuffer?
+        var promise: EventLoopPromise<PooledHTTP1Client.Answer>
+        var deadline: NIODeadline
+    }
+
+    let maxAnswerBytes: Int
+    private var pending: EventLoopPromise<PooledHTTP1Client.Answer>?
+    private var responseHead: HTTPResponseHead?
+    private var body = ByteBuffer()
+    private var answering = false
+    private var timer: Scheduled<Void>?
+
+    init(maxAnswerBytes: Int) {
+        self.maxAnswerBytes = maxAnswerBytes
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let exchange = self.unwrapOutboundIn(data)
+        promise?.succeed(())
+        guard self.pending == nil else {
+            exchange.promise.fail(PooledHTTP1Client.ExchangeFailure.notSent("the connection is busy"))
+            return
+        }
+        self.pending = exchange.promise
+        self.responseHead = nil
+        self.body.clear()
+        self.answering = false
+        self.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: exchange.deadline) {
+            self.fail(.timedOut)
+            context.close(promise: nil)
+        }
+        context.write(self.wrapOutboundOut(.head(exchange.head)), promise: nil)
+        if let body = exchange.body, body.readableBytes > 0 {
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: written)
+        written.futureResult.assumeIsolated().whenFailure { error in
+            self.fail(.notSent(String(describing: error)))
+            context.close(promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard self.pending != nil else {
+            // Bytes nobody asked for on an idle connection: it cannot be trusted with the next call.
+            context.close(promise: nil)
+            return
+        }
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.answering = true
+            // 1xx heads are informational; the answer's own head follows.
+            if head.status.code >= 200 { self.responseHead = head }
+        case .body(var part):
+            self.answering = true
+            guard self.body.readableBytes + part.readableBytes <= self.maxAnswerBytes else {
+                self.fail(.tooLarge(self.maxAnswerBytes))
+                context.close(promise: nil)
+                return
+            }
+            self.body.writeBuffer(&part)
+        case .end:
+            guard let head = self.responseHead, let promise = self.pending else { return }
+            self.timer?.cancel()
+            self.timer = nil
+            self.pending = nil
+            let body = self.body
+            self.body = ByteBuffer()
+            promise.succeed(PooledHTTP1Client.Answer(head: head, body: body, keepAlive: head.isKeepAlive))
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.fail(self.answering ? .broken("connection closed during the answer") : .closedBeforeAnswer)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.fail(.broken(String(describing: error)))
+        context.close(promise: nil)
+    }
+
+    private func fail(_ failure: PooledHTTP1Client.ExchangeFailure) {
+        self.timer?.cancel()
+        self.timer = nil
+        guard let promise = self.pending else { return }
+        self.pending = nil
+        promise.fail(failure)
+    }
+}
