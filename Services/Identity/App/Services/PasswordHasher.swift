@@ -1,16 +1,25 @@
 import Crypto
 import Foundation
 import HummingbirdBcrypt
+import NIOCore
 import NIOPosix
 import ServiceKit
 
-/// Password rules and hashing: bcrypt (cost 12) of the password's SHA-256, on NIO's thread pool.
+/// Password rules and hashing: bcrypt (cost 12) of the password's SHA-256, on a thread pool of its own.
 ///
 /// bcrypt reads only the first 72 bytes of its input, so two long passwords sharing those bytes
 /// would both verify; hashing the SHA-256 (44 base64 characters) first makes every byte count.
 /// bcrypt takes ~0.4 s at cost 12: it never runs on an event loop or the concurrency pool's
-/// threads, so a burst of logins does not stall other requests.
+/// threads, and it has a thread pool of its own — SQLite runs every query on NIO's shared pool, so
+/// a burst of logins there would hold the store for seconds (each hash queued in front of it).
 public struct PasswordHasher: Sendable {
+    /// One thread per core for bcrypt alone; started once, for the process's life.
+    static let pool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: max(1, System.coreCount))
+        pool.start()
+        return pool
+    }()
+
     public static let minimumCharacters = 8
     public static let maximumBytes = 1024
     let cost: UInt8
@@ -39,7 +48,7 @@ public struct PasswordHasher: Sendable {
 
     public func hash(_ password: String) async throws -> String {
         let (input, cost) = (Self.prehash(password), self.cost)
-        return try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(input, cost: cost) }
+        return try await Self.pool.runIfActive { Bcrypt.hash(input, cost: cost) }
     }
 
     /// Whether `password` matches `hash`; with no hash (unknown account) the decoy is checked, so
@@ -47,7 +56,7 @@ public struct PasswordHasher: Sendable {
     public func verify(_ password: String, hash: String?) async throws -> Bool {
         let input = Self.prehash(password)
         let stored = hash ?? self.decoy
-        let matches = try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(input, hash: stored) }
+        let matches = try await Self.pool.runIfActive { Bcrypt.verify(input, hash: stored) }
         return hash != nil && matches
     }
 }

@@ -180,7 +180,7 @@ final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         if let body { context.write(self.wrapOutboundOut(.body(body)), promise: nil) }
         if file != nil || !keepAlive {
             let done = context.eventLoop.makePromise(of: Void.self)
-            done.futureResult.whenComplete { [channel = context.channel] _ in
+            done.futureResult.whenComplete { [channel = context.channel, file] _ in
                 try? file?.close()
                 if !keepAlive { channel.close(promise: nil) }
             }
