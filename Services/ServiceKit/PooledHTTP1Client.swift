@@ -164,13 +164,22 @@ final class PooledHTTP1Client: Sendable {
         for channel in channels { channel.close(promise: nil) }
     }
 
-    private func checkout(_ target: Target) -> (any Channel)? {
+    /// An idle connection to `target`, on the calling thread's event loop when there is one (a
+    /// caller on an event loop — ``EventLoopExecutor`` — is then answered without a thread hop).
+    private func checkout(_ target: Target, onLoop: Bool) -> (any Channel)? {
         self.idle.withLockedValue { idle in
-            while let channel = idle.channels[target]?.popLast() {
-                if channel.isActive { return channel }
-            }
-            return nil
+            guard idle.channels[target]?.isEmpty == false else { return nil }
+            return Self.take(from: &idle.channels[target, default: []], onLoop: onLoop)
         }
+    }
+
+    private static func take(from channels: inout [any Channel], onLoop: Bool) -> (any Channel)? {
+        channels.removeAll { !$0.isActive }
+        if onLoop {
+            guard let index = channels.lastIndex(where: { $0.eventLoop.inEventLoop }) else { return nil }
+            return channels.remove(at: index)
+        }
+        return channels.popLast()
     }
 
     private func checkin(_ channel: any Channel, _ target: Target) {
@@ -183,12 +192,13 @@ final class PooledHTTP1Client: Sendable {
     }
 
     private func connection(to target: Target, deadline: NIODeadline) async throws -> (any Channel, reused: Bool) {
-        if let channel = self.checkout(target) { return (channel, true) }
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop
+        if let channel = self.checkout(target, onLoop: loop != nil) { return (channel, true) }
         let remaining = deadline - .now()
         guard remaining > .zero else { throw UpstreamFailure.timeout }
         let maxAnswerBytes = self.maxAnswerBytes
         do {
-            let channel = try await ClientBootstrap(group: self.group)
+            let channel = try await ClientBootstrap(group: loop ?? self.group.next())
                 .connectTimeout(min(self.connectTimeout, remaining))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in

@@ -92,8 +92,9 @@ public func buildGateway(
     )
     return Application(
         router: router,
-        // Requests the HTTP parser refuses get 431/400 in the NestJS body, not a bare 400.
-        server: .http1(additionalChannelHandlers: [ParserErrorHandler()]),
+        // Requests the HTTP parser refuses get 431/400 in the NestJS body, not a bare 400. Each
+        // connection's requests run on its event loop, as do their calls upstream.
+        server: EventLoopHTTP1Channel.server(configuration: .init(additionalChannelHandlers: [ParserErrorHandler()])),
         configuration: .init(address: .hostname(configuration.common.host, port: configuration.common.port), serverName: "streamhub-gateway"),
         services: services,
         logger: logger
