@@ -96,7 +96,8 @@ final class PooledHTTP1Client: Sendable {
     func send(_ request: UpstreamRequest, to target: Target, timeout: Duration) async throws -> UpstreamResponse {
         let deadline = NIODeadline.now() + TimeAmount(timeout)
         var head = HTTPRequestHead(
-            version: .http1_1, method: HTTPMethod(rawValue: request.method.rawValue), uri: target.pathPrefix + request.pathAndQuery)
+            version: .http1_1, method: HTTPMethod(rawValue: request.method.rawValue),
+            uri: Self.requestTarget(target.pathPrefix + request.pathAndQuery))
         head.headers.reserveCapacity(request.headers.count + 2)
         head.headers.add(name: "Host", value: target.authority)
         for field in request.headers {
@@ -152,6 +153,33 @@ final class PooledHTTP1Client: Sendable {
                     return body
                 })
         }
+    }
+
+    /// `pathAndQuery` as a valid request-target: identifiers may hold any printable character
+    /// (`Ø`, a space), which an HTTP/1 parser refuses raw — the upstream would close the connection
+    /// and the call look like an outage. Such bytes are percent-encoded (UTF-8); everything else,
+    /// `%` `/` `?` included, is kept as the caller wrote it.
+    static func requestTarget(_ pathAndQuery: String) -> String {
+        func raw(_ byte: UInt8) -> Bool {
+            switch byte {
+            case 0x21...0x7E: return !"\"<>\\^`{|}".utf8.contains(byte)
+            default: return false
+            }
+        }
+        guard !pathAndQuery.utf8.allSatisfy(raw) else { return pathAndQuery }
+        let hex = Array("0123456789ABCDEF".utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(pathAndQuery.utf8.count * 3)
+        for byte in pathAndQuery.utf8 {
+            if raw(byte) {
+                bytes.append(byte)
+            } else {
+                bytes.append(UInt8(ascii: "%"))
+                bytes.append(hex[Int(byte >> 4)])
+                bytes.append(hex[Int(byte & 0x0F)])
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Stops pooling and closes every idle connection (at shutdown).

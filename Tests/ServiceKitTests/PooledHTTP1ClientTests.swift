@@ -23,6 +23,13 @@ struct PooledHTTP1ClientTests {
         }
     }
 
+    @Test("request targets: printable ASCII kept as written; what an HTTP/1 parser refuses raw (non-ASCII, space, quotes) percent-encoded")
+    func requestTargets() {
+        #expect(PooledHTTP1Client.requestTarget("/internal/v1/tenants/t1/usage?x=%2F&y=1") == "/internal/v1/tenants/t1/usage?x=%2F&y=1")
+        #expect(PooledHTTP1Client.requestTarget("/internal/v1/tenants/Ø x/quotas") == "/internal/v1/tenants/%C3%98%20x/quotas")
+        #expect(PooledHTTP1Client.requestTarget("/a\"b<c>{d}|e^f`g\\h\u{7F}") == "/a%22b%3Cc%3E%7Bd%7D%7Ce%5Ef%60g%5Ch%7F")
+    }
+
     @Test("one connection serves call after call; method, path, Host, headers and body arrive; chunked and HEAD answers are read right")
     func keepAlive() async throws {
         try await ScriptedUpstream.with { upstream in
@@ -46,6 +53,9 @@ struct PooledHTTP1ClientTests {
             #expect(try await head.collect(1024).readableBytes == 0)
             let after = try await client.send(UpstreamRequest(method: .get, baseURL: "", pathAndQuery: "/echo", headers: [:], body: nil), to: target, timeout: .seconds(2))
             #expect(String(buffer: try await after.collect(1024)) == "GET /base/echo host=127.0.0.1:\(upstream.port) x-test= body=")
+            // An identifier that is not ASCII arrives percent-encoded, on the same connection.
+            let encoded = try await client.send(UpstreamRequest(method: .get, baseURL: "", pathAndQuery: "/t/Ø x/echo", headers: [:], body: nil), to: target, timeout: .seconds(2))
+            #expect(String(buffer: try await encoded.collect(1024)) == "GET /base/t/%C3%98%20x/echo host=127.0.0.1:\(upstream.port) x-test= body=")
             #expect(upstream.connections == 1)
             // An answer saying `Connection: close` is not pooled: the next call opens a new connection.
             _ = try await client.send(UpstreamRequest(method: .get, baseURL: "", pathAndQuery: "/close", headers: [:], body: nil), to: target, timeout: .seconds(2))

@@ -4,6 +4,7 @@ import Hummingbird
 import NIOCore
 import ServiceKit
 import Shared
+import Synchronization
 
 /// `GET /api/v1/openapi.json`, `GET /api/v1/docs` and Swagger UI's files under `/api/v1/docs/`.
 ///
@@ -15,6 +16,13 @@ struct APIDocs: Sendable {
     let document: ByteBuffer
     let page: ByteBuffer
     let directory: String
+    /// Each asset read once (the bundle is 1.4 MB; requests run on the event loop), on its first
+    /// request so files installed after start-up are found.
+    let loaded = AssetCache()
+
+    final class AssetCache: Sendable {
+        let files = Mutex<[String: ByteBuffer]>([:])
+    }
 
     /// The files of Swagger UI the page uses (anything else under `/api/v1/docs/` is a 404).
     static let assets: [String: String] = [
@@ -47,13 +55,14 @@ struct APIDocs: Sendable {
     }
 
     func asset(_ name: String) throws -> Response {
-        guard let contentType = Self.assets[name],
-            let data = FileManager.default.contents(atPath: (self.directory as NSString).appendingPathComponent(name))
-        else {
-            throw ServiceError(.notFound, message: "Cannot GET /api/v1/docs/\(name)")
+        guard let contentType = Self.assets[name] else { throw ServiceError(.notFound, message: "Cannot GET /api/v1/docs/\(name)") }
+        var body = self.loaded.files.withLock { $0[name] }
+        if body == nil, let data = FileManager.default.contents(atPath: (self.directory as NSString).appendingPathComponent(name)) {
+            body = ByteBuffer(bytes: data)
+            self.loaded.files.withLock { $0[name] = body }
         }
-        return Response(
-            status: .ok, headers: [.contentType: contentType, .cacheControl: "public, max-age=3600"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        guard let body else { throw ServiceError(.notFound, message: "Cannot GET /api/v1/docs/\(name)") }
+        return Response(status: .ok, headers: [.contentType: contentType, .cacheControl: "public, max-age=3600"], body: .init(byteBuffer: body))
     }
 
     static func escape(_ text: String) -> String {
