@@ -228,7 +228,9 @@ final class PooledHTTP1Client: Sendable {
         do {
             let channel = try await ClientBootstrap(group: loop ?? self.group.next())
                 .connectTimeout(min(self.connectTimeout, remaining))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                // A TCP option: `.socketOption(.tcp_nodelay)` would set SOL_SOCKET's option 1
+                // (SO_DEBUG), which needs CAP_NET_ADMIN and fails every connect in a container.
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
