@@ -428,10 +428,12 @@ struct AuthzServiceTests {
             let request: [CasbinValue] = [.string("user:pia"), .string("t1"), .string("app"), .string("write")]
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await PolicyWatcher(engine: replica, interval: .seconds(30), logger: TestDatabases.logger).run() }
-                try await Task.sleep(for: .seconds(1))  // the first poll has run; the listener is up
-                let changedAt = ContinuousClock.now
-                // Written by another replica's store, as through another authz process.
+                try await Task.sleep(for: .seconds(2))  // the first poll has run; the listener is up (its connection too, on a loaded machine)
+                // Written by another replica's store, as through another authz process. The window starts
+                // when the change is committed (the write itself is not propagation; on a loaded machine
+                // it once took a tenth of the second).
                 _ = try await SQLPolicyStore(database: database).apply([.add(StoredRule(ptype: "g", values: ["user:pia", "member", "t1"]))])
+                let changedAt = ContinuousClock.now
                 while try !replica.decide(request).allowed && ContinuousClock.now - changedAt < .seconds(3) {
                     try await Task.sleep(for: .milliseconds(10))
                 }
