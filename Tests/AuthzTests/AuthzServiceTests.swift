@@ -16,6 +16,15 @@ import Testing
 struct AuthzServiceTests {
     static let internalToken = String(repeating: "i", count: 40)
 
+    /// A fresh, migrated authz database on `backend` for `body`.
+    static func withMigratedDatabase(_ backend: String, _ body: @escaping @Sendable (any Database) async throws -> Void) async throws {
+        let location = try await TestDatabases.freshLocation(backend, name: "authz")
+        try await DatabaseFactory.withDatabase(location, logger: TestDatabases.logger) { database in
+            try await AuthzMigrations.migrator.migrate(database, logger: TestDatabases.logger)
+            try await body(database)
+        }
+    }
+
     static func defaultRules() throws -> [StoredRule] {
         try PolicyCSV.parse(DefaultPolicy.policy).map { StoredRule(ptype: $0.type, values: $0.values) }
     }
@@ -279,9 +288,7 @@ struct AuthzServiceTests {
     @Test("identifiers have one grammar: control characters (NUL too), over-long values → 400 naming the field, nothing stored",
         arguments: TestDatabases.backends)
     func identifierGrammar(backend: String) async throws {
-        let location = try await TestDatabases.freshLocation(backend, name: "authz")
-        try await DatabaseFactory.withDatabase(location, logger: TestDatabases.logger) { database in
-            try await AuthzMigrations.migrator.migrate(database, logger: TestDatabases.logger)
+        try await Self.withMigratedDatabase(backend) { database in
             let store = SQLPolicyStore(database: database)
             let before = try await store.load().rules
             let (app, _) = try await self.makeApp(store: store)
@@ -382,9 +389,7 @@ struct AuthzServiceTests {
     @Test("one rule added by 12 concurrent writers (two invitations granting one role) is stored once, counted once, never a conflict",
         arguments: TestDatabases.backends)
     func concurrentIdenticalAdds(backend: String) async throws {
-        let location = try await TestDatabases.freshLocation(backend, name: "authz")
-        try await DatabaseFactory.withDatabase(location, logger: TestDatabases.logger) { database in
-            try await AuthzMigrations.migrator.migrate(database, logger: TestDatabases.logger)
+        try await Self.withMigratedDatabase(backend) { database in
             let before = try await SQLPolicyStore(database: database).load()
             let rule = StoredRule(ptype: "g", values: ["user:ivy", "viewer", "t1"])
             let changed = try await withThrowingTaskGroup(of: Int.self) { group in
@@ -415,9 +420,7 @@ struct AuthzServiceTests {
     }
 
     func pushedMeasured(backend: String) async throws {
-        let location = try await TestDatabases.freshLocation(backend, name: "authz")
-        try await DatabaseFactory.withDatabase(location, logger: TestDatabases.logger) { database in
-            try await AuthzMigrations.migrator.migrate(database, logger: TestDatabases.logger)
+        try await Self.withMigratedDatabase(backend) { database in
             let store = SQLPolicyStore(database: database)
             guard backend == "postgres" else {
                 #expect(try await store.listen({}) == false, "SQLite has no push: the watcher polls")
@@ -460,9 +463,7 @@ struct AuthzServiceTests {
     }
 
     func replicasMeasured(backend: String) async throws {
-        let location = try await TestDatabases.freshLocation(backend, name: "authz")
-        try await DatabaseFactory.withDatabase(location, logger: TestDatabases.logger) { database in
-            try await AuthzMigrations.migrator.migrate(database, logger: TestDatabases.logger)
+        try await Self.withMigratedDatabase(backend) { database in
             let model = try CasbinModel(text: DefaultPolicy.model)
             let replicaA = try PolicyEngine(model: model, store: SQLPolicyStore(database: database))
             let replicaB = try PolicyEngine(model: model, store: SQLPolicyStore(database: database))
