@@ -34,14 +34,18 @@ public struct UpstreamTargets: Sendable, Equatable {
     /// Each URL with its host resolved: one base URL per address (IPv6 in brackets). A literal
     /// address stays as written; a name that does not resolve keeps its URL (the next resolution
     /// may do better, and the breaker answers 503 meanwhile).
-    public func resolved() -> [String] {
+    ///
+    /// `getaddrinfo` blocks (a DNS server that does not answer holds it for seconds), so it runs on
+    /// Dispatch's global queue, never on the concurrency pool's few threads, which every request
+    /// of the service needs; literal addresses skip it.
+    public func resolved() async -> [String] {
         var replicas: [String] = []
         for url in self.urls {
             guard let components = URLComponents(string: url), let host = components.host else {
                 replicas.append(url)
                 continue
             }
-            let addresses = Self.addresses(of: host)
+            let addresses = Self.isLiteralAddress(host) ? [host] : await Self.lookUp(host)
             if addresses.isEmpty || addresses == [host] {
                 replicas.append(url)
                 continue
@@ -56,8 +60,22 @@ public struct UpstreamTargets: Sendable, Equatable {
         return replicas.filter { seen.insert($0).inserted }
     }
 
+    /// An IPv4 or IPv6 literal (brackets allowed): nothing to resolve.
+    static func isLiteralAddress(_ host: String) -> Bool {
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        var buffer = in6_addr()
+        return inet_pton(AF_INET, bare, &buffer) == 1 || inet_pton(AF_INET6, bare, &buffer) == 1
+    }
+
+    /// ``addresses(of:)`` off the concurrency pool.
+    static func lookUp(_ host: String) async -> [String] {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: Self.addresses(of: host)) }
+        }
+    }
+
     /// The addresses `host` resolves to (getaddrinfo, TCP), in the resolver's order; the host itself
-    /// for a literal address.
+    /// for a literal address. Blocking: call it through ``lookUp(_:)``.
     static func addresses(of host: String) -> [String] {
         let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         var hints = addrinfo()
@@ -107,9 +125,11 @@ public final class ReplicatedUpstream: UpstreamClient, Service {
         let state: Mutex<State>
         let cursor = Atomic<Int>(0)
 
+        /// The URLs as written until ``ReplicatedUpstream/run()`` first resolves them (at once when
+        /// it starts): a name is still reachable meanwhile, as one replica.
         init(_ targets: UpstreamTargets) {
             self.targets = targets
-            self.state = Mutex(State(replicas: targets.resolved()))
+            self.state = Mutex(State(replicas: targets.urls))
         }
     }
 
@@ -174,12 +194,12 @@ public final class ReplicatedUpstream: UpstreamClient, Service {
 
     /// Resolves names and asks each replica's readiness until shutdown.
     public func run() async throws {
-        var lastResolve = ContinuousClock.now
+        var lastResolve: ContinuousClock.Instant?
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            if ContinuousClock.now - lastResolve >= self.resolveInterval {
+            if lastResolve.map({ ContinuousClock.now - $0 >= self.resolveInterval }) ?? true {
                 lastResolve = .now
                 for targets in self.upstreams.values {
-                    let resolved = targets.targets.resolved()
+                    let resolved = await targets.targets.resolved()
                     let changed = targets.state.withLock { state -> Bool in
                         guard state.replicas != resolved else { return false }
                         state.replicas = resolved

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
-import ServiceKit
+@testable import ServiceKit
 import Testing
 
 /// Replicas whose behaviour is scripted per base URL: answering, refusing before sending
@@ -56,16 +56,23 @@ struct ReplicaTests {
     }
 
     @Test("a list of URLs is its replicas; bad entries name the variable")
-    func parsing() throws {
+    func parsing() async throws {
         let targets = try UpstreamTargets(key: "AUTHZ_URL", value: " http://127.0.0.1:1 , http://127.0.0.1:2/ ")
         #expect(targets.urls == [Self.a, Self.b])
-        #expect(targets.resolved() == [Self.a, Self.b])
+        #expect(await targets.resolved() == [Self.a, Self.b])
         #expect(throws: ConfigurationError.self) { try UpstreamTargets(key: "AUTHZ_URL", value: "http://a:1,ftp://b") }
         #expect(throws: ConfigurationError.self) { try UpstreamTargets(key: "AUTHZ_URL", value: " , ") }
         #expect(throws: ConfigurationError.self) { try UpstreamTargets(key: "AUTHZ_URL", value: "http://a:1/path") }
         // A name resolving to several addresses is one replica per address.
-        let localhost = try UpstreamTargets(key: "AUTHZ_URL", value: "http://localhost:9").resolved()
+        let localhost = await (try UpstreamTargets(key: "AUTHZ_URL", value: "http://localhost:9")).resolved()
         #expect(localhost.contains("http://127.0.0.1:9"), "\(localhost)")
+        // Before the first resolution (when the upstream starts running), names are replicas as
+        // written: building the stack never waits on DNS.
+        let named = UpstreamStack.make(
+            transport: ReplicaTransport(), upstreams: [("media", try UpstreamTargets(key: "MEDIA_URL", value: "http://media.invalid:1,http://127.0.0.1:2"))],
+            logger: Logger(label: "test"))
+        #expect(named.replicas(of: "http://media.invalid:1,http://127.0.0.1:2") == ["http://media.invalid:1", Self.b])
+        #expect(UpstreamTargets.isLiteralAddress("127.0.0.1") && UpstreamTargets.isLiteralAddress("[::1]") && !UpstreamTargets.isLiteralAddress("localhost"))
     }
 
     @Test("calls alternate between replicas")
