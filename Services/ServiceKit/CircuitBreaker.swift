@@ -136,6 +136,18 @@ public struct MeasuredUpstream: UpstreamClient {
         self.instruments = names.mapValues { Instruments(upstream: $0, metrics: metrics) }
     }
 
+    /// Counts an answer obtained elsewhere (``OnLoopUpstream``) as ``send(_:timeout:)`` would.
+    func recordAnswer(baseURL: String, status: Int, duration: Duration) {
+        guard let measure = self.instruments[baseURL] else { return }
+        measure.duration.record(duration)
+        (status >= 500 ? measure.error5xx : measure.ok).increment()
+    }
+
+    /// Counts a call that got no answer in time, made elsewhere (``OnLoopUpstream``).
+    func recordTimeout(baseURL: String) {
+        self.instruments[baseURL]?.timeout.increment()
+    }
+
     public func send(_ request: UpstreamRequest, timeout: Duration) async throws -> UpstreamResponse {
         guard let measure = self.instruments[request.baseURL] else { return try await self.inner.send(request, timeout: timeout) }
         let start = ContinuousClock.now

@@ -294,6 +294,11 @@ public struct FastPathHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     let makeHandler: @Sendable () -> any ChannelHandler
     /// A handler in front of the HTTP/1 codec (it sees the socket's bytes), or nil.
     let makeFrontHandler: (@Sendable () -> any ChannelHandler)?
+    /// Handlers after the conversion to HTTP types, where Hummingbird puts its
+    /// `additionalChannelHandlers`.
+    var makeAdditionalHandlers: @Sendable () -> [any ChannelHandler] = { [] }
+    /// Whether each connection's requests run on its event loop (``EventLoopExecutor``).
+    var handlesOnEventLoop = false
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
@@ -307,20 +312,34 @@ public struct FastPathHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
             try channel.pipeline.syncOperations.addHandler(self.makeHandler())
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try channel.pipeline.syncOperations.addHandlers(self.makeAdditionalHandlers())
             try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
             return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
         }
     }
 
     public func handle(value: Value, logger: Logger) async {
-        await self.handleHTTP(asyncChannel: value, logger: logger)
+        if self.handlesOnEventLoop {
+            await withTaskExecutorPreference(EventLoopExecutor(value.channel.eventLoop)) {
+                await self.handleHTTP(asyncChannel: value, logger: logger)
+            }
+        } else {
+            await self.handleHTTP(asyncChannel: value, logger: logger)
+        }
     }
 
     /// A server whose connections put `makeHandler()` after the HTTP/1 decoder and
-    /// `makeFrontHandler()`, if given, in front of the HTTP/1 codec.
+    /// `makeFrontHandler()`, if given, in front of the HTTP/1 codec; `additional` handlers after
+    /// the conversion to HTTP types; with `onEventLoop`, requests the router answers run on their
+    /// connection's event loop (``EventLoopHTTP1Channel``).
     public static func server(
-        front makeFrontHandler: (@Sendable () -> any ChannelHandler)? = nil, _ makeHandler: @escaping @Sendable () -> any ChannelHandler
+        front makeFrontHandler: (@Sendable () -> any ChannelHandler)? = nil, additional: @escaping @Sendable () -> [any ChannelHandler] = { [] },
+        onEventLoop: Bool = false, _ makeHandler: @escaping @Sendable () -> any ChannelHandler
     ) -> HTTPServerBuilder {
-        HTTPServerBuilder { responder in FastPathHTTP1Channel(responder: responder, makeHandler: makeHandler, makeFrontHandler: makeFrontHandler) }
+        HTTPServerBuilder { responder in
+            FastPathHTTP1Channel(
+                responder: responder, makeHandler: makeHandler, makeFrontHandler: makeFrontHandler, makeAdditionalHandlers: additional,
+                handlesOnEventLoop: onEventLoop)
+        }
     }
 }

@@ -63,6 +63,9 @@ public struct MetricName: Sendable, Hashable {
         "streamhub_upstream_circuit_openings", unit: "total", help: "How often the gateway's circuit breaker for an upstream opened.")
     public static let decisionCacheHits = MetricName(
         "streamhub_authz_decision_cache_hits", unit: "total", help: "Permission checks the gateway answered from its decision cache (allowed, current policy version).")
+    public static let gatewayFastPath = MetricName(
+        "streamhub_gateway_event_loop_answers", unit: "total",
+        help: "API requests the gateway answered on the connection's event loop (caller and decision cached, pooled upstream connection idle); also counted in the request metrics.")
     public static let authzUnavailable = MetricName(
         "streamhub_authz_unavailable", unit: "total", help: "Permission checks the gateway could not get an answer to from authz.")
 }

@@ -246,6 +246,10 @@ final class PooledHTTP1Client: Sendable {
     }
 
     private static func exchange(on channel: any Channel, head: HTTPRequestHead, body: ByteBuffer?, deadline: NIODeadline) async throws -> Answer {
+        try await Self.exchangeFuture(on: channel, head: head, body: body, deadline: deadline).get()
+    }
+
+    private static func exchangeFuture(on channel: any Channel, head: HTTPRequestHead, body: ByteBuffer?, deadline: NIODeadline) -> EventLoopFuture<Answer> {
         let promise = channel.eventLoop.makePromise(of: Answer.self)
         let exchange = UpstreamExchangeHandler.Exchange(head: head, body: body, promise: promise, deadline: deadline)
         // The handler takes the exchange and completes the write at once; a write that fails never
@@ -253,7 +257,29 @@ final class PooledHTTP1Client: Sendable {
         channel.writeAndFlush(exchange).whenFailure { error in
             promise.fail(ExchangeFailure.notSent(String(describing: error)))
         }
-        return try await promise.futureResult.get()
+        return promise.futureResult
+    }
+
+    /// For a caller on an event loop: a bodiless request on an idle connection of that loop, as a
+    /// future (no task, no thread hop); nil when none is idle there. The connection goes back to
+    /// the pool after a kept-alive answer and is closed after any failure, as in ``send(_:to:timeout:)``;
+    /// a failure is an ``ExchangeFailure`` and nothing is retried.
+    func exchangeOnLoop(head: HTTPRequestHead, to target: Target, deadline: NIODeadline) -> EventLoopFuture<Answer>? {
+        guard MultiThreadedEventLoopGroup.currentEventLoop != nil, let channel = self.checkout(target, onLoop: true) else { return nil }
+        var head = head
+        head.headers.replaceOrAdd(name: "Host", value: target.authority)
+        head.uri = Self.requestTarget(target.pathPrefix + head.uri)
+        return Self.exchangeFuture(on: channel, head: head, body: nil, deadline: deadline).map { answer in
+            if answer.keepAlive {
+                self.checkin(channel, target)
+            } else {
+                channel.close(promise: nil)
+            }
+            return answer
+        }.flatMapErrorThrowing { error in
+            channel.close(promise: nil)
+            throw error
+        }
     }
 
     struct Answer: Sendable {

@@ -171,6 +171,14 @@ public final class ReplicatedUpstream: UpstreamClient, Service {
         return inRotation + rotated.filter { !inRotation.contains($0) }
     }
 
+    /// The replica the next call to `configured` goes to, when it is in rotation (breaker closed,
+    /// last readiness check passed); nil otherwise, or for an upstream not configured here.
+    func nextInRotation(_ configured: String) -> String? {
+        guard let targets = self.upstreams[configured], let first = self.order(targets).first else { return nil }
+        let ready = targets.state.withLock { !$0.unready.contains(first) }
+        return ready && self.breaker.state(first) == .closed ? first : nil
+    }
+
     public func send(_ request: UpstreamRequest, timeout: Duration) async throws -> UpstreamResponse {
         guard let targets = self.upstreams[request.baseURL] else { return try await self.breaker.send(request, timeout: timeout) }
         let order = self.order(targets)

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import ServiceKit
 import ServiceLifecycle
@@ -90,12 +91,24 @@ public func buildGateway(
             "enforce_when_authz_unavailable": "\(configuration.whenAuthzUnavailable.rawValue)",
         ]
     )
+    // Requests the HTTP parser refuses get 431/400 in the NestJS body, not a bare 400. Each
+    // connection's requests run on its event loop, as do their calls upstream; API reads whose
+    // caller and decision are cached are answered right there, without the router
+    // (``GatewayFastLane``), when the transport is the pooled one (not a test's).
+    let serverName = "streamhub-gateway"
+    let server: HTTPServerBuilder
+    if let onLoop = OnLoopUpstream(transport: transport, replicated: replicated, measured: measured) {
+        let lane = GatewayFastLane(
+            configuration: configuration, upstream: onLoop, credentials: credentials, authorization: authorization, metrics: metrics, logger: logger,
+            serverName: serverName)
+        server = FastPathHTTP1Channel.server(additional: { [ParserErrorHandler()] }, onEventLoop: true) { GatewayFastPathHandler(lane: lane) }
+    } else {
+        server = EventLoopHTTP1Channel.server(configuration: .init(additionalChannelHandlers: [ParserErrorHandler()]))
+    }
     return Application(
         router: router,
-        // Requests the HTTP parser refuses get 431/400 in the NestJS body, not a bare 400. Each
-        // connection's requests run on its event loop, as do their calls upstream.
-        server: EventLoopHTTP1Channel.server(configuration: .init(additionalChannelHandlers: [ParserErrorHandler()])),
-        configuration: .init(address: .hostname(configuration.common.host, port: configuration.common.port), serverName: "streamhub-gateway"),
+        server: server,
+        configuration: .init(address: .hostname(configuration.common.host, port: configuration.common.port), serverName: serverName),
         services: services,
         logger: logger
     )

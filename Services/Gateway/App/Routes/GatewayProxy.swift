@@ -205,15 +205,9 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
         _ request: Request, principal: Principal, requestID: String, context: Context, keepAuthorization: Bool = false, keepClusterToken: Bool = false
     ) -> HTTPFields {
         var headers = HTTPFields()
-        for field in request.headers {
-            let name = field.name.canonicalName
-            if ProxyHeaders.hopByHop.contains(name) || name.hasPrefix(StreamHubHeader.reservedPrefix) || name == "x-request-id" { continue }
-            // Client-sent forwarding claims never travel on; the client IP goes in our own header.
-            if name.hasPrefix("x-forwarded-") || name == "forwarded" || name == "x-real-ip" { continue }
-            // The credential was resolved here; upstreams get the principal instead.
-            if name == "authorization" && !keepAuthorization && !RouteCatalog.isMediaMount(request.uri.path) { continue }
-            // A node's credential travels only to the node routes that check it.
-            if name == "x-cluster-token" && !keepClusterToken { continue }
+        let keepAuthorization = keepAuthorization || RouteCatalog.isMediaMount(request.uri.path)
+        for field in request.headers
+        where ProxyHeaders.forwards(field.name.canonicalName, keepAuthorization: keepAuthorization, keepClusterToken: keepClusterToken) {
             headers.append(field)
         }
         headers[.streamHubInternalToken] = self.configuration.common.internalToken
@@ -308,4 +302,16 @@ enum ProxyHeaders {
         "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length",
         "proxy-authorization", "proxy-authenticate",
     ]
+
+    /// Whether a client's header (lower-cased `name`) travels on to a service: not hop-by-hop, no
+    /// client-sent `X-StreamHub-*` or request id (the gateway sets its own), no forwarding claims
+    /// (the client IP goes in the gateway's own header), `Authorization` only where the service
+    /// checks it itself (else the principal replaces it), `X-Cluster-Token` only to the node routes.
+    static func forwards(_ name: String, keepAuthorization: Bool, keepClusterToken: Bool) -> Bool {
+        if Self.hopByHop.contains(name) || name.hasPrefix(StreamHubHeader.reservedPrefix) || name == "x-request-id" { return false }
+        if name.hasPrefix("x-forwarded-") || name == "forwarded" || name == "x-real-ip" { return false }
+        if name == "authorization" { return keepAuthorization }
+        if name == "x-cluster-token" { return keepClusterToken }
+        return true
+    }
 }

@@ -44,17 +44,34 @@ public struct AuthorizationClient: Sendable {
         (self.outcomes[outcome + " " + mode] ?? self.outcomes[outcome + " unknown"])?.increment()
     }
 
+    /// Whether `principal` may use `permission` without asking authz: it bypasses authorization
+    /// (global tokens, superadmins), or an allowed decision is cached. false means authz must be
+    /// asked (``authorize(_:permission:requestID:logger:)``). Not counted: the caller counts it
+    /// (``countAllowedWithoutCall(_:)``) once it acts on it.
+    func allowedWithoutCall(_ principal: Principal, permission: Permission) -> Bool {
+        if principal.bypassesAuthorization { return true }
+        guard self.cache.isEnabled else { return false }
+        return self.cache.allowed(
+            DecisionCache.Key(subject: principal.subject, tenant: principal.tenantId ?? "", resource: permission.resource, action: permission.action))
+    }
+
+    /// Counts a permission check answered by ``allowedWithoutCall(_:permission:)``: a cache hit,
+    /// unless the principal bypasses authorization.
+    func countAllowedWithoutCall(_ principal: Principal) {
+        guard !principal.bypassesAuthorization else { return }
+        self.cacheHits.increment()
+        self.count("cached", mode: self.cache.policy?.mode ?? "unknown")
+    }
+
     /// - Throws: ``ServiceError`` 403 when authz denies and enforces; 503 when authz cannot answer
     ///   and the gateway's mode is `on`.
     public func authorize(_ principal: Principal, permission: Permission, requestID: String, logger: Logger) async throws {
-        guard !principal.bypassesAuthorization else { return }
-        let key = DecisionCache.Key(
-            subject: principal.subject, tenant: principal.tenantId ?? "", resource: permission.resource, action: permission.action)
-        if self.cache.isEnabled, self.cache.allowed(key) {
-            self.cacheHits.increment()
-            self.count("cached", mode: self.cache.policy?.mode ?? "unknown")
+        if self.allowedWithoutCall(principal, permission: permission) {
+            self.countAllowedWithoutCall(principal)
             return
         }
+        let key = DecisionCache.Key(
+            subject: principal.subject, tenant: principal.tenantId ?? "", resource: permission.resource, action: permission.action)
         let policy = self.cache.isEnabled ? self.cache.policy : nil
         let request = EnforceRequest(
             subject: principal.subject, tenant: principal.tenantId ?? "", resource: permission.resource, action: permission.action)

@@ -51,11 +51,7 @@ public struct CredentialResolver: Sendable {
     public func resolve(authorization: String?, requestID: String, logger: Logger) async throws -> Principal {
         do {
             let principal = try await self.resolveUncounted(authorization: authorization, requestID: requestID, logger: logger)
-            switch principal.kind {
-            case .apiToken: self.counters.apiToken.increment()
-            case .user: self.counters.jwt.increment()
-            default: self.counters.anonymous.increment()
-            }
+            self.count(principal)
             return principal
         } catch let error as ServiceError where error.status == .unauthorized {
             self.counters.invalid.increment()
@@ -75,10 +71,41 @@ public struct CredentialResolver: Sendable {
         }
         self.verified.keep(credential, claims)
         try await self.checkNotRevoked(claims, requestID: requestID)
+        return Self.principal(claims)
+    }
+
+    static func principal(_ claims: SessionClaims) -> Principal {
         let superadmin = claims.superadmin ?? false
         return Principal(
             kind: .user, scope: superadmin ? .global : .tenant, subject: "user:\(claims.sub)", tenantId: claims.tenantId, superadmin: superadmin
         )
+    }
+
+    /// The principal for an `Authorization` value when it can be had without calling identity and
+    /// is valid — a cached `sk_` answer, or an already verified session whose cached state allows
+    /// it. nil for anything else (a call needed, or a refusal):
+    /// ``resolve(authorization:requestID:logger:)`` answers those. Not counted: the caller counts
+    /// it (``count(_:)``) once it uses it.
+    func cachedPrincipal(authorization: String) -> Principal? {
+        guard let credential = try? Self.bearerCredential(authorization) else { return nil }
+        let now = self.timeSource.now()
+        if credential.hasPrefix("sk_") {
+            guard let cached = self.cache.lookup(ApiTokenCache.key(for: credential), now: now), let principal = cached else { return nil }
+            return principal
+        }
+        guard let claims = self.verified.claims(credential, now: now), let state = self.sessionStates.lookup(claims.sub, now: now),
+            Self.revocation(claims, state) == nil
+        else { return nil }
+        return Self.principal(claims)
+    }
+
+    /// Counts a resolved principal's kind, as ``resolve(authorization:requestID:logger:)`` does.
+    func count(_ principal: Principal) {
+        switch principal.kind {
+        case .apiToken: self.counters.apiToken.increment()
+        case .user: self.counters.jwt.increment()
+        default: self.counters.anonymous.increment()
+        }
     }
 
     /// A session ended by logout, a password change or disabling its user is a 401. Identity's
@@ -95,11 +122,17 @@ public struct CredentialResolver: Sendable {
                 requestID: requestID, idempotent: true, as: SessionState.self)
             self.sessionStates.store(claims.sub, value: state, now: now)
         }
+        if let refusal = Self.revocation(claims, state) { throw refusal }
+    }
+
+    /// Why identity's `state` ends the session of `claims`, or nil when it stands.
+    static func revocation(_ claims: SessionClaims, _ state: SessionState) -> ServiceError? {
         // A session for a user identity does not know (tests' hand-made tokens, a store reset) is
         // judged by its signature alone; known users' logouts and disabling are enforced.
-        guard state.exists else { return }
-        if state.disabled { throw ServiceError(.unauthorized, message: "This account is disabled") }
-        if (claims.iat ?? 0) < state.notBefore { throw ServiceError(.unauthorized, message: "Session has ended; sign in again") }
+        guard state.exists else { return nil }
+        if state.disabled { return ServiceError(.unauthorized, message: "This account is disabled") }
+        if (claims.iat ?? 0) < state.notBefore { return ServiceError(.unauthorized, message: "Session has ended; sign in again") }
+        return nil
     }
 
     /// Extracts the credential from `Bearer <credential>` (scheme case-insensitive, spaces and tabs

@@ -1,0 +1,65 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A call to an upstream made entirely on the caller's event loop, with futures: for a server's
+/// fast path, which answers a request in the handler that read it and must not wait on a task.
+///
+/// It goes where the async path (``MeasuredUpstream`` → ``ReplicatedUpstream`` →
+/// ``CircuitBreakingUpstream`` → ``HTTPUpstreamClient``) would: the next replica in rotation, over
+/// an idle pooled connection of this event loop, with the same deadline; and it counts what that
+/// path counts (upstream metrics, the breaker). When it cannot go at once — no idle connection on
+/// this loop, the next replica out of rotation, a transport that is not the pooled one (tests) —
+/// ``send(method:baseURL:pathAndQuery:headers:timeout:)`` says so with nil, and the caller takes
+/// the async path, which opens connections, retries and fails over.
+public struct OnLoopUpstream: Sendable {
+    public struct Answer: Sendable {
+        public var status: HTTPResponseStatus
+        public var headers: HTTPHeaders
+        public var body: ByteBuffer
+    }
+
+    public enum Outcome: Sendable {
+        case answered(Answer)
+        /// No answer by the deadline; counted (metrics, breaker) as the async path counts it.
+        case timedOut
+        /// The call failed otherwise (a kept connection the upstream had closed, a broken answer).
+        /// Nothing is counted: the caller sends it again on the async path (GETs only), which
+        /// retries, fails over and counts.
+        case failed
+    }
+
+    let pooled: PooledHTTP1Client
+    let replicated: ReplicatedUpstream
+    let measured: MeasuredUpstream
+
+    /// nil when `transport` is not ``HTTPUpstreamClient`` (an injected test transport): then there
+    /// is no fast path.
+    public init?(transport: any UpstreamClient, replicated: ReplicatedUpstream, measured: MeasuredUpstream) {
+        guard let http = transport as? HTTPUpstreamClient else { return nil }
+        self.pooled = http.pooled
+        self.replicated = replicated
+        self.measured = measured
+    }
+
+    /// Sends a bodiless request to the upstream configured as `baseURL`. Call on an event loop;
+    /// the future completes on it. `headers` must not carry `Host` (the replica's is set).
+    public func send(method: HTTPMethod, baseURL: String, pathAndQuery: String, headers: HTTPHeaders, timeout: Duration) -> EventLoopFuture<Outcome>? {
+        guard let replica = self.replicated.nextInRotation(baseURL), let target = self.pooled.target(replica) else { return nil }
+        let start = ContinuousClock.now
+        let head = HTTPRequestHead(version: .http1_1, method: method, uri: pathAndQuery, headers: headers)
+        guard let exchange = self.pooled.exchangeOnLoop(head: head, to: target, deadline: .now() + TimeAmount(timeout)) else { return nil }
+        let breaker = self.replicated.breaker
+        let measured = self.measured
+        return exchange.map { answer -> Outcome in
+            breaker.succeeded(replica)
+            measured.recordAnswer(baseURL: baseURL, status: Int(answer.head.status.code), duration: .now - start)
+            return .answered(Answer(status: answer.head.status, headers: answer.head.headers, body: answer.body))
+        }.recover { error -> Outcome in
+            guard case PooledHTTP1Client.ExchangeFailure.timedOut = error else { return .failed }
+            breaker.failed(replica, .timeout)
+            measured.recordTimeout(baseURL: baseURL)
+            return .timedOut
+        }
+    }
+}
