@@ -112,6 +112,14 @@ extension RealExecutables {
                 #expect(responses.map(\.status) == [200, 200, 200, 401, 404, 200])
                 #expect(responses.count == 6 && responses[1].body.contains(#""status":"ok""#))
                 #expect(responses.count == 6 && responses[5].body == #"{"data":[],"error":null}"#)
+                // A flood in one write: more requests wait behind an upstream call than are held
+                // before reading pauses; every one is answered, in order.
+                let flood = (0..<150).map { index in
+                    "GET /api/v1/apps HTTP/1.1\r\nHost: gw\r\nAuthorization: \(session)\r\nX-Request-Id: flood-\(index)\r\n\r\n"
+                }.joined()
+                let (flooded, _) = try await RawHTTP.exchange(port: port, [flood], silence: 3)
+                #expect(flooded.count == 150 && flooded.allSatisfy { $0.status == 200 })
+                #expect(flooded.map { $0.headers["x-request-id"] ?? "" } == (0..<150).map { "flood-\($0)" })
 
                 // Media killed and back on its port: the gateway's kept connections to it are dead. The
                 // next reads still succeed (a dead connection is dropped, or the read goes to the
