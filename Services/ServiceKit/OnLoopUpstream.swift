@@ -10,8 +10,8 @@ import NIOPosix
 /// an idle pooled connection of this event loop, with the same deadline; and it counts what that
 /// path counts (upstream metrics, the breaker). When it cannot go at once — no idle connection on
 /// this loop, the next replica out of rotation, a transport that is not the pooled one (tests) —
-/// ``send(method:baseURL:pathAndQuery:headers:timeout:)`` says so with nil, and the caller takes
-/// the async path, which opens connections, retries and fails over.
+/// ``reserve(_:)`` says so with nil, and the caller takes the async path, which opens
+/// connections, retries and fails over.
 public struct OnLoopUpstream: Sendable {
     public struct Answer: Sendable {
         public var status: HTTPResponseStatus
@@ -42,15 +42,43 @@ public struct OnLoopUpstream: Sendable {
         self.measured = measured
     }
 
-    /// Sends a bodiless request to the upstream configured as `baseURL`. Call on an event loop;
-    /// the future completes on it. `headers` must not carry `Host` (the replica's is set).
-    public func send(method: HTTPMethod, baseURL: String, pathAndQuery: String, headers: HTTPHeaders, timeout: Duration) -> EventLoopFuture<Outcome>? {
-        guard let replica = self.replicated.nextInRotation(baseURL), let target = self.pooled.target(replica) else { return nil }
+    /// A replica of an upstream and an idle connection to it on the caller's event loop, held for
+    /// one call (``send(_:method:pathAndQuery:headers:body:timeout:)``) or given back
+    /// (``release(_:)``). Reserving every connection a request needs before the first call means
+    /// the request never has to fall back halfway for want of one.
+    public struct Reservation: Sendable {
+        let baseURL: String
+        let replica: String
+        let target: PooledHTTP1Client.Target
+        let channel: any Channel
+    }
+
+    /// The next replica in rotation of the upstream configured as `baseURL`, with an idle pooled
+    /// connection on this event loop; nil when there is none (call on an event loop).
+    public func reserve(_ baseURL: String) -> Reservation? {
+        guard let replica = self.replicated.nextInRotation(baseURL), let target = self.pooled.target(replica),
+            let channel = self.pooled.checkoutOnLoop(target)
+        else { return nil }
+        return Reservation(baseURL: baseURL, replica: replica, target: target, channel: channel)
+    }
+
+    /// Gives an unused reservation's connection back to the pool.
+    public func release(_ reservation: Reservation) {
+        self.pooled.checkin(reservation.channel, reservation.target)
+    }
+
+    /// Sends one request on a reservation; the future completes on the reservation's event loop.
+    /// `headers` must not carry `Host` or `Content-Length` (they are set).
+    public func send(
+        _ reservation: Reservation, method: HTTPMethod, pathAndQuery: String, headers: HTTPHeaders, body: ByteBuffer? = nil, timeout: Duration
+    ) -> EventLoopFuture<Outcome> {
         let start = ContinuousClock.now
         let head = HTTPRequestHead(version: .http1_1, method: method, uri: pathAndQuery, headers: headers)
-        guard let exchange = self.pooled.exchangeOnLoop(head: head, to: target, deadline: .now() + TimeAmount(timeout)) else { return nil }
+        let exchange = self.pooled.exchangeOnLoop(
+            on: reservation.channel, head: head, body: body, to: reservation.target, deadline: .now() + TimeAmount(timeout))
         let breaker = self.replicated.breaker
         let measured = self.measured
+        let (baseURL, replica) = (reservation.baseURL, reservation.replica)
         return exchange.map { answer -> Outcome in
             breaker.succeeded(replica)
             measured.recordAnswer(baseURL: baseURL, status: Int(answer.head.status.code), duration: .now - start)

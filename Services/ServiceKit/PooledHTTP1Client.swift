@@ -210,7 +210,7 @@ final class PooledHTTP1Client: Sendable {
         return channels.popLast()
     }
 
-    private func checkin(_ channel: any Channel, _ target: Target) {
+    func checkin(_ channel: any Channel, _ target: Target) {
         let kept = self.idle.withLockedValue { idle -> Bool in
             guard !idle.closed, channel.isActive, idle.channels[target, default: []].count < self.maxIdlePerTarget else { return false }
             idle.channels[target, default: []].append(channel)
@@ -260,16 +260,26 @@ final class PooledHTTP1Client: Sendable {
         return promise.futureResult
     }
 
-    /// For a caller on an event loop: a bodiless request on an idle connection of that loop, as a
-    /// future (no task, no thread hop); nil when none is idle there. The connection goes back to
-    /// the pool after a kept-alive answer and is closed after any failure, as in ``send(_:to:timeout:)``;
-    /// a failure is an ``ExchangeFailure`` and nothing is retried.
-    func exchangeOnLoop(head: HTTPRequestHead, to target: Target, deadline: NIODeadline) -> EventLoopFuture<Answer>? {
-        guard MultiThreadedEventLoopGroup.currentEventLoop != nil, let channel = self.checkout(target, onLoop: true) else { return nil }
+    /// For a caller on an event loop: an idle connection to `target` on that loop, taken out of the
+    /// pool; nil when none is idle there. Give it back with ``checkin(_:_:)`` if it is not used, or
+    /// use it once with ``exchangeOnLoop(on:head:body:to:deadline:)``.
+    func checkoutOnLoop(_ target: Target) -> (any Channel)? {
+        guard MultiThreadedEventLoopGroup.currentEventLoop != nil else { return nil }
+        return self.checkout(target, onLoop: true)
+    }
+
+    /// One request on a connection from ``checkoutOnLoop(_:)``, as a future (no task, no thread
+    /// hop). The connection goes back to the pool after a kept-alive answer and is closed after
+    /// any failure, as in ``send(_:to:timeout:)``; a failure is an ``ExchangeFailure`` and nothing
+    /// is retried.
+    func exchangeOnLoop(
+        on channel: any Channel, head: HTTPRequestHead, body: ByteBuffer?, to target: Target, deadline: NIODeadline
+    ) -> EventLoopFuture<Answer> {
         var head = head
         head.headers.replaceOrAdd(name: "Host", value: target.authority)
+        if let body { head.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes)) }
         head.uri = Self.requestTarget(target.pathPrefix + head.uri)
-        return Self.exchangeFuture(on: channel, head: head, body: nil, deadline: deadline).map { answer in
+        return Self.exchangeFuture(on: channel, head: head, body: body, deadline: deadline).map { answer in
             if answer.keepAlive {
                 self.checkin(channel, target)
             } else {

@@ -143,5 +143,59 @@ extension RealExecutables {
                 }
             }
         }
+
+        @Test("without the decision cache: authz is asked on the event loop, once per request; a denial is the router's 403")
+        func decisionsOnTheEventLoop() async throws {
+            let extra = ["STREAMHUB_AUTHZ_ENFORCE": "on", "METRICS_TOKEN": Self.metricsToken, "GATEWAY_DECISION_CACHE_SIZE": "0"]
+            try await Stack.with(extra: extra) { stack, client in
+                let base = stack.gatewayURL
+                let token = try await stack.seedToken(name: "e2e").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let admin = [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")]
+                let session = "Bearer " + Stack.session(sub: "asked", tenantId: "t9")
+                // Before any grant: denied, first by the router (nothing cached), then on the event loop.
+                var denials: [HTTPResult] = []
+                for _ in 0..<8 { denials.append(try await client.call(base + "/api/v1/apps", headers: [("Authorization", session)])) }
+                #expect(denials.allSatisfy { $0.status == 403 && $0.body == denials[0].body })
+                #expect(Set(denials.map(Self.comparable).map { $0.filter { !$0.hasPrefix("x-request-id") } }).count == 1)
+                #expect(denials[0].body == #"{"statusCode":403,"message":"Forbidden resource","error":"Forbidden"}"#)
+
+                #expect(
+                    try await client.call(
+                        base + "/api/v1/authz/roles?tenant=t9", method: "POST", headers: admin, body: #"{"user":"user:asked","role":"viewer"}"#
+                    ).status == 201)
+                func metrics(_ port: Int) async throws -> String {
+                    try await client.call("http://127.0.0.1:\(port)/metrics", headers: [("Authorization", "Bearer \(Self.metricsToken)")]).body
+                }
+                let gatewayPort = try #require(stack.ports["gateway"])
+                let authzPort = try #require(stack.ports["authz"])
+                let (gatewayBefore, authzBefore) = (try await metrics(gatewayPort), try await metrics(authzPort))
+                let rounds = 20
+                var answers: [HTTPResult] = []
+                for _ in 0..<rounds { answers.append(try await client.call(base + "/api/v1/apps", headers: [("Authorization", session)])) }
+                #expect(answers.allSatisfy { $0.status == 200 && $0.body == #"{"data":[],"error":null}"# })
+                #expect(Set(answers.map(Self.comparable).map { $0.filter { !$0.hasPrefix("x-request-id") } }).count == 1)
+                let (gatewayAfter, authzAfter) = (try await metrics(gatewayPort), try await metrics(authzPort))
+                let onLoop = Self.sum(gatewayAfter, "streamhub_gateway_event_loop_answers_total") - Self.sum(gatewayBefore, "streamhub_gateway_event_loop_answers_total")
+                print("gateway event loop, no decision cache: \(Int(onLoop)) of \(rounds) reads answered on the event loop")
+                #expect(onLoop >= Double(rounds - 5))
+                // Each request asked authz exactly once, whichever path answered it; all counted as allowed.
+                let asked = Self.sum(authzAfter, "streamhub_authz_decisions_total") - Self.sum(authzBefore, "streamhub_authz_decisions_total")
+                #expect(asked == Double(rounds), "authz decided \(asked) times for \(rounds) requests")
+                let allowed =
+                    Self.sum(gatewayAfter, "streamhub_gateway_authz_outcomes_total", [#"outcome="allowed""#])
+                    - Self.sum(gatewayBefore, "streamhub_gateway_authz_outcomes_total", [#"outcome="allowed""#])
+                #expect(allowed == Double(rounds))
+                #expect(Self.sum(gatewayAfter, "streamhub_authz_decision_cache_hits_total") == 0)
+
+                // Revoked: the very next request is refused (nothing is cached).
+                #expect(
+                    try await client.call(
+                        base + "/api/v1/authz/roles?tenant=t9&user=user:asked&role=viewer", method: "DELETE", headers: admin
+                    ).status == 200)
+                try await Stack.waitFor(deadline: .seconds(1), "the revocation to be in force") {
+                    try await client.call(base + "/api/v1/apps", headers: [("Authorization", session)]).status == 403
+                }
+            }
+        }
     }
 }

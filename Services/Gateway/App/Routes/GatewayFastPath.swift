@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import Logging
 import NIOCore
@@ -14,14 +15,15 @@ import Glibc
 ///
 /// A request takes this lane only when everything it needs is at hand: a `GET` on a catalog API
 /// route that takes a credential (not aggregated, not the gateway's own), one `Authorization`
-/// whose principal is cached (``CredentialResolver/cachedPrincipal(authorization:)``), a
-/// permission that needs no call (``AuthorizationClient/allowedWithoutCall(_:permission:)``), an
-/// upstream replica in rotation with an idle pooled connection on this event loop
-/// (``OnLoopUpstream``), no body, no `Origin` (CORS stays with ``EdgeMiddleware``), and a plain
-/// target (no percent-escapes, dot or empty segments). Everything else goes to Hummingbird's router
-/// (``GatewayProxy``), and so does a request whose upstream call fails other than by timing out
-/// (GETs only, so sending it again is safe). What this lane answers is what the router would:
-/// the same headers, envelope, metrics, counters and log line (tested side by side).
+/// whose principal is cached (``CredentialResolver/cachedPrincipal(authorization:)``), replicas
+/// in rotation with idle pooled connections on this event loop (``OnLoopUpstream``) for the
+/// upstream and — when the permission is not answered without a call
+/// (``AuthorizationClient/allowedWithoutCall(_:permission:)``) — for authz, no body, no `Origin`
+/// (CORS stays with ``EdgeMiddleware``), and a plain target (no percent-escapes, dot or empty
+/// segments). Everything else goes to Hummingbird's router (``GatewayProxy``), and so does a
+/// request whose authz call fails, or whose upstream call fails other than by timing out (GETs
+/// only, so sending it again is safe). What this lane answers is what the router would: the same
+/// headers, envelope, 403, metrics, counters and log line (tested side by side).
 public struct GatewayFastLane: Sendable {
     let configuration: GatewayConfiguration
     let upstream: OnLoopUpstream
@@ -46,13 +48,35 @@ public struct GatewayFastLane: Sendable {
         self.serverName = serverName
     }
 
+    /// A permission check authz must answer first (nothing cached): its cache key, the policy
+    /// version known now, and the `/internal/v1/enforce` body.
+    struct PendingDecision {
+        var key: DecisionCache.Key
+        var policy: PolicyVersion?
+        var body: ByteBuffer
+    }
+
     /// A request this lane can answer, with what it sends upstream.
     struct Plan {
         var route: RouteDefinition
         var principal: Principal
+        var decision: PendingDecision?
         var pathAndQuery: String
         var headers: HTTPHeaders
         var requestID: String
+    }
+
+    func baseURL(_ service: ServiceName) -> String {
+        switch service {
+        case .identity: self.configuration.identityURL
+        case .authz: self.configuration.authzURL
+        case .media, .gateway: self.configuration.mediaURL
+        }
+    }
+
+    /// What ``InternalClient`` sends with a call to authz.
+    func enforceHeaders(_ requestID: String) -> HTTPHeaders {
+        [StreamHubHeader.internalToken: self.configuration.common.internalToken, StreamHubHeader.requestID: requestID, "Content-Type": "application/json"]
     }
 
     /// The plan for `head`, or nil when the router must answer it. Counts nothing.
@@ -69,11 +93,17 @@ public struct GatewayFastLane: Sendable {
         guard authorizations.count == 1, let principal = self.credentials.cachedPrincipal(authorization: authorizations[0]),
             !principal.isAnonymous
         else { return nil }
+        var decision: PendingDecision?
         if route.auth == .authenticated {
             if principal.scope == .app {
                 guard route.allowsAppTokens, parameters["app"].map({ $0 == principal.appId }) ?? true else { return nil }
             }
-            if let permission = route.permission, !self.authorization.allowedWithoutCall(principal, permission: permission) { return nil }
+            if let permission = route.permission, !self.authorization.allowedWithoutCall(principal, permission: permission) {
+                let (key, policy) = self.authorization.pending(principal, permission: permission)
+                let request = EnforceRequest(subject: key.subject, tenant: key.tenant, resource: key.resource, action: key.action)
+                guard let body = try? JSONEncoder().encode(request) else { return nil }
+                decision = PendingDecision(key: key, policy: policy, body: ByteBuffer(bytes: body))
+            }
         }
         let ids = headers["x-request-id"]
         let requestID = RequestIDs.resolve(ids.count == 1 ? ids[0] : nil)
@@ -88,7 +118,9 @@ public struct GatewayFastLane: Sendable {
         if let ip = self.configuration.trustedProxies.clientIP(peer: peer, forwardedFor: headers["x-forwarded-for"]) {
             forwarded.add(name: StreamHubHeader.clientIP, value: ip)
         }
-        return Plan(route: route, principal: principal, pathAndQuery: query.isEmpty ? path : path + "?" + query, headers: forwarded, requestID: requestID)
+        return Plan(
+            route: route, principal: principal, decision: decision, pathAndQuery: query.isEmpty ? path : path + "?" + query, headers: forwarded,
+            requestID: requestID)
     }
 
     /// `target` split into path and query when it is plain: under `/api/v1/`, printable ASCII
@@ -145,11 +177,15 @@ public struct GatewayFastLane: Sendable {
         return (HTTPResponseStatus(statusCode: code), headers, body)
     }
 
-    /// A timed-out call's answer, as ``InternalClient/mapFailures(service:_:)`` and the error
-    /// middleware make it.
-    func timedOut(_ plan: Plan) -> (status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer) {
-        let error = ServiceError(.gatewayTimeout, message: "The \(plan.route.service.rawValue) service did not answer in time")
+    /// A timed-out call's error, as ``InternalClient/mapFailures(service:_:)`` makes it.
+    func timedOut(_ plan: Plan) -> ServiceError {
+        ServiceError(.gatewayTimeout, message: "The \(plan.route.service.rawValue) service did not answer in time")
+    }
+
+    /// An error's answer, as the error middleware writes it.
+    func errorAnswer(_ error: ServiceError, _ plan: Plan) -> (status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer) {
         var headers: HTTPHeaders = ["Content-Type": "application/json; charset=utf-8"]
+        for field in error.headers { headers.replaceOrAdd(name: field.name.rawName, value: field.value) }
         self.edge(&headers, status: error.status.code, requestID: plan.requestID)
         return (HTTPResponseStatus(statusCode: error.status.code), headers, OrderedJSON.encode(error.body))
     }
@@ -165,10 +201,13 @@ public struct GatewayFastLane: Sendable {
         headers.replaceOrAdd(name: "Server", value: self.serverName)
     }
 
-    /// Counts the request as the router's path counts it (credential kind, cached decision).
+    /// Counts the request as the router's path counts it (credential kind, cached decision; a
+    /// decision authz made is counted when it arrives).
     func commit(_ plan: Plan) {
         self.credentials.count(plan.principal)
-        if plan.route.auth == .authenticated, plan.route.permission != nil { self.authorization.countAllowedWithoutCall(plan.principal) }
+        if plan.route.auth == .authenticated, plan.route.permission != nil, plan.decision == nil {
+            self.authorization.countAllowedWithoutCall(plan.principal)
+        }
         self.answered.increment()
     }
 }
@@ -243,47 +282,83 @@ final class GatewayFastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
         }
     }
 
+    /// Reserves the connections the request needs (the upstream's, and authz's when its decision is
+    /// not cached) — without them the router takes it — then asks authz if it must, then the
+    /// upstream.
     func forward(_ plan: GatewayFastLane.Plan, head: HTTPRequestHead, start: ContinuousClock.Instant, context: ChannelHandlerContext) {
-        let service = plan.route.service
-        let baseURL: String =
-            switch service {
-            case .identity: self.lane.configuration.identityURL
-            case .authz: self.lane.configuration.authzURL
-            case .media, .gateway: self.lane.configuration.mediaURL
-            }
-        guard
-            let call = self.lane.upstream.send(
-                method: .GET, baseURL: baseURL, pathAndQuery: plan.pathAndQuery, headers: plan.headers, timeout: self.lane.configuration.upstreamTimeout)
-        else {
+        let lane = self.lane
+        guard let upstream = lane.upstream.reserve(lane.baseURL(plan.route.service)) else {
+            self.handOver(head, context: context)
+            return
+        }
+        guard let pending = plan.decision else {
+            self.state = .waiting
+            self.call(upstream, plan: plan, head: head, start: start, context: context)
+            return
+        }
+        guard let authz = lane.upstream.reserve(lane.configuration.authzURL) else {
+            lane.upstream.release(upstream)
             self.handOver(head, context: context)
             return
         }
         self.state = .waiting
-        call.assumeIsolated().whenComplete { result in
-            let answer: (status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer)
-            switch result {
-            case .success(.answered(let upstream)):
-                answer = self.lane.answer(plan, upstream: upstream)
-            case .success(.timedOut):
-                self.lane.logger.warning(
-                    "upstream failed",
-                    metadata: [
-                        "service": "\(service.rawValue)", "error": "504 The \(service.rawValue) service did not answer in time",
-                        RequestIDs.logKey: .string(plan.requestID),
-                    ])
-                answer = self.lane.timedOut(plan)
-            case .success(.failed), .failure:
+        lane.upstream.send(
+            authz, method: .POST, pathAndQuery: "/internal/v1/enforce", headers: lane.enforceHeaders(plan.requestID), body: pending.body,
+            timeout: lane.configuration.upstreamTimeout
+        ).assumeIsolated().whenComplete { result in
+            guard case .success(.answered(let answer)) = result, (200..<300).contains(Int(answer.status.code)),
+                let decision = try? JSONDecoder().decode(EnforceDecision.self, from: Data(buffer: answer.body))
+            else {
+                // Authz away, slow or odd: the router asks again and acts on STREAMHUB_AUTHZ_ENFORCE.
+                lane.upstream.release(upstream)
                 self.state = .idle
                 self.handOver(head, context: context)
                 self.resume(context: context)
                 return
             }
-            self.lane.commit(plan)
-            self.state = .idle
-            // A client that hung up meanwhile gets nothing; the request is still counted and logged.
-            self.write(answer, plan: plan, start: start, context: context, send: context.channel.isActive)
-            self.resume(context: context)
+            if let refusal = lane.authorization.act(on: decision, key: pending.key, policy: pending.policy) {
+                lane.upstream.release(upstream)
+                lane.commit(plan)
+                self.state = .idle
+                self.write(lane.errorAnswer(refusal, plan), plan: plan, start: start, context: context, send: context.channel.isActive)
+                self.resume(context: context)
+                return
+            }
+            self.call(upstream, plan: plan, head: head, start: start, context: context)
         }
+    }
+
+    func call(
+        _ upstream: OnLoopUpstream.Reservation, plan: GatewayFastLane.Plan, head: HTTPRequestHead, start: ContinuousClock.Instant,
+        context: ChannelHandlerContext
+    ) {
+        let lane = self.lane
+        let service = plan.route.service
+        lane.upstream.send(upstream, method: .GET, pathAndQuery: plan.pathAndQuery, headers: plan.headers, timeout: lane.configuration.upstreamTimeout)
+            .assumeIsolated().whenComplete { result in
+                let answer: (status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer)
+                switch result {
+                case .success(.answered(let upstream)):
+                    answer = lane.answer(plan, upstream: upstream)
+                case .success(.timedOut):
+                    let error = lane.timedOut(plan)
+                    lane.logger.warning(
+                        "upstream failed",
+                        metadata: ["service": "\(service.rawValue)", "error": "\(error)", RequestIDs.logKey: .string(plan.requestID)])
+                    answer = lane.errorAnswer(error, plan)
+                case .success(.failed), .failure:
+                    // A kept connection found dead: a GET, so the router may send it again.
+                    self.state = .idle
+                    self.handOver(head, context: context)
+                    self.resume(context: context)
+                    return
+                }
+                lane.commit(plan)
+                self.state = .idle
+                // A client that hung up meanwhile gets nothing; the request is still counted and logged.
+                self.write(answer, plan: plan, start: start, context: context, send: context.channel.isActive)
+                self.resume(context: context)
+            }
     }
 
     /// Gives the request to Hummingbird, as if this handler had never looked at it.

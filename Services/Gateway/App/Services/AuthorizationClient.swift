@@ -70,11 +70,8 @@ public struct AuthorizationClient: Sendable {
             self.countAllowedWithoutCall(principal)
             return
         }
-        let key = DecisionCache.Key(
-            subject: principal.subject, tenant: principal.tenantId ?? "", resource: permission.resource, action: permission.action)
-        let policy = self.cache.isEnabled ? self.cache.policy : nil
-        let request = EnforceRequest(
-            subject: principal.subject, tenant: principal.tenantId ?? "", resource: permission.resource, action: permission.action)
+        let (key, policy) = self.pending(principal, permission: permission)
+        let request = EnforceRequest(subject: key.subject, tenant: key.tenant, resource: key.resource, action: key.action)
         let decision: EnforceDecision
         do {
             decision = try await self.client.call(
@@ -91,10 +88,26 @@ public struct AuthorizationClient: Sendable {
             self.count("unavailable_allowed", mode: self.whenUnavailable.rawValue)
             return
         }
+        if let refusal = self.act(on: decision, key: key, policy: policy) { throw refusal }
+    }
+
+    static let forbidden = ServiceError(.forbidden, message: "Forbidden resource")
+
+    /// What a decision from authz means here: counted by outcome and mode; an allow is kept
+    /// (``DecisionCache``, under the policy version known when the call started); an enforced
+    /// denial is the 403 returned.
+    func act(on decision: EnforceDecision, key: DecisionCache.Key, policy: PolicyVersion?) -> ServiceError? {
         self.count(decision.allowed ? "allowed" : decision.enforced ? "denied" : "would_deny", mode: decision.mode)
-        if !decision.allowed && decision.enforced {
-            throw ServiceError(.forbidden, message: "Forbidden resource")
-        }
+        if !decision.allowed && decision.enforced { return Self.forbidden }
         if decision.allowed { self.cache.store(key, under: policy) }
+        return nil
+    }
+
+    /// The key and policy version of a check about to be asked of authz.
+    func pending(_ principal: Principal, permission: Permission) -> (key: DecisionCache.Key, policy: PolicyVersion?) {
+        (
+            DecisionCache.Key(subject: principal.subject, tenant: principal.tenantId ?? "", resource: permission.resource, action: permission.action),
+            self.cache.isEnabled ? self.cache.policy : nil
+        )
     }
 }
