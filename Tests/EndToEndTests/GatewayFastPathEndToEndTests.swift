@@ -121,6 +121,14 @@ extension RealExecutables {
                 #expect(flooded.count == 150 && flooded.allSatisfy { $0.status == 200 })
                 #expect(flooded.map { $0.headers["x-request-id"] ?? "" } == (0..<150).map { "flood-\($0)" })
 
+                // Clients that hang up while their reads wait on upstreams (some pipelined behind
+                // others): nothing is answered to them, nothing breaks for the next client.
+                for index in 0..<20 {
+                    try RawHTTP.sendAndHangUp(port: port, String(repeating: get("/api/v1/apps", session), count: 1 + index % 4))
+                }
+                let afterHangUps = try await client.call(base + "/api/v1/apps", headers: [("Authorization", session)])
+                #expect(afterHangUps.status == 200 && afterHangUps.body == #"{"data":[],"error":null}"#)
+
                 // Media killed and back on its port: the gateway's kept connections to it are dead. The
                 // next reads still succeed (a dead connection is dropped, or the read goes to the
                 // router, which connects anew), and the event loop takes over again.

@@ -62,6 +62,24 @@ public enum RawHTTP {
         return (try self.split(received, headAnswers: headAnswers), closed)
     }
 
+    /// Connects to 127.0.0.1:`port`, writes `text` and closes at once, without reading a byte: a
+    /// client that hangs up while its requests are still being answered.
+    public static func sendAndHangUp(port: Int, _ text: String) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure("socket") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw Failure("connect to \(port)") }
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == bytes.count else { throw Failure("send") }
+    }
+
     /// One request, text for `exchange`.
     public static func exchange(port: Int, _ text: String, headAnswers: Set<Int> = []) async throws -> (responses: [Response], closed: Bool) {
         try await self.exchange(port: port, [text], headAnswers: headAnswers)

@@ -242,7 +242,6 @@ final class GatewayFastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
     var held: [HTTPServerRequestPart] = []
     var heldError: (any Error)?
     var readPending = false
-    var needsFlush = false
     var date: (second: Int, value: String) = (-1, "")
     var instruments: [String: ServiceMetrics.RequestInstruments] = [:]
 
@@ -363,6 +362,8 @@ final class GatewayFastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     /// Gives the request to Hummingbird, as if this handler had never looked at it.
     func handOver(_ head: HTTPRequestHead, context: ChannelHandlerContext, then part: HTTPServerRequestPart? = nil) {
+        // The client hung up while its request waited: nobody to answer.
+        guard context.channel.isActive else { return }
         self.owed += 1
         context.fireChannelRead(self.wrapInboundOut(.head(head)))
         if let part {
@@ -412,6 +413,11 @@ final class GatewayFastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     /// After an answer or a hand-over: the parts that waited are taken in order, then reading resumes.
     func resume(context: ChannelHandlerContext) {
+        guard context.channel.isActive else {
+            self.held.removeAll()
+            self.heldError = nil
+            return
+        }
         while !self.held.isEmpty {
             if case .waiting = self.state { return }
             self.process(self.held.removeFirst(), context: context)
