@@ -110,12 +110,15 @@ final class PooledHTTP1Client: Sendable {
         }
         var retried = false
         while true {
-            let (channel, reused) = try await self.connection(to: target, deadline: deadline)
+            // A second attempt always opens a new connection: the kept one that failed was probably
+            // not the only one the upstream had dropped.
+            let (channel, reused) = try await self.connection(to: target, deadline: deadline, reuse: !retried)
             let answer: Answer
             do {
                 answer = try await Self.exchange(on: channel, head: head, body: request.body, deadline: deadline)
             } catch let failure as ExchangeFailure {
                 channel.close(promise: nil)
+                if reused && failure.meansStale { self.dropIdle(target) }
                 switch failure {
                 case .notSent:
                     // A kept-alive connection the upstream had closed: nothing left, so any call may go again.
@@ -210,6 +213,17 @@ final class PooledHTTP1Client: Sendable {
         return channels.popLast()
     }
 
+    /// Closes every idle connection to `target`. Called when a kept connection turns out dead:
+    /// the upstream restarted (or dropped its idle connections), and the others kept from
+    /// before are most likely dead too, even while they still look open here.
+    func dropIdle(_ target: Target) {
+        let dropped = self.idle.withLockedValue { idle -> [any Channel] in
+            defer { idle.channels[target] = nil }
+            return idle.channels[target] ?? []
+        }
+        for channel in dropped { channel.close(promise: nil) }
+    }
+
     func checkin(_ channel: any Channel, _ target: Target) {
         let kept = self.idle.withLockedValue { idle -> Bool in
             guard !idle.closed, channel.isActive, idle.channels[target, default: []].count < self.maxIdlePerTarget else { return false }
@@ -219,9 +233,9 @@ final class PooledHTTP1Client: Sendable {
         if !kept { channel.close(promise: nil) }
     }
 
-    private func connection(to target: Target, deadline: NIODeadline) async throws -> (any Channel, reused: Bool) {
+    private func connection(to target: Target, deadline: NIODeadline, reuse: Bool = true) async throws -> (any Channel, reused: Bool) {
         let loop = MultiThreadedEventLoopGroup.currentEventLoop
-        if let channel = self.checkout(target, onLoop: loop != nil) { return (channel, true) }
+        if reuse, let channel = self.checkout(target, onLoop: loop != nil) { return (channel, true) }
         let remaining = deadline - .now()
         guard remaining > .zero else { throw UpstreamFailure.timeout }
         let maxAnswerBytes = self.maxAnswerBytes
@@ -288,6 +302,7 @@ final class PooledHTTP1Client: Sendable {
             return answer
         }.flatMapErrorThrowing { error in
             channel.close(promise: nil)
+            if let failure = error as? ExchangeFailure, failure.meansStale { self.dropIdle(target) }
             throw error
         }
     }
@@ -300,6 +315,15 @@ final class PooledHTTP1Client: Sendable {
 }
 
 extension PooledHTTP1Client.ExchangeFailure {
+    /// The connection was dead before the request could get an answer (on a kept connection: the
+    /// upstream had closed it).
+    var meansStale: Bool {
+        switch self {
+        case .notSent, .closedBeforeAnswer: true
+        default: false
+        }
+    }
+
     /// What callers of an ``UpstreamClient`` see: unreachable is `unavailable` (the breaker counts
     /// it), no answer in time is `timeout`, an oversized answer is the upstream's fault (502).
     var upstreamError: any Error {
@@ -401,7 +425,9 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        self.fail(.broken(String(describing: error)))
+        // A reset before any byte of the answer is the same keep-alive race as a close: an upstream
+        // killed under a kept connection resets it when the request arrives.
+        self.fail(self.answering ? .broken(String(describing: error)) : .closedBeforeAnswer)
         context.close(promise: nil)
     }
 

@@ -89,6 +89,50 @@ struct PooledHTTP1ClientTests {
         }
     }
 
+    @Test("an upstream restarted under kept connections: the first dead one found drops the others; the call goes again on a new one")
+    func restartedUpstream() async throws {
+        try await ScriptedUpstream.with { upstream in
+            let client = PooledHTTP1Client(group: MultiThreadedEventLoopGroup.singleton, connectTimeout: .seconds(1))
+            defer { client.shutdown() }
+            let target = try #require(client.target(upstream.baseURL))
+            // Three calls at once: three kept connections.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<3 {
+                    group.addTask {
+                        _ = try await client.send(
+                            UpstreamRequest(method: .get, baseURL: "", pathAndQuery: "/pause", headers: [:], body: nil), to: target, timeout: .seconds(20))
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(upstream.connections == 3)
+            upstream.makeOpenConnectionsStale()
+            let get = UpstreamRequest(method: .get, baseURL: "", pathAndQuery: "/echo", headers: [:], body: nil)
+            for _ in 0..<3 {
+                #expect(try await client.send(get, to: target, timeout: .seconds(20)).status == .ok)
+            }
+            // One dead connection was tried; the other two were closed unused; one new one serves on.
+            #expect(upstream.dropped == 1)
+            #expect(upstream.connections == 4)
+
+            // A reset (RST) before any byte of the answer, as a killed upstream's socket answers: a
+            // GET goes again on a new connection; a POST is not repeated.
+            upstream.dropByReset()
+            upstream.makeOpenConnectionsStale()
+            #expect(try await client.send(get, to: target, timeout: .seconds(20)).status == .ok)
+            #expect(upstream.dropped == 2 && upstream.connections == 5)
+            upstream.makeOpenConnectionsStale()
+            let post = UpstreamRequest(method: .post, baseURL: "", pathAndQuery: "/echo", headers: [:], body: ByteBuffer(string: "once"))
+            await #expect {
+                _ = try await client.send(post, to: target, timeout: .seconds(20))
+            } throws: { error in
+                guard case UpstreamFailure.unavailable(let reason) = error else { return false }
+                return !reason.hasPrefix(UpstreamFailure.notSentPrefix)
+            }
+            #expect(upstream.dropped == 3, "the POST reached the upstream once")
+        }
+    }
+
     @Test("no answer by the deadline is a timeout and the connection is not reused; an answer over the limit is a 502, not a breaker failure")
     func deadlinesAndLimits() async throws {
         try await ScriptedUpstream.with { upstream in
@@ -140,6 +184,11 @@ final class ScriptedUpstream: Sendable {
         var connections = 0
         var requests = 0
         var dropNext = false
+        /// Connections numbered below this are stale: a request on one is dropped unanswered.
+        var staleBelow = 0
+        var dropped = 0
+        /// Drop by resetting the connection (RST), as a killed process's socket answers.
+        var reset = false
     }
 
     let state = NIOLockedValueBox(State())
@@ -148,6 +197,11 @@ final class ScriptedUpstream: Sendable {
     var connections: Int { self.state.withLockedValue(\.connections) }
     var requests: Int { self.state.withLockedValue(\.requests) }
     func dropNextRequest() { self.state.withLockedValue { $0.dropNext = true } }
+    /// Every connection open now drops its next request, as after a restart the client has not
+    /// noticed yet (its connections still look open).
+    func makeOpenConnectionsStale() { self.state.withLockedValue { $0.staleBelow = $0.connections } }
+    var dropped: Int { self.state.withLockedValue(\.dropped) }
+    func dropByReset() { self.state.withLockedValue { $0.reset = true } }
 
     private init(port: Int) {
         self.port = port
@@ -184,13 +238,17 @@ final class ScriptedHandler: ChannelInboundHandler {
     let upstream: ScriptedUpstream
     var head: HTTPRequestHead?
     var body = ByteBuffer()
+    var number = 0
 
     init(upstream: ScriptedUpstream) {
         self.upstream = upstream
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        self.upstream.state.withLockedValue { $0.connections += 1 }
+        self.number = self.upstream.state.withLockedValue { state in
+            defer { state.connections += 1 }
+            return state.connections
+        }
         context.fireChannelActive()
     }
 
@@ -203,13 +261,20 @@ final class ScriptedHandler: ChannelInboundHandler {
             self.body.writeBuffer(&part)
         case .end:
             guard let head = self.head else { return }
+            let number = self.number
             let drop = self.upstream.state.withLockedValue { state -> Bool in
                 state.requests += 1
                 defer { state.dropNext = false }
-                return state.dropNext
+                let drop = state.dropNext || number < state.staleBelow
+                if drop { state.dropped += 1 }
+                return drop
             }
             if drop {
-                context.close(promise: nil)
+                if self.upstream.state.withLockedValue(\.reset), let provider = context.channel as? SocketOptionProvider {
+                    provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+                } else {
+                    context.close(promise: nil)
+                }
                 return
             }
             self.answer(head, context: context)
@@ -226,6 +291,10 @@ final class ScriptedHandler: ChannelInboundHandler {
             context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
         case "big":
             self.write(String(repeating: "x", count: 5000), head: head, context: context)
+        case "pause":
+            context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(200)) {
+                self.write("paused", head: head, context: context)
+            }
         case "slow":
             context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(10)) {
                 self.write("slow", head: head, context: context)
