@@ -12,6 +12,18 @@ import Testing
 /// the way the breaker and the replicas need (never sent / unavailable / timeout).
 @Suite("Pooled HTTP/1.1 client")
 struct PooledHTTP1ClientTests {
+    /// A POST whose kept connection the upstream drops: unavailable, and not marked "never sent"
+    /// (so nobody sends it again).
+    static func expectPostFailsAsSent(_ client: PooledHTTP1Client, _ target: PooledHTTP1Client.Target) async {
+        let post = UpstreamRequest(method: .post, baseURL: "", pathAndQuery: "/echo", headers: [:], body: ByteBuffer(string: "once"))
+        await #expect {
+            _ = try await client.send(post, to: target, timeout: .seconds(20))
+        } throws: { error in
+            guard case UpstreamFailure.unavailable(let reason) = error else { return false }
+            return !reason.hasPrefix(UpstreamFailure.notSentPrefix)
+        }
+    }
+
     @Test("base URLs: host, port, IPv6 literals and path prefixes; what it cannot reach is nil (AsyncHTTPClient takes it)")
     func parsing() {
         let local = PooledHTTP1Client.parse("http://127.0.0.1:8083")
@@ -78,13 +90,7 @@ struct PooledHTTP1ClientTests {
             #expect(upstream.connections == 2 && upstream.requests == 3)
 
             upstream.dropNextRequest()
-            let post = UpstreamRequest(method: .post, baseURL: "", pathAndQuery: "/echo", headers: [:], body: ByteBuffer(string: "once"))
-            await #expect {
-                _ = try await client.send(post, to: target, timeout: .seconds(20))
-            } throws: { error in
-                guard case UpstreamFailure.unavailable(let reason) = error else { return false }
-                return !reason.hasPrefix(UpstreamFailure.notSentPrefix)
-            }
+            await Self.expectPostFailsAsSent(client, target)
             #expect(upstream.requests == 4, "the POST reached the upstream once")
         }
     }
@@ -122,13 +128,7 @@ struct PooledHTTP1ClientTests {
             #expect(try await client.send(get, to: target, timeout: .seconds(20)).status == .ok)
             #expect(upstream.dropped == 2 && upstream.connections == 5)
             upstream.makeOpenConnectionsStale()
-            let post = UpstreamRequest(method: .post, baseURL: "", pathAndQuery: "/echo", headers: [:], body: ByteBuffer(string: "once"))
-            await #expect {
-                _ = try await client.send(post, to: target, timeout: .seconds(20))
-            } throws: { error in
-                guard case UpstreamFailure.unavailable(let reason) = error else { return false }
-                return !reason.hasPrefix(UpstreamFailure.notSentPrefix)
-            }
+            await Self.expectPostFailsAsSent(client, target)
             #expect(upstream.dropped == 3, "the POST reached the upstream once")
         }
     }

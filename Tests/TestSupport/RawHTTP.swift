@@ -29,23 +29,13 @@ public enum RawHTTP {
     static func blockingExchange(
         port: Int, _ parts: [String], pause: TimeInterval, headAnswers: Set<Int>, silence: Int
     ) throws -> (responses: [Response], closed: Bool) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure("socket") }
+        let fd = try self.connected(port: port)
         defer { close(fd) }
         var timeout = timeval(tv_sec: silence, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw Failure("connect to \(port)") }
         for (index, part) in parts.enumerated() {
             if index > 0 { Thread.sleep(forTimeInterval: pause) }
-            let bytes = Array(part.utf8)
-            guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == bytes.count else { throw Failure("send") }
+            try self.sendAll(part, on: fd)
         }
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
@@ -65,9 +55,15 @@ public enum RawHTTP {
     /// Connects to 127.0.0.1:`port`, writes `text` and closes at once, without reading a byte: a
     /// client that hangs up while its requests are still being answered.
     public static func sendAndHangUp(port: Int, _ text: String) throws {
+        let fd = try self.connected(port: port)
+        defer { close(fd) }
+        try self.sendAll(text, on: fd)
+    }
+
+    /// A TCP socket connected to 127.0.0.1:`port`; the caller closes it.
+    static func connected(port: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure("socket") }
-        defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -75,7 +71,14 @@ public enum RawHTTP {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { throw Failure("connect to \(port)") }
+        guard connected == 0 else {
+            close(fd)
+            throw Failure("connect to \(port)")
+        }
+        return fd
+    }
+
+    static func sendAll(_ text: String, on fd: Int32) throws {
         let bytes = Array(text.utf8)
         guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == bytes.count else { throw Failure("send") }
     }

@@ -75,3 +75,14 @@ public struct GatewayConfiguration: Sendable {
         self.docsDirectory = reader.string(ConfigKey.docsDir, default: (dataDir as NSString).appendingPathComponent("swagger-ui"))
     }
 }
+
+extension GatewayConfiguration {
+    /// Where a catalog route's owning service listens (the gateway's own routes: media's, unused).
+    func baseURL(of service: ServiceName) -> String {
+        switch service {
+        case .identity: self.identityURL
+        case .authz: self.authzURL
+        case .media, .gateway: self.mediaURL
+        }
+    }
+}

@@ -66,14 +66,6 @@ public struct GatewayFastLane: Sendable {
         var requestID: String
     }
 
-    func baseURL(_ service: ServiceName) -> String {
-        switch service {
-        case .identity: self.configuration.identityURL
-        case .authz: self.configuration.authzURL
-        case .media, .gateway: self.configuration.mediaURL
-        }
-    }
-
     /// What ``InternalClient`` sends with a call to authz.
     func enforceHeaders(_ requestID: String) -> HTTPHeaders {
         [StreamHubHeader.internalToken: self.configuration.common.internalToken, StreamHubHeader.requestID: requestID, "Content-Type": "application/json"]
@@ -286,7 +278,7 @@ final class GatewayFastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
     /// upstream.
     func forward(_ plan: GatewayFastLane.Plan, head: HTTPRequestHead, start: ContinuousClock.Instant, context: ChannelHandlerContext) {
         let lane = self.lane
-        guard let upstream = lane.upstream.reserve(lane.baseURL(plan.route.service)) else {
+        guard let upstream = lane.upstream.reserve(lane.configuration.baseURL(of: plan.route.service)) else {
             self.handOver(head, context: context)
             return
         }

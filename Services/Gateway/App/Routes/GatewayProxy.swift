@@ -189,14 +189,6 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
         ServiceError(.contentTooLarge, message: "Request body is larger than \(limit) bytes", headers: [.connection: "close"])
     }
 
-    func baseURL(_ service: ServiceName) -> String {
-        switch service {
-        case .identity: self.configuration.identityURL
-        case .authz: self.configuration.authzURL
-        case .media, .gateway: self.configuration.mediaURL
-        }
-    }
-
     /// Copies end-to-end headers, drops hop-by-hop ones and every client-sent `X-StreamHub-*`, then
     /// sets the gateway's own.
     /// `keepAuthorization`: the owning service checks the credential itself (LiveKit's webhook
@@ -228,7 +220,7 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
         var pathAndQuery = request.uri.path
         if let query = request.uri.query, !query.isEmpty { pathAndQuery += "?" + query }
         let outgoing = UpstreamRequest(
-            method: request.method, baseURL: self.baseURL(service), pathAndQuery: pathAndQuery,
+            method: request.method, baseURL: self.configuration.baseURL(of: service), pathAndQuery: pathAndQuery,
             headers: self.forwardedHeaders(
                 request, principal: principal, requestID: requestID, context: context, keepAuthorization: keepAuthorization,
                 keepClusterToken: keepClusterToken),
