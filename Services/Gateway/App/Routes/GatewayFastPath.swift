@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import ServiceKit
 import Shared
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -33,6 +34,7 @@ public struct GatewayFastLane: Sendable {
     let answered: MetricCounter
     let logger: Logger
     let serverName: String
+    let routes = Routes()
 
     init(
         configuration: GatewayConfiguration, upstream: OnLoopUpstream, credentials: CredentialResolver, authorization: AuthorizationClient,
@@ -46,6 +48,35 @@ public struct GatewayFastLane: Sendable {
         self.answered = metrics.counter(.gatewayFastPath)
         self.logger = logger
         self.serverName = serverName
+    }
+
+    /// The catalog route of each plain API path this lane may answer, remembered: matching splits
+    /// the path and scans the catalog (a quarter of ``plan(_:peer:)``'s own cost, measured), a
+    /// lookup hashes it. Bounded (short paths only; full, it starts over), so distinct paths cost
+    /// memory only up to a limit.
+    final class Routes: Sendable {
+        static let capacity = 4096
+        static let maxPathBytes = 256
+        private let known = Mutex<[String: (route: RouteDefinition, app: String?)?]>([:])
+
+        /// The route of `GET path` and its `:app` parameter when this lane may take it: a catalog
+        /// API route that takes a credential, not the gateway's own, not aggregated.
+        func route(_ path: String) -> (route: RouteDefinition, app: String?)? {
+            if let known = self.known.withLock({ $0[path] }) { return known }
+            var entry: (route: RouteDefinition, app: String?)?
+            if case .route(let route, let parameters) = RouteCatalog.match(method: "GET", path: path), route.service != .gateway,
+                route.aggregates.isEmpty, route.auth == .authenticated || route.auth == .signedIn
+            {
+                entry = (route, parameters["app"])
+            }
+            if path.utf8.count <= Self.maxPathBytes {
+                self.known.withLock { known in
+                    if known.count >= Self.capacity { known.removeAll(keepingCapacity: true) }
+                    known[path] = entry
+                }
+            }
+            return entry
+        }
     }
 
     /// A permission check authz must answer first (nothing cached): its cache key, the policy
@@ -72,23 +103,43 @@ public struct GatewayFastLane: Sendable {
     }
 
     /// The plan for `head`, or nil when the router must answer it. Counts nothing.
-    func plan(_ head: HTTPRequestHead, peer: String?) -> Plan? {
+    func plan(_ head: HTTPRequestHead, peer: Peer) -> Plan? {
         guard head.method == .GET, head.version == .http1_1, head.isKeepAlive else { return nil }
-        let headers = head.headers
-        for name in ["content-length", "transfer-encoding", "origin", "expect"] where headers.contains(name: name) { return nil }
         let target = head.uri
         guard let (path, query) = Self.plainTarget(target) else { return nil }
-        guard case .route(let route, let parameters) = RouteCatalog.match(method: "GET", path: path), route.service != .gateway,
-            route.aggregates.isEmpty, route.auth == .authenticated || route.auth == .signedIn
-        else { return nil }
-        let authorizations = headers["authorization"]
-        guard authorizations.count == 1, let principal = self.credentials.cachedPrincipal(authorization: authorizations[0]),
+        guard let (route, app) = self.routes.route(path) else { return nil }
+        // One pass over the headers: what decides, and what goes upstream.
+        var authorization: String?
+        var authorizations = 0
+        var clientRequestID: String?
+        var requestIDs = 0
+        var forwardedFor: [String] = []
+        var forwarded = HTTPHeaders()
+        forwarded.reserveCapacity(head.headers.count + 4)
+        for (name, value) in head.headers {
+            let lowered = name.lowercased()
+            switch lowered {
+            case "content-length", "transfer-encoding", "origin", "expect":
+                return nil
+            case "authorization":
+                authorizations += 1
+                authorization = value
+            case "x-request-id":
+                requestIDs += 1
+                clientRequestID = value
+            case "x-forwarded-for":
+                forwardedFor.append(value)
+            default:
+                if ProxyHeaders.forwards(lowered, keepAuthorization: false, keepClusterToken: false) { forwarded.add(name: name, value: value) }
+            }
+        }
+        guard authorizations == 1, let authorization, let principal = self.credentials.cachedPrincipal(authorization: authorization),
             !principal.isAnonymous
         else { return nil }
         var decision: PendingDecision?
         if route.auth == .authenticated {
             if principal.scope == .app {
-                guard route.allowsAppTokens, parameters["app"].map({ $0 == principal.appId }) ?? true else { return nil }
+                guard route.allowsAppTokens, app.map({ $0 == principal.appId }) ?? true else { return nil }
             }
             if let permission = route.permission, !self.authorization.allowedWithoutCall(principal, permission: permission) {
                 let (key, policy) = self.authorization.pending(principal, permission: permission)
@@ -97,22 +148,28 @@ public struct GatewayFastLane: Sendable {
                 decision = PendingDecision(key: key, policy: policy, body: ByteBuffer(bytes: body))
             }
         }
-        let ids = headers["x-request-id"]
-        let requestID = RequestIDs.resolve(ids.count == 1 ? ids[0] : nil)
-        var forwarded = HTTPHeaders()
-        forwarded.reserveCapacity(headers.count + 4)
-        for (name, value) in headers where ProxyHeaders.forwards(name.lowercased(), keepAuthorization: false, keepClusterToken: false) {
-            forwarded.add(name: name, value: value)
-        }
+        let requestID = RequestIDs.resolve(requestIDs == 1 ? clientRequestID : nil)
         forwarded.add(name: StreamHubHeader.internalToken, value: self.configuration.common.internalToken)
         forwarded.add(name: StreamHubHeader.principal, value: PrincipalHeader.encode(principal))
         forwarded.add(name: StreamHubHeader.requestID, value: requestID)
-        if let ip = self.configuration.trustedProxies.clientIP(peer: peer, forwardedFor: headers["x-forwarded-for"]) {
-            forwarded.add(name: StreamHubHeader.clientIP, value: ip)
-        }
+        let clientIP =
+            forwardedFor.isEmpty ? peer.clientIP : self.configuration.trustedProxies.clientIP(peer: peer.address, forwardedFor: forwardedFor)
+        if let clientIP { forwarded.add(name: StreamHubHeader.clientIP, value: clientIP) }
         return Plan(
             route: route, principal: principal, decision: decision, pathAndQuery: query.isEmpty ? path : path + "?" + query, headers: forwarded,
             requestID: requestID)
+    }
+
+    /// The client end of a connection, worked out once per connection: its address, and the
+    /// client IP forwarded for a request that carries no `X-Forwarded-For`.
+    struct Peer {
+        var address: String?
+        var clientIP: String?
+    }
+
+    func peer(_ channel: any Channel) -> Peer {
+        let address = channel.remoteAddress?.ipAddress
+        return Peer(address: address, clientIP: self.configuration.trustedProxies.clientIP(peer: address, forwardedFor: []))
     }
 
     /// `target` split into path and query when it is plain: under `/api/v1/`, printable ASCII
@@ -140,33 +197,46 @@ public struct GatewayFastLane: Sendable {
         return (String(target[..<questionMark]), query)
     }
 
+    /// A response as the client gets it: status line, headers and body, ready for the socket.
+    struct Response {
+        var status: Int
+        var bytes: ByteBuffer
+    }
+
     /// The answer the router would give for the upstream's: the envelope around a 2xx of an
-    /// enveloped route, else the upstream's answer passed through; then the edge's headers.
-    func answer(_ plan: Plan, upstream: OnLoopUpstream.Answer) -> (status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer) {
-        var headers = HTTPHeaders()
-        var body: ByteBuffer
+    /// enveloped route, else the upstream's answer passed through; then the edge's headers,
+    /// `Content-Length` and `date`.
+    func answer(_ plan: Plan, upstream: OnLoopUpstream.Answer, date: String) -> Response {
         let code = Int(upstream.status.code)
-        if plan.route.enveloped, (200..<300).contains(code) {
-            body = ByteBuffer()
-            body.reserveCapacity(upstream.body.readableBytes + 24)
-            body.writeString(#"{"data":"#)
-            if upstream.body.readableBytes == 0 {
-                body.writeString("null")
-            } else {
-                var payload = upstream.body
-                body.writeBuffer(&payload)
-            }
-            body.writeString(#","error":null}"#)
-            headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
-            if let cacheControl = upstream.headers.first(name: "cache-control") { headers.add(name: "Cache-Control", value: cacheControl) }
-        } else {
-            body = upstream.body
+        guard plan.route.enveloped, (200..<300).contains(code) else {
+            var headers = HTTPHeaders()
             for (name, value) in upstream.headers where !ProxyHeaders.hopByHop.contains(name.lowercased()) {
                 headers.add(name: name, value: value)
             }
+            return self.response(code, headers: headers, body: upstream.body, requestID: plan.requestID, date: date)
         }
-        self.edge(&headers, status: code, requestID: plan.requestID)
-        return (HTTPResponseStatus(statusCode: code), headers, body)
+        // The common answer, written straight: the same headers `edge` would give it.
+        var payload = upstream.body
+        let length = (payload.readableBytes == 0 ? 4 : payload.readableBytes) + 22
+        var bytes = ByteBuffer()
+        bytes.reserveCapacity(length + 384)
+        bytes.writeStatusLine(HTTPResponse.Status(code: code))
+        bytes.writeStaticString("Content-Type: application/json; charset=utf-8\r\n")
+        bytes.writeHeader("Cache-Control", upstream.headers.first(name: "cache-control") ?? "no-store")
+        bytes.writeHeader("X-Request-Id", plan.requestID)
+        if self.configuration.cors.isConfigured { bytes.writeStaticString("Vary: Origin\r\n") }
+        bytes.writeStaticString("X-Content-Type-Options: nosniff\r\n")
+        bytes.writeHeader("Server", self.serverName)
+        bytes.writeHeader("Content-Length", String(length))
+        bytes.writeHeader("Date", date)
+        bytes.writeStaticString("\r\n{\"data\":")
+        if payload.readableBytes == 0 {
+            bytes.writeStaticString("null")
+        } else {
+            bytes.writeBuffer(&payload)
+        }
+        bytes.writeStaticString(",\"error\":null}")
+        return Response(status: code, bytes: bytes)
     }
 
     /// A timed-out call's error, as ``InternalClient/mapFailures(service:_:)`` makes it.
@@ -175,11 +245,26 @@ public struct GatewayFastLane: Sendable {
     }
 
     /// An error's answer, as the error middleware writes it.
-    func errorAnswer(_ error: ServiceError, _ plan: Plan) -> (status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer) {
+    func errorAnswer(_ error: ServiceError, _ plan: Plan, date: String) -> Response {
         var headers: HTTPHeaders = ["Content-Type": "application/json; charset=utf-8"]
         for field in error.headers { headers.replaceOrAdd(name: field.name.rawName, value: field.value) }
-        self.edge(&headers, status: error.status.code, requestID: plan.requestID)
-        return (HTTPResponseStatus(statusCode: error.status.code), headers, OrderedJSON.encode(error.body))
+        return self.response(error.status.code, headers: headers, body: OrderedJSON.encode(error.body), requestID: plan.requestID, date: date)
+    }
+
+    /// `headers` with the edge's, `Content-Length` and `Date`, and `body`, as bytes.
+    func response(_ code: Int, headers: HTTPHeaders, body: ByteBuffer, requestID: String, date: String) -> Response {
+        var headers = headers
+        self.edge(&headers, status: code, requestID: requestID)
+        headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
+        headers.replaceOrAdd(name: "Date", value: date)
+        var bytes = ByteBuffer()
+        bytes.reserveCapacity(body.readableBytes + 512)
+        bytes.writeStatusLine(HTTPResponse.Status(code: code))
+        for (name, value) in headers { bytes.writeHeader(name, value) }
+        bytes.writeStaticString("\r\n")
+        var body = body
+        bytes.writeBuffer(&body)
+        return Response(status: code, bytes: bytes)
     }
 
     /// What ``RequestIDMiddleware``, ``EdgeMiddleware`` and Hummingbird add to every API answer
@@ -236,9 +321,36 @@ final class GatewayFastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
     var readPending = false
     var date: (second: Int, value: String) = (-1, "")
     var instruments: [String: ServiceMetrics.RequestInstruments] = [:]
+    /// The context of NIO's response encoder: answers written there go straight to the socket,
+    /// as bytes (one write instead of head, body and end through the encoder). Without it (a
+    /// pipeline not set up as expected) every request goes to the router.
+    var socket: ChannelHandlerContext?
 
     init(lane: GatewayFastLane) {
         self.lane = lane
+    }
+
+    /// The connection's client end (``GatewayFastLane/peer(_:)``), once known.
+    var knownPeer: GatewayFastLane.Peer?
+
+    func peer(_ context: ChannelHandlerContext) -> GatewayFastLane.Peer {
+        if let knownPeer { return knownPeer }
+        let peer = self.lane.peer(context.channel)
+        if peer.address != nil { self.knownPeer = peer }
+        return peer
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.socket = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.socket = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.socket = nil
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -253,7 +365,7 @@ final class GatewayFastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
     func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch (self.state, part) {
         case (.idle, .head(let head)):
-            if self.owed == 0, let plan = self.lane.plan(head, peer: context.channel.remoteAddress?.ipAddress) {
+            if self.owed == 0, self.socket != nil, let plan = self.lane.plan(head, peer: self.peer(context)) {
                 self.state = .taking(plan, head, .now)
             } else {
                 self.owed += 1
@@ -311,7 +423,7 @@ final class GatewayFastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
                 lane.upstream.release(upstream)
                 lane.commit(plan)
                 self.state = .idle
-                self.write(lane.errorAnswer(refusal, plan), plan: plan, start: start, context: context, send: context.channel.isActive)
+                self.write(lane.errorAnswer(refusal, plan, date: self.now()), plan: plan, start: start, context: context)
                 self.resume(context: context)
                 return
             }
@@ -327,16 +439,16 @@ final class GatewayFastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
         let service = plan.route.service
         lane.upstream.send(upstream, method: .GET, pathAndQuery: plan.pathAndQuery, headers: plan.headers, timeout: lane.configuration.upstreamTimeout)
             .assumeIsolated().whenComplete { result in
-                let answer: (status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer)
+                let answer: GatewayFastLane.Response
                 switch result {
                 case .success(.answered(let upstream)):
-                    answer = lane.answer(plan, upstream: upstream)
+                    answer = lane.answer(plan, upstream: upstream, date: self.now())
                 case .success(.timedOut):
                     let error = lane.timedOut(plan)
                     lane.logger.warning(
                         "upstream failed",
                         metadata: ["service": "\(service.rawValue)", "error": "\(error)", RequestIDs.logKey: .string(plan.requestID)])
-                    answer = lane.errorAnswer(error, plan)
+                    answer = lane.errorAnswer(error, plan, date: self.now())
                 case .success(.failed), .failure:
                     // A kept connection found dead: a GET, so the router may send it again.
                     self.state = .idle
@@ -347,7 +459,7 @@ final class GatewayFastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
                 lane.commit(plan)
                 self.state = .idle
                 // A client that hung up meanwhile gets nothing; the request is still counted and logged.
-                self.write(answer, plan: plan, start: start, context: context, send: context.channel.isActive)
+                self.write(answer, plan: plan, start: start, context: context)
                 self.resume(context: context)
             }
     }
@@ -368,22 +480,22 @@ final class GatewayFastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
         context.fireChannelReadComplete()
     }
 
-    func write(
-        _ answer: (status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer), plan: GatewayFastLane.Plan, start: ContinuousClock.Instant,
-        context: ChannelHandlerContext, send: Bool
-    ) {
-        var headers = answer.headers
-        headers.replaceOrAdd(name: "Content-Length", value: String(answer.body.readableBytes))
+    /// The `Date` header's value now (formatted once a second).
+    func now() -> String {
         let second = time(nil)
         if self.date.second != second { self.date = (second, HTTPDate.format(second)) }
-        headers.replaceOrAdd(name: "Date", value: self.date.value)
-        if send {
-            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: answer.status, headers: headers))), promise: nil)
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(answer.body))), promise: nil)
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        return self.date.value
+    }
+
+    /// Writes the answer's bytes to the socket, past NIO's response encoder (only when the router
+    /// owes no answer on this connection, so nothing interleaves), unless the client hung up
+    /// meanwhile; then counts and logs it as the router would.
+    func write(_ answer: GatewayFastLane.Response, plan: GatewayFastLane.Plan, start: ContinuousClock.Instant, context: ChannelHandlerContext) {
+        if context.channel.isActive, let socket = self.socket {
+            socket.writeAndFlush(NIOAny(IOData.byteBuffer(answer.bytes)), promise: nil)
         }
         let duration = ContinuousClock.now - start
-        let code = Int(answer.status.code)
+        let code = answer.status
         let key = plan.route.path + " \(code)"
         if let instruments = self.instruments[key] {
             instruments.record(duration)

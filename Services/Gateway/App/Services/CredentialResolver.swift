@@ -138,21 +138,28 @@ public struct CredentialResolver: Sendable {
     /// Extracts the credential from `Bearer <credential>` (scheme case-insensitive, spaces and tabs
     /// around it ignored); anything else is a 401. Byte-level: this runs on every request.
     static func bearerCredential(_ header: String) throws -> String {
-        let malformed = ServiceError(.unauthorized, message: "Malformed Authorization header: expected \"Bearer <credential>\"")
-        let bytes = header.utf8
-        func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
-        guard var start = bytes.firstIndex(where: { !isBlank($0) }), let last = bytes.lastIndex(where: { !isBlank($0) }) else { throw malformed }
-        let scheme = Array("bearer".utf8)
-        for expected in scheme {
-            guard start <= last, bytes[start] | 0x20 == expected else { throw malformed }
-            start = bytes.index(after: start)
+        var header = header
+        let credential = header.withUTF8 { bytes -> String? in
+            func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+            var start = 0
+            var end = bytes.count
+            while start < end, isBlank(bytes[start]) { start += 1 }
+            while end > start, isBlank(bytes[end - 1]) { end -= 1 }
+            for expected in "bearer".utf8 {
+                guard start < end, bytes[start] | 0x20 == expected else { return nil }
+                start += 1
+            }
+            guard start < end, isBlank(bytes[start]) else { return nil }
+            while start < end, isBlank(bytes[start]) { start += 1 }
+            guard start < end, end - start <= 8192 else { return nil }
+            let credential = UnsafeBufferPointer(rebasing: bytes[start..<end])
+            guard !credential.contains(0x20) else { return nil }
+            return String(decoding: credential, as: UTF8.self)
         }
-        guard start <= last, isBlank(bytes[start]) else { throw malformed }
-        while start <= last, isBlank(bytes[start]) { start = bytes.index(after: start) }
-        guard start <= last else { throw malformed }
-        let credential = bytes[start...last]
-        guard credential.count <= 8192, !credential.contains(0x20) else { throw malformed }
-        return String(Substring(credential))
+        guard let credential else {
+            throw ServiceError(.unauthorized, message: "Malformed Authorization header: expected \"Bearer <credential>\"")
+        }
+        return credential
     }
 
     func resolveApiToken(_ token: String, requestID: String, logger: Logger) async throws -> Principal {

@@ -249,23 +249,6 @@ struct FastPathBook {
     }
 }
 
-extension ByteBuffer {
-    mutating func writeStatusLine(_ status: HTTPResponse.Status) {
-        self.writeStaticString("HTTP/1.1 ")
-        self.writeString(String(status.code))
-        self.writeStaticString(" ")
-        self.writeString(status.reasonPhrase)
-        self.writeStaticString("\r\n")
-    }
-
-    mutating func writeHeader(_ name: String, _ value: String) {
-        self.writeString(name)
-        self.writeStaticString(": ")
-        self.writeString(value)
-        self.writeStaticString("\r\n")
-    }
-}
-
 /// A request as ``MediaRawFastPath`` reads it from bytes.
 struct RawRequest {
     var isHead: Bool
