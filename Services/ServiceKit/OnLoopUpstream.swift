@@ -13,10 +13,16 @@ import NIOPosix
 /// ``reserve(_:)`` says so with nil, and the caller takes the async path, which opens
 /// connections, retries and fails over.
 public struct OnLoopUpstream: Sendable {
+    /// An upstream's answer, as read from its bytes (``RawUpstreamExchange``).
     public struct Answer: Sendable {
-        public var status: HTTPResponseStatus
-        public var headers: HTTPHeaders
-        public var body: ByteBuffer
+        let raw: RawUpstreamExchange.Answer
+
+        public var status: HTTPResponseStatus { HTTPResponseStatus(statusCode: self.raw.status) }
+        public var body: ByteBuffer { self.raw.body }
+        /// Every header, in order (built on demand).
+        public var headers: HTTPHeaders { self.raw.headers }
+        /// The first value of header `name` (any case), without building the others.
+        public func header(_ name: String) -> String? { self.raw.header(name) }
     }
 
     public enum Outcome: Sendable {
@@ -73,16 +79,16 @@ public struct OnLoopUpstream: Sendable {
         _ reservation: Reservation, method: HTTPMethod, pathAndQuery: String, headers: HTTPHeaders, body: ByteBuffer? = nil, timeout: Duration
     ) -> EventLoopFuture<Outcome> {
         let start = ContinuousClock.now
-        let head = HTTPRequestHead(version: .http1_1, method: method, uri: pathAndQuery, headers: headers)
         let exchange = self.pooled.exchangeOnLoop(
-            on: reservation.channel, head: head, body: body, to: reservation.target, deadline: .now() + TimeAmount(timeout))
+            on: reservation.channel, method: method, pathAndQuery: pathAndQuery, headers: headers, body: body, to: reservation.target,
+            deadline: .now() + TimeAmount(timeout))
         let breaker = self.replicated.breaker
         let measured = self.measured
         let (baseURL, replica) = (reservation.baseURL, reservation.replica)
         return exchange.map { answer -> Outcome in
             breaker.succeeded(replica)
-            measured.recordAnswer(baseURL: baseURL, status: Int(answer.head.status.code), duration: .now - start)
-            return .answered(Answer(status: answer.head.status, headers: answer.head.headers, body: answer.body))
+            measured.recordAnswer(baseURL: baseURL, status: answer.status, duration: .now - start)
+            return .answered(Answer(raw: answer))
         }.recover { error -> Outcome in
             guard case PooledHTTP1Client.ExchangeFailure.timedOut = error else { return .failed }
             breaker.failed(replica, .timeout)

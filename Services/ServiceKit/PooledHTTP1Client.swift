@@ -163,12 +163,7 @@ final class PooledHTTP1Client: Sendable {
     /// and the call look like an outage. Such bytes are percent-encoded (UTF-8); everything else,
     /// `%` `/` `?` included, is kept as the caller wrote it.
     static func requestTarget(_ pathAndQuery: String) -> String {
-        func raw(_ byte: UInt8) -> Bool {
-            switch byte {
-            case 0x21...0x7E: return !"\"<>\\^`{|}".utf8.contains(byte)
-            default: return false
-            }
-        }
+        func raw(_ byte: UInt8) -> Bool { Self.rawTargetByte[Int(byte)] }
         guard !pathAndQuery.utf8.allSatisfy(raw) else { return pathAndQuery }
         let hex = Array("0123456789ABCDEF".utf8)
         var bytes: [UInt8] = []
@@ -183,6 +178,11 @@ final class PooledHTTP1Client: Sendable {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The bytes a request-target keeps as written (``requestTarget(_:)``).
+    static let rawTargetByte: [Bool] = (0..<256).map { byte in
+        (0x21...0x7E).contains(byte) && !"\"<>\\^`{|}".utf8.contains(UInt8(byte))
     }
 
     /// Stops pooling and closes every idle connection (at shutdown).
@@ -247,6 +247,7 @@ final class PooledHTTP1Client: Sendable {
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(RawUpstreamExchange(maxAnswerBytes: maxAnswerBytes))
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         try channel.pipeline.syncOperations.addHandler(UpstreamExchangeHandler(maxAnswerBytes: maxAnswerBytes))
                     }
@@ -283,17 +284,23 @@ final class PooledHTTP1Client: Sendable {
     }
 
     /// One request on a connection from ``checkoutOnLoop(_:)``, as a future (no task, no thread
-    /// hop). The connection goes back to the pool after a kept-alive answer and is closed after
-    /// any failure, as in ``send(_:to:timeout:)``; a failure is an ``ExchangeFailure`` and nothing
-    /// is retried.
+    /// hop), written and read as bytes by the connection's ``RawUpstreamExchange``. The connection
+    /// goes back to the pool after a kept-alive answer and is closed after any failure, as in
+    /// ``send(_:to:timeout:)``; a failure is an ``ExchangeFailure`` and nothing is retried.
+    /// `headers` must not carry `Host` or `Content-Length` (they are set).
     func exchangeOnLoop(
-        on channel: any Channel, head: HTTPRequestHead, body: ByteBuffer?, to target: Target, deadline: NIODeadline
-    ) -> EventLoopFuture<Answer> {
-        var head = head
-        head.headers.replaceOrAdd(name: "Host", value: target.authority)
-        if let body { head.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes)) }
-        head.uri = Self.requestTarget(target.pathPrefix + head.uri)
-        return Self.exchangeFuture(on: channel, head: head, body: body, deadline: deadline).map { answer in
+        on channel: any Channel, method: HTTPMethod, pathAndQuery: String, headers: HTTPHeaders, body: ByteBuffer?, to target: Target,
+        deadline: NIODeadline
+    ) -> EventLoopFuture<RawUpstreamExchange.Answer> {
+        let promise = channel.eventLoop.makePromise(of: RawUpstreamExchange.Answer.self)
+        if let raw = try? channel.pipeline.syncOperations.handler(type: RawUpstreamExchange.self),
+            let request = Self.requestBytes(method: method, pathAndQuery: target.pathPrefix + pathAndQuery, authority: target.authority, headers: headers, body: body)
+        {
+            raw.exchange(request, deadline: deadline, promise: promise)
+        } else {
+            promise.fail(ExchangeFailure.notSent("the request cannot be written as it is"))
+        }
+        return promise.futureResult.map { answer in
             if answer.keepAlive {
                 self.checkin(channel, target)
             } else {
@@ -305,6 +312,33 @@ final class PooledHTTP1Client: Sendable {
             if let failure = error as? ExchangeFailure, failure.meansStale { self.dropIdle(target) }
             throw error
         }
+    }
+
+    /// A whole HTTP/1.1 request as bytes; nil when a header would break the message (a name that
+    /// is not a token, a value with a control character), as NIO's header validation refuses.
+    static func requestBytes(method: HTTPMethod, pathAndQuery: String, authority: String, headers: HTTPHeaders, body: ByteBuffer?) -> ByteBuffer? {
+        func validName(_ name: String) -> Bool { !name.isEmpty && name.utf8.allSatisfy { RawRequestBytes.tchar[Int($0)] } }
+        func validValue(_ value: String) -> Bool { value.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) } }
+        var bytes = ByteBuffer()
+        bytes.reserveCapacity(256 + pathAndQuery.utf8.count + (body?.readableBytes ?? 0) + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
+        bytes.writeString(method.rawValue)
+        bytes.writeStaticString(" ")
+        bytes.writeString(Self.requestTarget(pathAndQuery))
+        bytes.writeStaticString(" HTTP/1.1\r\n")
+        guard validValue(authority) else { return nil }
+        bytes.writeHeader("Host", authority)
+        for (name, value) in headers {
+            guard validName(name), validValue(value) else { return nil }
+            bytes.writeHeader(name, value)
+        }
+        if var body {
+            bytes.writeHeader("Content-Length", String(body.readableBytes))
+            bytes.writeStaticString("\r\n")
+            bytes.writeBuffer(&body)
+        } else {
+            bytes.writeStaticString("\r\n")
+        }
+        return bytes
     }
 
     struct Answer: Sendable {

@@ -222,7 +222,7 @@ public struct GatewayFastLane: Sendable {
         bytes.reserveCapacity(length + 384)
         bytes.writeStatusLine(HTTPResponse.Status(code: code))
         bytes.writeStaticString("Content-Type: application/json; charset=utf-8\r\n")
-        bytes.writeHeader("Cache-Control", upstream.headers.first(name: "cache-control") ?? "no-store")
+        bytes.writeHeader("Cache-Control", upstream.header("cache-control") ?? "no-store")
         bytes.writeHeader("X-Request-Id", plan.requestID)
         if self.configuration.cors.isConfigured { bytes.writeStaticString("Vary: Origin\r\n") }
         bytes.writeStaticString("X-Content-Type-Options: nosniff\r\n")
