@@ -73,27 +73,33 @@ public struct OnLoopUpstream: Sendable {
         self.pooled.checkin(reservation.channel, reservation.target)
     }
 
-    /// Sends one request on a reservation; the future completes on the reservation's event loop.
-    /// `headers` must not carry `Host` or `Content-Length` (they are set).
+    /// Sends one request on a reservation; `completion` runs on the reservation's event loop (at
+    /// once when nothing could be sent). `headers` must not carry `Host` or `Content-Length` (they
+    /// are set).
     public func send(
-        _ reservation: Reservation, method: HTTPMethod, pathAndQuery: String, headers: HTTPHeaders, body: ByteBuffer? = nil, timeout: Duration
-    ) -> EventLoopFuture<Outcome> {
+        _ reservation: Reservation, method: HTTPMethod, pathAndQuery: String, headers: HTTPHeaders, body: ByteBuffer? = nil, timeout: Duration,
+        completion: @escaping (Outcome) -> Void
+    ) {
         let start = ContinuousClock.now
-        let exchange = self.pooled.exchangeOnLoop(
-            on: reservation.channel, method: method, pathAndQuery: pathAndQuery, headers: headers, body: body, to: reservation.target,
-            deadline: .now() + TimeAmount(timeout))
         let breaker = self.replicated.breaker
         let measured = self.measured
         let (baseURL, replica) = (reservation.baseURL, reservation.replica)
-        return exchange.map { answer -> Outcome in
-            breaker.succeeded(replica)
-            measured.recordAnswer(baseURL: baseURL, status: answer.status, duration: .now - start)
-            return .answered(Answer(raw: answer))
-        }.recover { error -> Outcome in
-            guard case PooledHTTP1Client.ExchangeFailure.timedOut = error else { return .failed }
-            breaker.failed(replica, .timeout)
-            measured.recordTimeout(baseURL: baseURL)
-            return .timedOut
+        self.pooled.exchangeOnLoop(
+            on: reservation.channel, method: method, pathAndQuery: pathAndQuery, headers: headers, body: body, to: reservation.target,
+            deadline: .now() + TimeAmount(timeout)
+        ) { result in
+            switch result {
+            case .success(let answer):
+                breaker.succeeded(replica)
+                measured.recordAnswer(baseURL: baseURL, status: answer.status, duration: .now - start)
+                completion(.answered(Answer(raw: answer)))
+            case .failure(.timedOut):
+                breaker.failed(replica, .timeout)
+                measured.recordTimeout(baseURL: baseURL)
+                completion(.timedOut)
+            case .failure:
+                completion(.failed)
+            }
         }
     }
 }

@@ -264,7 +264,9 @@ final class PooledHTTP1Client: Sendable {
         try await Self.exchangeFuture(on: channel, head: head, body: body, deadline: deadline).get()
     }
 
-    private static func exchangeFuture(on channel: any Channel, head: HTTPRequestHead, body: ByteBuffer?, deadline: NIODeadline) -> EventLoopFuture<Answer> {
+    private static func exchangeFuture(on channel: any Channel, head: HTTPRequestHead, body: ByteBuffer?, deadline: NIODeadline) -> EventLoopFuture<
+        Answer
+    > {
         let promise = channel.eventLoop.makePromise(of: Answer.self)
         let exchange = UpstreamExchangeHandler.Exchange(head: head, body: body, promise: promise, deadline: deadline)
         // The handler takes the exchange and completes the write at once; a write that fails never
@@ -283,35 +285,38 @@ final class PooledHTTP1Client: Sendable {
         return self.checkout(target, onLoop: true)
     }
 
-    /// One request on a connection from ``checkoutOnLoop(_:)``, as a future (no task, no thread
-    /// hop), written and read as bytes by the connection's ``RawUpstreamExchange``. The connection
-    /// goes back to the pool after a kept-alive answer and is closed after any failure, as in
-    /// ``send(_:to:timeout:)``; a failure is an ``ExchangeFailure`` and nothing is retried.
-    /// `headers` must not carry `Host` or `Content-Length` (they are set).
+    /// One request on a connection from ``checkoutOnLoop(_:)``, from its event loop (no task, no
+    /// thread hop, no future), written and read as bytes by the connection's
+    /// ``RawUpstreamExchange``; `completion` runs on that loop. The connection goes back to the
+    /// pool after a kept-alive answer and is closed after any failure, as in
+    /// ``send(_:to:timeout:)``; nothing is retried. `headers` must not carry `Host` or
+    /// `Content-Length` (they are set).
     func exchangeOnLoop(
         on channel: any Channel, method: HTTPMethod, pathAndQuery: String, headers: HTTPHeaders, body: ByteBuffer?, to target: Target,
-        deadline: NIODeadline
-    ) -> EventLoopFuture<RawUpstreamExchange.Answer> {
-        let promise = channel.eventLoop.makePromise(of: RawUpstreamExchange.Answer.self)
-        if let raw = try? channel.pipeline.syncOperations.handler(type: RawUpstreamExchange.self),
-            let request = Self.requestBytes(method: method, pathAndQuery: target.pathPrefix + pathAndQuery, authority: target.authority, headers: headers, body: body)
-        {
-            raw.exchange(request, deadline: deadline, promise: promise)
-        } else {
-            promise.fail(ExchangeFailure.notSent("the request cannot be written as it is"))
-        }
-        return promise.futureResult.map { answer in
-            if answer.keepAlive {
-                self.checkin(channel, target)
-            } else {
+        deadline: NIODeadline, completion: @escaping (Result<RawUpstreamExchange.Answer, ExchangeFailure>) -> Void
+    ) {
+        let finish: RawUpstreamExchange.Completion = { result in
+            switch result {
+            case .success(let answer):
+                if answer.keepAlive {
+                    self.checkin(channel, target)
+                } else {
+                    channel.close(promise: nil)
+                }
+            case .failure(let failure):
                 channel.close(promise: nil)
+                if failure.meansStale { self.dropIdle(target) }
             }
-            return answer
-        }.flatMapErrorThrowing { error in
-            channel.close(promise: nil)
-            if let failure = error as? ExchangeFailure, failure.meansStale { self.dropIdle(target) }
-            throw error
+            completion(result)
         }
+        guard let raw = try? channel.pipeline.syncOperations.handler(type: RawUpstreamExchange.self),
+            let request = Self.requestBytes(
+                method: method, pathAndQuery: target.pathPrefix + pathAndQuery, authority: target.authority, headers: headers, body: body)
+        else {
+            finish(.failure(.notSent("the request cannot be written as it is")))
+            return
+        }
+        raw.exchange(request, deadline: deadline, completion: finish)
     }
 
     /// A whole HTTP/1.1 request as bytes; nil when a header would break the message (a name that
@@ -320,7 +325,8 @@ final class PooledHTTP1Client: Sendable {
         func validName(_ name: String) -> Bool { !name.isEmpty && name.utf8.allSatisfy { RawRequestBytes.tchar[Int($0)] } }
         func validValue(_ value: String) -> Bool { value.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) } }
         var bytes = ByteBuffer()
-        bytes.reserveCapacity(256 + pathAndQuery.utf8.count + (body?.readableBytes ?? 0) + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
+        bytes.reserveCapacity(
+            256 + pathAndQuery.utf8.count + (body?.readableBytes ?? 0) + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
         bytes.writeString(method.rawValue)
         bytes.writeStaticString(" ")
         bytes.writeString(Self.requestTarget(pathAndQuery))

@@ -31,7 +31,10 @@ struct FastLaneTests {
         let split = try #require(GatewayFastLane.plainTarget("/api/v1/apps?limit=5&cursor=abc"))
         #expect(split.path == "/api/v1/apps" && split.query == "limit=5&cursor=abc")
         #expect(GatewayFastLane.plainTarget("/api/v1/apps")?.query == "")
-        for target in ["/api/v1//apps", "/api/v1/./apps", "/api/v1/apps/../x", "/api/v1/a%20b", "/api/v1/apps#x", "/other", "/api/v1/apps?q=%41", "/api/v1/\u{e9}"] {
+        for target in [
+            "/api/v1//apps", "/api/v1/./apps", "/api/v1/apps/../x", "/api/v1/a%20b", "/api/v1/apps#x", "/other", "/api/v1/apps?q=%41",
+            "/api/v1/\u{e9}",
+        ] {
             #expect(GatewayFastLane.plainTarget(target) == nil, "\(target)")
         }
     }

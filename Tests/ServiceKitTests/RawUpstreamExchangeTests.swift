@@ -34,7 +34,10 @@ struct RawUpstreamExchangeTests {
         #expect(parsedLength == length)
         #expect(answer.status == 200 && String(buffer: answer.body) == #"{"data":[]}"# && answer.keepAlive)
         #expect(answer.header("cache-control") == "no-store" && answer.header("X-REQUEST-ID") == "r1" && answer.header("vary") == nil)
-        #expect(answer.headers.map { "\($0.name)=\($0.value)" } == ["Content-Type=application/json", "X-Request-Id=r1", "content-length=11", "Cache-Control=no-store"])
+        #expect(
+            answer.headers.map { "\($0.name)=\($0.value)" } == [
+                "Content-Type=application/json", "X-Request-Id=r1", "content-length=11", "Cache-Control=no-store",
+            ])
     }
 
     @Test("Connection: close ends the connection; 204 and 304 have no body")
@@ -53,21 +56,23 @@ struct RawUpstreamExchangeTests {
         #expect(empty.status == 204 && empty.body.readableBytes == 0 && length == noContent.utf8.count)
     }
 
-    @Test("what this reader does not take is unreadable, never guessed at", arguments: [
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",  // chunked: the codec reads it
-        "HTTP/1.1 200 OK\r\nServer: x\r\n\r\nbody until close",  // no length
-        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",  // repeated length
-        "HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n{}",
-        "HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n{}",  // over the limit (1000 here)
-        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",  // informational
-        "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}",
-        "HTTP/1.1 200 OK\nContent-Length: 2\n\n{}",  // bare LF
-        "HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\n{}",
-        "HTTP/1.1 200 OK\r\nBad Name: 1\r\nContent-Length: 2\r\n\r\n{}",
-        "HTTP/1.1 200 OK\r\nX: a\u{0}b\r\nContent-Length: 2\r\n\r\n{}",
-        "HTTP/1.1 200 OK\r\n folded: 1\r\nContent-Length: 2\r\n\r\n{}",
-        "SSH-2.0-OpenSSH\r\n",
-    ])
+    @Test(
+        "what this reader does not take is unreadable, never guessed at",
+        arguments: [
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",  // chunked: the codec reads it
+            "HTTP/1.1 200 OK\r\nServer: x\r\n\r\nbody until close",  // no length
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",  // repeated length
+            "HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n{}",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n{}",  // over the limit (1000 here)
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",  // informational
+            "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+            "HTTP/1.1 200 OK\nContent-Length: 2\n\n{}",  // bare LF
+            "HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\n{}",
+            "HTTP/1.1 200 OK\r\nBad Name: 1\r\nContent-Length: 2\r\n\r\n{}",
+            "HTTP/1.1 200 OK\r\nX: a\u{0}b\r\nContent-Length: 2\r\n\r\n{}",
+            "HTTP/1.1 200 OK\r\n folded: 1\r\nContent-Length: 2\r\n\r\n{}",
+            "SSH-2.0-OpenSSH\r\n",
+        ])
     func unreadable(text: String) {
         guard case .unreadable = Self.parse(text, maxBody: 1000) else {
             Issue.record("read: \(text.debugDescription)")
@@ -94,8 +99,11 @@ struct RawUpstreamExchangeTests {
         for loop in MultiThreadedEventLoopGroup.singleton.makeIterator() {
             let exchange = try await loop.submit { () -> EventLoopFuture<RawUpstreamExchange.Answer>? in
                 guard let channel = client.checkoutOnLoop(target) else { return nil }
-                return client.exchangeOnLoop(
-                    on: channel, method: method, pathAndQuery: pathAndQuery, headers: headers, body: body, to: target, deadline: .now() + timeout)
+                let promise = loop.makePromise(of: RawUpstreamExchange.Answer.self)
+                client.exchangeOnLoop(
+                    on: channel, method: method, pathAndQuery: pathAndQuery, headers: headers, body: body, to: target, deadline: .now() + timeout
+                ) { promise.completeWith($0.mapError { $0 as any Error }) }
+                return promise.futureResult
             }.get()
             if let exchange { return try await exchange.get() }
         }
@@ -108,7 +116,8 @@ struct RawUpstreamExchangeTests {
             let client = PooledHTTP1Client(group: MultiThreadedEventLoopGroup.singleton, connectTimeout: .seconds(1))
             defer { client.shutdown() }
             let target = try #require(client.target(upstream.baseURL + "/base"))
-            let get = UpstreamRequest(method: .get, baseURL: upstream.baseURL, pathAndQuery: "/echo?via=codec", headers: [.init("X-Test")!: "c"], body: nil)
+            let get = UpstreamRequest(
+                method: .get, baseURL: upstream.baseURL, pathAndQuery: "/echo?via=codec", headers: [.init("X-Test")!: "c"], body: nil)
             for round in 0..<3 {
                 let codec = try await client.send(get, to: target, timeout: .seconds(20))
                 #expect(String(buffer: try await codec.collect(1024)) == "GET /base/echo?via=codec host=127.0.0.1:\(upstream.port) x-test=c body=")
@@ -139,7 +148,8 @@ struct RawUpstreamExchangeTests {
             }
             // That connection is gone; the codec's path opens another and reads the chunked answer.
             let chunked = try await client.send(
-                UpstreamRequest(method: .get, baseURL: upstream.baseURL, pathAndQuery: "/chunked", headers: [:], body: nil), to: target, timeout: .seconds(20))
+                UpstreamRequest(method: .get, baseURL: upstream.baseURL, pathAndQuery: "/chunked", headers: [:], body: nil), to: target,
+                timeout: .seconds(20))
             #expect(String(buffer: try await chunked.collect(1024)) == "part1part2")
             #expect(upstream.connections == 2)
 

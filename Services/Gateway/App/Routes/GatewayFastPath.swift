@@ -8,7 +8,7 @@ import Shared
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What the gateway's connections share to answer a request on their event loop
@@ -99,7 +99,10 @@ public struct GatewayFastLane: Sendable {
 
     /// What ``InternalClient`` sends with a call to authz.
     func enforceHeaders(_ requestID: String) -> HTTPHeaders {
-        [StreamHubHeader.internalToken: self.configuration.common.internalToken, StreamHubHeader.requestID: requestID, "Content-Type": "application/json"]
+        [
+            StreamHubHeader.internalToken: self.configuration.common.internalToken, StreamHubHeader.requestID: requestID,
+            "Content-Type": "application/json",
+        ]
     }
 
     /// The plan for `head`, or nil when the router must answer it. Counts nothing.
@@ -408,8 +411,8 @@ final class GatewayFastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
         lane.upstream.send(
             authz, method: .POST, pathAndQuery: "/internal/v1/enforce", headers: lane.enforceHeaders(plan.requestID), body: pending.body,
             timeout: lane.configuration.upstreamTimeout
-        ).assumeIsolated().whenComplete { result in
-            guard case .success(.answered(let answer)) = result, (200..<300).contains(Int(answer.status.code)),
+        ) { outcome in
+            guard case .answered(let answer) = outcome, (200..<300).contains(Int(answer.status.code)),
                 let decision = try? JSONDecoder().decode(EnforceDecision.self, from: Data(buffer: answer.body))
             else {
                 // Authz away, slow or odd: the router asks again and acts on STREAMHUB_AUTHZ_ENFORCE.
@@ -437,31 +440,33 @@ final class GatewayFastPathHandler: ChannelDuplexHandler, RemovableChannelHandle
     ) {
         let lane = self.lane
         let service = plan.route.service
-        lane.upstream.send(upstream, method: .GET, pathAndQuery: plan.pathAndQuery, headers: plan.headers, timeout: lane.configuration.upstreamTimeout)
-            .assumeIsolated().whenComplete { result in
-                let answer: GatewayFastLane.Response
-                switch result {
-                case .success(.answered(let upstream)):
-                    answer = lane.answer(plan, upstream: upstream, date: self.now())
-                case .success(.timedOut):
-                    let error = lane.timedOut(plan)
-                    lane.logger.warning(
-                        "upstream failed",
-                        metadata: ["service": "\(service.rawValue)", "error": "\(error)", RequestIDs.logKey: .string(plan.requestID)])
-                    answer = lane.errorAnswer(error, plan, date: self.now())
-                case .success(.failed), .failure:
-                    // A kept connection found dead: a GET, so the router may send it again.
-                    self.state = .idle
-                    self.handOver(head, context: context)
-                    self.resume(context: context)
-                    return
-                }
-                lane.commit(plan)
+        lane.upstream.send(
+            upstream, method: .GET, pathAndQuery: plan.pathAndQuery, headers: plan.headers, timeout: lane.configuration.upstreamTimeout
+        ) {
+            outcome in
+            let answer: GatewayFastLane.Response
+            switch outcome {
+            case .answered(let upstream):
+                answer = lane.answer(plan, upstream: upstream, date: self.now())
+            case .timedOut:
+                let error = lane.timedOut(plan)
+                lane.logger.warning(
+                    "upstream failed",
+                    metadata: ["service": "\(service.rawValue)", "error": "\(error)", RequestIDs.logKey: .string(plan.requestID)])
+                answer = lane.errorAnswer(error, plan, date: self.now())
+            case .failed:
+                // A kept connection found dead: a GET, so the router may send it again.
                 self.state = .idle
-                // A client that hung up meanwhile gets nothing; the request is still counted and logged.
-                self.write(answer, plan: plan, start: start, context: context)
+                self.handOver(head, context: context)
                 self.resume(context: context)
+                return
             }
+            lane.commit(plan)
+            self.state = .idle
+            // A client that hung up meanwhile gets nothing; the request is still counted and logged.
+            self.write(answer, plan: plan, start: start, context: context)
+            self.resume(context: context)
+        }
     }
 
     /// Gives the request to Hummingbird, as if this handler had never looked at it.

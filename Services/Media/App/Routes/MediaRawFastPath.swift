@@ -244,7 +244,8 @@ struct FastPathBook {
             }()
         instruments.record(.now - start)
         if self.debugLogging {
-            self.logger.debug("request", metadata: ["method": .string(head ? "HEAD" : "GET"), "route": .string(route), "status": .stringConvertible(status)])
+            self.logger.debug(
+                "request", metadata: ["method": .string(head ? "HEAD" : "GET"), "route": .string(route), "status": .stringConvertible(status)])
         }
     }
 }
