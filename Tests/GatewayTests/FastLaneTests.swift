@@ -1,3 +1,5 @@
+import Foundation
+import NIOCore
 import Testing
 
 @testable import GatewayApp
@@ -37,5 +39,34 @@ struct FastLaneTests {
         ] {
             #expect(GatewayFastLane.plainTarget(target) == nil, "\(target)")
         }
+    }
+
+    @Test("authz's decisions: its own form read from the bytes, any other valid JSON decoded, anything else nil")
+    func decisions() throws {
+        for allowed in [true, false] {
+            for (mode, enforced) in [("on", true), ("log", false), ("off", false)] {
+                let text = #"{"allowed":\#(allowed),"mode":"\#(mode)","enforced":\#(enforced)}"#
+                #expect(GatewayFastLane.decision(ByteBuffer(string: text)) == EnforceDecision(allowed: allowed, mode: mode, enforced: enforced))
+                let plain = Array(text.utf8).withUnsafeBytes { GatewayFastLane.plainDecision($0) }
+                #expect(plain == EnforceDecision(allowed: allowed, mode: mode, enforced: enforced), "\(text)")
+            }
+        }
+        // Other key orders, spacing and explanations go through JSONDecoder.
+        let reordered = #"{ "mode": "on", "enforced": true, "allowed": false, "explain": ["no policy"] }"#
+        #expect(Array(reordered.utf8).withUnsafeBytes { GatewayFastLane.plainDecision($0) } == nil)
+        #expect(
+            GatewayFastLane.decision(ByteBuffer(string: reordered))
+                == EnforceDecision(allowed: false, mode: "on", enforced: true, explain: ["no policy"]))
+        for broken in ["", "{", #"{"allowed":true,"mode":"on","enforced":true}x"#, #"{"allowed":maybe,"mode":"on","enforced":true}"#, "null"] {
+            #expect(GatewayFastLane.decision(ByteBuffer(string: broken)) == nil, "\(broken)")
+        }
+    }
+
+    @Test("the enforce body is EnforceRequest's JSON, escaped")
+    func enforceBody() throws {
+        let key = DecisionCache.Key(subject: #"user:"quoted"\x"#, tenant: "t\u{e9}", resource: "app", action: "read")
+        let body = GatewayFastLane.enforceBody(key)
+        let decoded = try JSONDecoder().decode(EnforceRequest.self, from: Data(buffer: body))
+        #expect(decoded == EnforceRequest(subject: key.subject, tenant: key.tenant, resource: "app", action: "read"))
     }
 }
