@@ -309,7 +309,8 @@ final class PooledHTTP1Client: Sendable {
             }
             completion(result)
         }
-        guard let raw = try? channel.pipeline.syncOperations.handler(type: RawUpstreamExchange.self),
+        // An answer to HEAD announces a body it does not carry: only the codec reads that.
+        guard method != .HEAD, let raw = try? channel.pipeline.syncOperations.handler(type: RawUpstreamExchange.self),
             let request = Self.requestBytes(
                 method: method, pathAndQuery: target.pathPrefix + pathAndQuery, authority: target.authority, headers: headers, body: body)
         else {

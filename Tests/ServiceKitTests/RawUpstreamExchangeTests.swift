@@ -168,6 +168,14 @@ struct RawUpstreamExchangeTests {
                 return true
             }
             #expect(upstream.requests == before)
+            _ = try await client.send(warm, to: target, timeout: .seconds(20))
+            await #expect {
+                _ = try await Self.onLoop(client, target, method: .HEAD, "/echo")
+            } throws: { error in
+                guard case PooledHTTP1Client.ExchangeFailure.notSent = error else { return false }
+                return true
+            }
+            #expect(upstream.requests == before + 1)
             // Nothing half-read stays in the pool: the next calls are answered.
             _ = try await client.send(warm, to: target, timeout: .seconds(20))
             let after = try await Self.onLoop(client, target, "/echo", headers: ["X-Test": "ok"])
