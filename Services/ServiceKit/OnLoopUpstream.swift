@@ -74,8 +74,8 @@ public struct OnLoopUpstream: Sendable {
     }
 
     /// Sends one request on a reservation; `completion` runs on the reservation's event loop (at
-    /// once when nothing could be sent). `headers` must not carry `Host` or `Content-Length` (they
-    /// are set).
+    /// once when nothing could be sent). `Host` and `Content-Length` are set (any in `headers` are
+    /// left out).
     public func send(
         _ reservation: Reservation, method: HTTPMethod, pathAndQuery: String, headers: HTTPHeaders, body: ByteBuffer? = nil, timeout: Duration,
         completion: @escaping (Outcome) -> Void

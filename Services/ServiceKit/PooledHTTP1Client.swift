@@ -289,8 +289,8 @@ final class PooledHTTP1Client: Sendable {
     /// thread hop, no future), written and read as bytes by the connection's
     /// ``RawUpstreamExchange``; `completion` runs on that loop. The connection goes back to the
     /// pool after a kept-alive answer and is closed after any failure, as in
-    /// ``send(_:to:timeout:)``; nothing is retried. `headers` must not carry `Host` or
-    /// `Content-Length` (they are set).
+    /// ``send(_:to:timeout:)``; nothing is retried. `Host` and `Content-Length` are set here (any in
+    /// `headers` are left out).
     func exchangeOnLoop(
         on channel: any Channel, method: HTTPMethod, pathAndQuery: String, headers: HTTPHeaders, body: ByteBuffer?, to target: Target,
         deadline: NIODeadline, completion: @escaping (Result<RawUpstreamExchange.Answer, ExchangeFailure>) -> Void
@@ -335,6 +335,9 @@ final class PooledHTTP1Client: Sendable {
         guard validValue(authority) else { return nil }
         bytes.writeHeader("Host", authority)
         for (name, value) in headers {
+            // Host and Content-Length are this function's: a second one would make the message
+            // ambiguous.
+            if RawRequestBytes.named(name.utf8, "host") || RawRequestBytes.named(name.utf8, "content-length") { continue }
             guard validName(name), validValue(value) else { return nil }
             bytes.writeHeader(name, value)
         }

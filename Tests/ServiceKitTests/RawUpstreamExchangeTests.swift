@@ -121,7 +121,9 @@ struct RawUpstreamExchangeTests {
             for round in 0..<3 {
                 let codec = try await client.send(get, to: target, timeout: .seconds(20))
                 #expect(String(buffer: try await codec.collect(1024)) == "GET /base/echo?via=codec host=127.0.0.1:\(upstream.port) x-test=c body=")
-                let raw = try await Self.onLoop(client, target, "/echo?via=raw&n=\(round)", headers: ["X-Test": "r\(round)"])
+                // A Host or Content-Length given is left out: the target's and the body's are sent.
+                let raw = try await Self.onLoop(
+                    client, target, "/echo?via=raw&n=\(round)", headers: ["X-Test": "r\(round)", "host": "elsewhere", "Content-Length": "9"])
                 #expect(raw.status == 200 && raw.keepAlive)
                 #expect(String(buffer: raw.body) == "GET /base/echo?via=raw&n=\(round) host=127.0.0.1:\(upstream.port) x-test=r\(round) body=")
                 let post = try await Self.onLoop(client, target, method: .POST, "/echo", body: ByteBuffer(string: #"{"a":1}"#))
