@@ -108,7 +108,7 @@ extension RealExecutables {
                     get("/api/v1/apps", session), get("/api/v1/health", nil), get("/api/v1/apps", session), get("/api/v1/apps", nil),
                     get("/api/v1/apps/nope", session), get("/api/v1/apps", session),
                 ].joined()
-                let (responses, _) = try await RawHTTP.exchange(port: port, [pipelined], silence: 2)
+                let (responses, _) = try await RawHTTP.exchange(port: port, [pipelined], silence: 5)
                 #expect(responses.map(\.status) == [200, 200, 200, 401, 404, 200])
                 #expect(responses.count == 6 && responses[1].body.contains(#""status":"ok""#))
                 #expect(responses.count == 6 && responses[5].body == #"{"data":[],"error":null}"#)
