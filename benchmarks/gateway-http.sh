@@ -23,26 +23,8 @@ GATEWAY_DECISION_CACHE_SIZE=0 PORT=18184 "$BIN/streamhub-gateway" 2>"$WORK/gatew
 PIDS+=($!)
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:18184/internal/v1/ready" >/dev/null && break; sleep 0.1; done
 
-SIGNUP=$(curl -fs -X POST "$API/auth/signup" -H 'Content-Type: application/json' \
-  -d '{"email":"gw-bench@example.com","password":"correct horse battery"}')
-JWT=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["token"])' <<<"$SIGNUP")
-TENANT=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["tenantId"])' <<<"$SIGNUP")
-USER_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["user"]["id"])' <<<"$SIGNUP")
-PRINCIPAL=$(printf '{"kind":"user","scope":"tenant","subject":"user:%s","tenantId":"%s","superadmin":false}' "$USER_ID" "$TENANT" \
-  | base64 -w0 | tr '+/' '-_' | tr -d '=')
-
-start_nginx "  upstream media { server 127.0.0.1:18183; keepalive 64; }
-  server {
-    listen 127.0.0.1:18191;
-    location / {
-      proxy_pass http://media;
-      proxy_http_version 1.1;
-      proxy_set_header Connection \"\";
-      proxy_set_header X-StreamHub-Internal-Token \"$STREAMHUB_INTERNAL_TOKEN\";
-      proxy_set_header X-StreamHub-Principal \"$PRINCIPAL\";
-    }
-  }"
-for _ in $(seq 1 50); do curl -fs -o /dev/null "http://127.0.0.1:18191/api/v1/apps" && break; sleep 0.1; done
+bench_user gw-bench@example.com
+start_nginx_media_proxy
 
 echo "# $(date -u +%FT%TZ), ${DURATION}s per run, $ROUNDS rounds; in a round the paths run back to back, so each share compares runs made moments apart"
 # One wrk run: prints its line; sets RPS (requests/s) and P99 (ms).

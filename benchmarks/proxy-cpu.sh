@@ -14,25 +14,8 @@ DURATION="${1:-5}"
 ROUNDS="${2:-5}"
 source "$(dirname "$0")/stack.sh"
 start_stack
-SIGNUP=$(curl -fs -X POST "$API/auth/signup" -H 'Content-Type: application/json' \
-  -d '{"email":"proxy-cpu@example.com","password":"correct horse battery"}')
-JWT=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["token"])' <<<"$SIGNUP")
-TENANT=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["tenantId"])' <<<"$SIGNUP")
-USER_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["user"]["id"])' <<<"$SIGNUP")
-PRINCIPAL=$(printf '{"kind":"user","scope":"tenant","subject":"user:%s","tenantId":"%s","superadmin":false}' "$USER_ID" "$TENANT" \
-  | base64 -w0 | tr '+/' '-_' | tr -d '=')
-start_nginx "  upstream media { server 127.0.0.1:18183; keepalive 64; }
-  server {
-    listen 127.0.0.1:18191;
-    location / {
-      proxy_pass http://media;
-      proxy_http_version 1.1;
-      proxy_set_header Connection \"\";
-      proxy_set_header X-StreamHub-Internal-Token \"$STREAMHUB_INTERNAL_TOKEN\";
-      proxy_set_header X-StreamHub-Principal \"$PRINCIPAL\";
-    }
-  }"
-for _ in $(seq 1 50); do curl -fs -o /dev/null "http://127.0.0.1:18191/api/v1/apps" && break; sleep 0.1; done
+bench_user proxy-cpu@example.com
+start_nginx_media_proxy
 TARGETS=("nginx:18191:$(pgrep -f "nginx: worker" | tr '\n' ' ')" "gateway:18180:$(pgrep -f "$BIN/streamhub-gateway" | head -1)")
 if [ -n "${BASE:-}" ]; then
   PORT=18187 "$BASE" 2>"$WORK/gateway-base.log" &

@@ -55,6 +55,34 @@ CONF
   "$nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' 2>"$WORK/nginx/stderr.log" &
   PIDS+=($!)
 }
+# bench_user EMAIL: signs up a dashboard user (a tenant owner); sets JWT and PRINCIPAL (the
+# X-StreamHub-Principal header the gateway forwards for that user).
+bench_user() {
+  local signup tenant user_id
+  signup=$(curl -fs -X POST "$API/auth/signup" -H 'Content-Type: application/json' \
+    -d "{\"email\":\"$1\",\"password\":\"correct horse battery\"}")
+  JWT=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["token"])' <<<"$signup")
+  tenant=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["tenantId"])' <<<"$signup")
+  user_id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["user"]["id"])' <<<"$signup")
+  PRINCIPAL=$(printf '{"kind":"user","scope":"tenant","subject":"user:%s","tenantId":"%s","superadmin":false}' "$user_id" "$tenant" \
+    | base64 -w0 | tr '+/' '-_' | tr -d '=')
+}
+# start_nginx_media_proxy: nginx on 127.0.0.1:18191, proxy_pass to media with keep-alive upstream
+# connections and the headers the gateway would add for bench_user's user; waits until it answers.
+start_nginx_media_proxy() {
+  start_nginx "  upstream media { server 127.0.0.1:18183; keepalive 64; }
+  server {
+    listen 127.0.0.1:18191;
+    location / {
+      proxy_pass http://media;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_set_header X-StreamHub-Internal-Token \"$STREAMHUB_INTERNAL_TOKEN\";
+      proxy_set_header X-StreamHub-Principal \"$PRINCIPAL\";
+    }
+  }"
+  for _ in $(seq 1 50); do curl -fs -o /dev/null "http://127.0.0.1:18191/api/v1/apps" && break; sleep 0.1; done
+}
 # run LABEL WRK-ARGS… : one wrk run (2 threads, 32 connections, $DURATION s); prints req/s, MB/s, p99.
 run() {
   local label=$1; shift
