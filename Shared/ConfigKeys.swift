@@ -7,6 +7,8 @@ public enum ConfigKey {
     public static let dataDir = "STREAMHUB_DATA_DIR"
     public static let databaseURL = "DATABASE_URL"
     public static let databaseConnectTimeout = "DATABASE_CONNECT_TIMEOUT_S"
+    public static let databaseQueryTimeout = "DATABASE_QUERY_TIMEOUT_S"
+    public static let authzPolicyStaleness = "AUTHZ_POLICY_STALENESS_S"
     public static let jwtSecret = "STREAMHUB_JWT_SECRET"
     public static let metricsToken = "METRICS_TOKEN"
     public static let authzEnforce = "STREAMHUB_AUTHZ_ENFORCE"

@@ -73,10 +73,11 @@ public struct RouteDefinition: Sendable, Equatable {
         self.summary = summary
     }
 
-    /// Whether an app-scoped `sk_` token may call this route: the app list (which shows it its own
-    /// app) and routes about one `:app`. Tenant-wide routes (policy, tokens, tenants, users) are a 403.
+    /// Whether an app-scoped `sk_` token may call this route: reading the app list (which shows it
+    /// its own app) and routes about one `:app`. Creating apps and tenant-wide routes (policy,
+    /// tokens, tenants, users) are a 403: an app token acts on its app only.
     public var allowsAppTokens: Bool {
-        self.path == "/api/v1/apps" || self.path.contains("/:app")
+        (self.path == "/api/v1/apps" && self.method == "GET") || self.path.contains("/:app")
     }
 
     /// Path split into segments; `:name` segments match any one non-empty segment.
@@ -365,7 +366,7 @@ public enum RouteCatalog {
         RouteDefinition(
             "GET", "/api/v1/cluster/nodes", service: .media, auth: .authenticated, permission: "cluster:read",
             response: .list(ClusterNode.self),
-            summary: "The node registry with liveness and load (cluster:read: owners and admins by the default policy)"
+            summary: "The node registry with liveness and load (platform operators only: superadmins and global tokens)"
         ),
         RouteDefinition(
             "POST", "/api/v1/webhooks/livekit", service: .media, auth: .livekitSignature, enveloped: false,

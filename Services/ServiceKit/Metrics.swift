@@ -61,6 +61,9 @@ public struct MetricName: Sendable, Hashable {
         "streamhub_upstream_circuit", unit: "open", help: "1 while the gateway's circuit breaker for an upstream is open (answering 503 at once), else 0.")
     public static let upstreamCircuitOpenings = MetricName(
         "streamhub_upstream_circuit_openings", unit: "total", help: "How often the gateway's circuit breaker for an upstream opened.")
+    public static let policyUnconfirmed = MetricName(
+        "streamhub_authz_policy_unconfirmed", unit: "seconds",
+        help: "Seconds since this authz replica last confirmed its policy version against the store (0 while current; readiness fails past the staleness bound).")
     public static let decisionCacheHits = MetricName(
         "streamhub_authz_decision_cache_hits", unit: "total", help: "Permission checks the gateway answered from its decision cache (allowed, current policy version).")
     public static let gatewayFastPath = MetricName(

@@ -271,7 +271,7 @@ public enum UpstreamStack {
         transport: any UpstreamClient, upstreams: [(name: String, targets: UpstreamTargets)], threshold: Int = 3, logger: Logger,
         metrics: ServiceMetrics? = nil
     ) -> ReplicatedUpstream {
-        let names = Dictionary(upstreams.map { ($0.targets.configured, $0.name) }, uniquingKeysWith: { first, _ in first })
+        let names = Dictionary(upstreams.map { ($0.targets.configured, $0.name) }, uniquingKeysWith: { first, next in first + "+" + next })
         for name in names.values {
             metrics?.gauge(.upstreamCircuitOpen, labels: [("upstream", name)]).set(Double(0))
         }

@@ -31,14 +31,27 @@ public struct Migrator: Sendable {
     var table: String { "\(self.service)_schema_migrations" }
 
     public func migrate(_ database: any Database, logger: Logger) async throws {
+        // Schema changes may rewrite large tables: they get minutes, not a request's deadline.
+        try await DatabaseDeadline.$override.withValue(.seconds(600)) {
+            try await self.migrateWithinDeadline(database, logger: logger)
+        }
+    }
+
+    func migrateWithinDeadline(_ database: any Database, logger: Logger) async throws {
         try await database.waitUntilReachable(logger: logger)
         let table = self.table
-        try await database.withSQL { sql in
+        let lockKey = Int64(self.service.utf8.reduce(UInt32(2_166_136_261)) { ($0 ^ UInt32($1)) &* 16_777_619 })
+        // The lock comes first, even for the bookkeeping table: two replicas creating it at once on
+        // a fresh database race in PostgreSQL's catalog (`duplicate key … pg_type_typname_nsp_index`)
+        // despite `IF NOT EXISTS`.
+        try await database.transaction { sql in
+            if database.dialect == .postgres {
+                try await sql.raw("SELECT pg_advisory_xact_lock(\(bind: lockKey))").run()
+            }
             try await sql.raw(
                 "CREATE TABLE IF NOT EXISTS \(unsafeRaw: table) (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
             ).run()
         }
-        let lockKey = Int64(self.service.utf8.reduce(UInt32(2_166_136_261)) { ($0 ^ UInt32($1)) &* 16_777_619 })
         for migration in self.migrations.sorted(by: { $0.version < $1.version }) {
             let applied = try await database.transaction { sql -> Bool in
                 if database.dialect == .postgres {

@@ -25,6 +25,7 @@ public enum StorageLocation: Sendable, Equatable {
         if let url = reader.string(Shared.ConfigKey.databaseURL, isSecret: true) {
             var location = try PostgresLocation(url: url)
             location.connectTimeout = .seconds(try reader.int(Shared.ConfigKey.databaseConnectTimeout, default: 10, range: 1...600))
+            location.queryTimeout = .seconds(try reader.int(Shared.ConfigKey.databaseQueryTimeout, default: 5, range: 1...600))
             self = .postgres(location)
         } else {
             let directory = reader.string(Shared.ConfigKey.dataDir, default: ".streamhub/data")
@@ -46,6 +47,10 @@ public struct PostgresLocation: Sendable, Equatable {
     public var schema: String?
     /// How long start-up waits for the server before giving up (`DATABASE_CONNECT_TIMEOUT_S`).
     public var connectTimeout: Duration = .seconds(10)
+    /// How long one unit of work (a query or a transaction) may run once it holds a connection
+    /// (`DATABASE_QUERY_TIMEOUT_S`, default 5): past it the connection is closed, the work fails as
+    /// unavailable (503) and nothing of it is committed.
+    public var queryTimeout: Duration = .seconds(5)
 
     /// `host:port`, for messages (never the password).
     public var endpoint: String { "\(self.host):\(self.port)" }
@@ -260,7 +265,7 @@ public final class PostgresStore: Database, Service {
     let location: PostgresLocation
     let logger: Logger
     /// How long a caller waits for a pooled connection before the database counts as away.
-    var leaseTimeout: Duration { min(self.location.connectTimeout, .seconds(5)) }
+    var leaseTimeout: Duration { min(self.location.connectTimeout, self.location.queryTimeout, .seconds(5)) }
 
     public init(location: PostgresLocation, logger: Logger) {
         // The pool's own connection retries are noisy at info; start-up reports them itself (warning).
@@ -350,7 +355,9 @@ public final class PostgresStore: Database, Service {
                     try await sql.raw("COMMIT").run()
                     return result
                 } catch {
-                    try? await sql.raw("ROLLBACK").run()
+                    // A closed connection (lost, or closed at the deadline) has no transaction left
+                    // on the server, and a statement sent on it may never complete.
+                    if !connection.isClosed { try? await sql.raw("ROLLBACK").run() }
                     throw error
                 }
             }
@@ -361,40 +368,73 @@ public final class PostgresStore: Database, Service {
 
     enum Lease<T: Sendable>: Sendable {
         case done(T)
-        case timedOut
-        case inTime
+        case leaseTimedOut
+        case workTimedOut
     }
 
-    final class Acquired: Sendable {
-        let flag = Atomic<Bool>(false)
+    /// What the watchdog of one unit of work knows: when a connection was leased, and which.
+    final class LeaseState: Sendable {
+        struct Held {
+            var since: ContinuousClock.Instant?
+            var connection: PostgresConnection?
+        }
+        let held = Mutex(Held())
+
+        func acquired(_ connection: PostgresConnection) {
+            self.held.withLock { $0 = Held(since: .now, connection: connection) }
+        }
+
+        var since: ContinuousClock.Instant? { self.held.withLock { $0.since } }
+
+        /// Closes the held connection: a statement waiting on a database that went away (or on a
+        /// lock) fails at once instead of hanging the request.
+        func abandon() {
+            guard let connection = self.held.withLock({ $0.connection }) else { return }
+            connection.close().whenComplete { _ in }
+        }
     }
 
-    /// Runs `body` on a pooled connection. While the database is away the pool waits for a
-    /// connection indefinitely: a caller that has none within `leaseTimeout` gets
-    /// ``StorageError/unavailable(_:)`` (503) instead. Once a connection is held, the work runs
-    /// as long as it takes.
+    /// Runs `body` on a pooled connection within one deadline, `queryTimeout` from the call
+    /// (``DatabaseDeadline`` may say otherwise). While the database is away the pool waits for a
+    /// connection indefinitely: a caller that has none within `leaseTimeout` (or the deadline) gets
+    /// ``StorageError/unavailable(_:)`` (503). Once a connection is held, the work runs until the
+    /// deadline: past it the connection is closed — which fails the statement in flight and rolls
+    /// back its transaction on the server — and the caller gets the same 503. So no unit of work
+    /// waits on the database longer than `DATABASE_QUERY_TIMEOUT_S`, and a dead connection never
+    /// holds a request (or shutdown).
     func leased<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        let acquired = Acquired()
-        let timeout = self.leaseTimeout
+        let state = LeaseState()
+        let leaseTimeout = self.leaseTimeout
+        let workTimeout = DatabaseDeadline.override ?? self.location.queryTimeout
         return try await withoutActuallyEscaping(body) { body in
             try await withThrowingTaskGroup(of: Lease<T>.self) { group in
                 group.addTask {
                     .done(
                         try await self.client.withConnection { connection in
-                            acquired.flag.store(true, ordering: .relaxed)
+                            state.acquired(connection)
                             return try await body(connection)
                         })
                 }
                 group.addTask {
-                    try? await Task.sleep(for: timeout)
-                    return acquired.flag.load(ordering: .relaxed) ? .inTime : .timedOut
+                    let deadline = ContinuousClock.now + workTimeout
+                    try? await Task.sleep(until: min(ContinuousClock.now + leaseTimeout, deadline), clock: .continuous)
+                    guard state.since != nil else { return .leaseTimedOut }
+                    try? await Task.sleep(until: deadline, clock: .continuous)
+                    return .workTimedOut
                 }
                 defer { group.cancelAll() }
                 while let next = try await group.next() {
                     switch next {
                     case .done(let value): return value
-                    case .timedOut: throw StorageError.unavailable("The database is not reachable; try again shortly")
-                    case .inTime: continue
+                    case .leaseTimedOut: throw StorageError.unavailable("The database is not reachable; try again shortly")
+                    case .workTimedOut:
+                        // Also when the caller is cancelled (shutdown): the work must not outlive it.
+                        state.abandon()
+                        if Task.isCancelled { throw CancellationError() }
+                        self.logger.warning(
+                            "database work past its deadline; connection closed",
+                            metadata: ["deadline_ms": "\(workTimeout.components.seconds * 1000 + workTimeout.components.attoseconds / 1_000_000_000_000_000)"])
+                        throw StorageError.unavailable("The database did not answer in time; try again shortly")
                     }
                 }
                 throw StorageError.unavailable("The database is not reachable; try again shortly")
@@ -409,8 +449,12 @@ public final class PostgresStore: Database, Service {
         guard let psql = error as? PSQLError else { return error }
         switch psql.code {
         case .server:
-            if psql.serverInfo?[.sqlState] == PostgresError.Code.uniqueViolation.raw {
+            let state = psql.serverInfo?[.sqlState] ?? ""
+            if state == PostgresError.Code.uniqueViolation.raw {
                 return StorageError.conflict("This was created by a concurrent request; try again")
+            }
+            if Self.meansUnavailable(sqlState: state) {
+                return StorageError.unavailable("The database is not reachable; try again shortly")
             }
             return error
         case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed, .sslUnsupported,
@@ -421,9 +465,23 @@ public final class PostgresStore: Database, Service {
         }
     }
 
+    /// Whether a server error's SQLSTATE says the database is away or cannot take work now rather
+    /// than that the statement is wrong: class 08 (connection exception), 57 (operator
+    /// intervention: `57P01` administrator shutdown, `57014` statement cancelled by the deadline),
+    /// 53 (insufficient resources: too many connections, disk full) and 58 (system error).
+    public static func meansUnavailable(sqlState: String) -> Bool {
+        ["08", "57", "53", "58"].contains(String(sqlState.prefix(2)))
+    }
+
     public func run() async throws {
         await self.client.run()
     }
+}
+
+/// The deadline of a unit of work on PostgreSQL, when it should not be the store's
+/// `DATABASE_QUERY_TIMEOUT_S` (migrations, which may rewrite large tables, run under a longer one).
+public enum DatabaseDeadline {
+    @TaskLocal public static var override: Duration?
 }
 
 /// Runs async closures one at a time, in arrival order.

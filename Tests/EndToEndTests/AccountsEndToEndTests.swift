@@ -381,6 +381,32 @@ extension RealExecutables {
             }
         }
 
+        @Test("break-glass with its database up: identity stays running after migrating and serves both break-glass and every other route")
+        func breakGlassWithDatabaseUp() async throws {
+            let identity = ["ADMIN_USER": "ops-admin", "ADMIN_PASS": "break-glass-pass-1234", "LOG_LEVEL": "notice"]
+            try await Stack.with(perService: ["identity": identity]) { stack, client in
+                let base = stack.gatewayURL + "/api/v1"
+                let process = try #require(stack.processes["identity"])
+                // The background migration has finished (ready answered); identity used to exit right after.
+                try await Stack.waitFor(deadline: .seconds(10), "the migration's notice") {
+                    stack.log("identity").contains("database ready; every identity route is served")
+                }
+                try await Task.sleep(for: .seconds(2))
+                #expect(process.isRunning, "identity exited: \(stack.log("identity"))")
+                let user = try await self.signup(client, base, "bg-live@example.com")
+                #expect(try await client.call(base + "/auth/me", headers: [("Authorization", "Bearer \(user.token)")]).status == 200)
+                let login = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"ops-admin","password":"break-glass-pass-1234"}"#)
+                #expect(login.status == 200, "\(login.body)")
+                let admin = ("Authorization", "Bearer " + (try #require(try self.data(login)["token"] as? String)))
+                #expect(try await client.call(base + "/tenants", headers: [admin]).status == 200)
+                #expect(try await client.call("http://127.0.0.1:\(stack.ports["identity"]!)/internal/v1/ready").status == 200)
+                #expect(process.isRunning)
+                // And it still stops cleanly on SIGTERM.
+                #expect(try await stack.stop("identity") == 0)
+            }
+        }
+
         @Test("invitations: a new address gets an account, the role and a mailed magic link that signs in to the inviting tenant; once, under concurrency")
         func invitations() async throws {
             try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in

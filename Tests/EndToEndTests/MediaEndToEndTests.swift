@@ -155,11 +155,15 @@ extension RealExecutables {
                     base + "/cluster/heartbeat", method: "POST", headers: [Self.json, node], body: #"{"id":"\#(UUID().uuidString.lowercased())"}"#)
                 #expect(unknown.status == 404)
 
-                // cluster:read: owners and admins (default policy) and global callers; a role-less user is refused.
+                // The registry is platform-wide: global callers only; a tenant's owner and a role-less user are refused.
                 let signup = try await client.call(
                     base + "/auth/signup", method: "POST", headers: [Self.json], body: #"{"email":"nodes@example.com","password":"correct horse battery"}"#)
                 let owner = ("Authorization", "Bearer " + (try #require(try self.data(signup)["token"] as? String)))
-                #expect(try await client.call(base + "/cluster/nodes", headers: [owner]).status == 200)
+                let ownerAsks = try await client.call(base + "/cluster/nodes", headers: [owner])
+                #expect(ownerAsks.status == 403)
+                #expect(try ownerAsks.json()["message"] as? String == "The node registry is for platform operators (superadmins and global tokens)")
+                let superadmin = ("Authorization", "Bearer " + Stack.session(sub: "ops", tenantId: nil, superadmin: true))
+                #expect(try await client.call(base + "/cluster/nodes", headers: [superadmin]).status == 200)
                 let stranger = ("Authorization", "Bearer " + Stack.session(sub: "stranger", tenantId: "t-none"))
                 #expect(try await client.call(base + "/cluster/nodes", headers: [stranger]).status == 403)
                 let listed = try #require(try await client.call(base + "/cluster/nodes", headers: [root]).json()["data"] as? [[String: Any]])

@@ -81,6 +81,31 @@ struct GatewayTests {
         try JSONDecoder().decode(ErrorBody.self, from: Data(buffer: response.body))
     }
 
+    @Test("one URL for all three upstreams (one ingress): the gateway builds and routes each service's calls there; metrics name them together")
+    func oneIngressForAllUpstreams() async throws {
+        let ingress = "http://ingress.test"
+        let upstream = FakeUpstream()
+        let resolved = String(decoding: try JSONEncoder().encode(TokenResolveResponse(principal: Self.globalPrincipal, tokenId: "g1")), as: UTF8.self)
+        upstream.set(ingress + "/internal/v1/tokens/resolve", .answer(200, resolved))
+        upstream.set(ingress + "/api/v1/apps", .answer(200, "[]"))
+        upstream.set(ingress + "/api/v1/auth/me", .answer(200, #"{"id":"u1"}"#))
+        let metrics = ServiceMetrics(service: "gateway")
+        let app = try await buildGateway(
+            reader: .values([
+                "STREAMHUB_INTERNAL_TOKEN": Self.internalToken, "STREAMHUB_JWT_SECRET": Self.jwtSecret, "IDENTITY_URL": ingress,
+                "MEDIA_URL": ingress, "AUTHZ_URL": ingress, "GATEWAY_DECISION_CACHE_SIZE": "0",
+            ]), dependencies: GatewayDependencies(upstream: upstream, metrics: metrics))
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: "Bearer sk_good"]) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body) == #"{"data":[],"error":null}"#)
+            }
+        }
+        #expect(upstream.requests.allSatisfy { $0.baseURL == ingress })
+        #expect(upstream.requests.map(\.pathAndQuery).contains("/api/v1/apps"))
+        #expect(String(buffer: metrics.render()).contains(#"upstream="identity+authz+media""#))
+    }
+
     @Test("health answers the overview's body, unenveloped")
     func health() async throws {
         try await self.makeApp(FakeUpstream()).test(.router) { client in
@@ -509,7 +534,7 @@ struct GatewayEdgeTests {
         #expect(!forwarded.headers.contains { $0.name.canonicalName.hasPrefix("x-forwarded") })
     }
 
-    @Test("an app-scoped token may list its app but gets 403 on tenant-wide routes")
+    @Test("an app-scoped token may list its app but gets 403 on tenant-wide routes and on creating apps")
     func appTokens() async throws {
         let upstream = try self.base.upstreamWithGlobalToken()
         let app = Principal(kind: .apiToken, scope: .app, subject: "token:a1", tenantId: "t1", appId: "app1")
@@ -526,6 +551,14 @@ struct GatewayEdgeTests {
                 #expect(response.status == .forbidden, "\(uri)")
                 #expect(try self.base.errorBody(response).message == "This API token is bound to an app")
             }
+            // An app token acts on its app only: it cannot create another (media was never asked).
+            upstream.set(GatewayTests.media + "/api/v1/apps", .answer(201, #"{"id":"new"}"#))
+            let create = try await client.execute(
+                uri: "/api/v1/apps", method: .post, headers: [.authorization: "Bearer sk_app", .contentType: "application/json"],
+                body: ByteBuffer(string: #"{"name":"Sneaky"}"#))
+            #expect(create.status == .forbidden)
+            #expect(try self.base.errorBody(create).message == "This API token is bound to an app")
+            #expect(!upstream.requests.contains { $0.method == .post && $0.pathAndQuery == "/api/v1/apps" })
         }
     }
 

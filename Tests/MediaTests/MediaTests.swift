@@ -2,7 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import MediaApp
+@testable import MediaApp
 import ServiceKit
 import ServiceStorage
 import Shared
@@ -120,6 +120,31 @@ struct MediaRouteTests {
                 }
             }
         }
+    }
+
+    @Test("mounts: hostile dates in If-Modified-Since and If-Range are ignored, never a crash")
+    func hostileDates() async throws {
+        let root = try TestDatabases.temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: root + "/hls/live", withIntermediateDirectories: true)
+        try "#EXTM3U\n".write(toFile: root + "/hls/live/index.m3u8", atomically: true, encoding: .utf8)
+        let hostile = [
+            "Sun, 06 Nov -2147483648 08:49:37 GMT", "Sun, 06 Nov 2147483647 08:49:37 GMT", "Sun, 06 Nov 99999999999999999999 08:49:37 GMT",
+            "Sun, -2147483648 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 -2147483648:49:37 GMT", "Sun, 06 Nov 1994 08:49:+37 GMT",
+            "Sun, 06 Nov +994 08:49:37 GMT", "Sun, 06 Nov 1994 08::49:37 GMT", ",  GMT",
+        ]
+        try await self.makeApp(apps: InMemoryAppRepository(), mediaRoot: root).test(.router) { client in
+            for date in hostile {
+                try await client.execute(uri: "/hls/live/index.m3u8", method: .get, headers: [.ifModifiedSince: date]) { response in
+                    #expect(response.status == .ok, "\(date)")
+                }
+                try await client.execute(uri: "/hls/live/index.m3u8", method: .get, headers: [.ifRange: date, .range: "bytes=0-1"]) { response in
+                    #expect(response.status == .ok, "\(date)")
+                }
+            }
+        }
+        // The parser itself: only IMF-fixdate with a four-digit year.
+        #expect(MediaApp.HTTPDate.parse("Sun, 06 Nov 1994 08:49:37 GMT")?.timeIntervalSince1970 == 784_111_777)
+        for date in hostile { #expect(MediaApp.HTTPDate.parse(date) == nil, "\(date)") }
     }
 
     @Test("mounts: byte ranges (206, 416, multi-range → 200), ETag/Last-Modified → 304, immutable segments, symlinks out of the root are 404")

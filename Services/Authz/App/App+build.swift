@@ -44,7 +44,9 @@ public func buildAuthz(
         readiness.append(AuthzMigrations.migrator.readiness(database))
     }
     let engine = try PolicyEngine(model: configuration.model, store: store)
-    services.append(PolicyWatcher(engine: engine, logger: logger))
+    let confirmation = PolicyConfirmation(stalenessBound: configuration.policyStalenessBound)
+    readiness.append(confirmation.readiness())
+    services.append(PolicyWatcher(engine: engine, confirmation: confirmation, metrics: metrics, logger: logger))
 
     let startedAt = Date()
     let router = Router(context: ServiceRequestContext.self)
@@ -71,6 +73,7 @@ public func buildAuthz(
     app.beforeServerStarts { [logger, migrate] in
         if let migrate { try await migrate() }
         try await engine.refresh(force: true)
+        confirmation.confirm()
         logger.info(
             "policy loaded",
             metadata: [

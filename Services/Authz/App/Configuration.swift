@@ -8,7 +8,8 @@ import Shared
 ///
 /// Keys: `HOST`, `PORT` (8082), `STREAMHUB_INTERNAL_TOKEN`, `METRICS_TOKEN`, `STREAMHUB_AUTHZ_ENFORCE`
 /// (`off` | `log` | `on`, default `log`), `STREAMHUB_AUTHZ_MODEL` (a Casbin model file replacing the
-/// built-in one), `DATABASE_URL` or `STREAMHUB_DATA_DIR` (SQLite file `authz.sqlite`), `LOG_LEVEL`.
+/// built-in one), `AUTHZ_POLICY_STALENESS_S` (5), `DATABASE_URL` or `STREAMHUB_DATA_DIR` (SQLite file
+/// `authz.sqlite`), `DATABASE_QUERY_TIMEOUT_S`, `LOG_LEVEL`.
 public struct AuthzConfiguration: Sendable {
     public var common: CommonConfiguration
     public var storage: StorageLocation
@@ -17,11 +18,15 @@ public struct AuthzConfiguration: Sendable {
     public var model: CasbinModel
     /// The model file named by `STREAMHUB_AUTHZ_MODEL`; nil for the built-in one.
     public var modelFile: String?
+    /// How long the replica may go without confirming its policy version against the store before
+    /// readiness fails (`AUTHZ_POLICY_STALENESS_S`, default 5, 1…3600).
+    public var policyStalenessBound: Duration
 
     public init(reader: SettingsReader) throws {
         self.common = try CommonConfiguration(reader: reader, defaultPort: DefaultPort.authz)
         self.storage = try StorageLocation(reader: reader, name: "authz")
         self.enforcement = try reader.enforcementMode()
+        self.policyStalenessBound = .seconds(try reader.int(ConfigKey.authzPolicyStaleness, default: 5, range: 1...3600))
         if let path = reader.string(ConfigKey.authzModel), !path.isEmpty {
             self.model = try Self.loadModel(path: path)
             self.modelFile = path

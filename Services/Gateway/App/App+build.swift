@@ -47,7 +47,11 @@ public func buildGateway(
     // Calls to an upstream are spread over its replicas, each behind its own breaker: while one is
     // down it leaves rotation (its routes answer 503 at once when none is left), and it comes back
     // by itself when a probe gets an answer.
-    let upstreamNames = [configuration.identityURL: "identity", configuration.authzURL: "authz", configuration.mediaURL: "media"]
+    // One URL may front several services (one ingress for all three is a normal set-up): its calls
+    // are then counted under the joined name (`identity+authz+media`), never a crash at start.
+    let upstreamNames = Dictionary(
+        [(configuration.identityURL, "identity"), (configuration.authzURL, "authz"), (configuration.mediaURL, "media")],
+        uniquingKeysWith: { first, next in first + "+" + next })
     let replicated = UpstreamStack.make(
         transport: transport,
         upstreams: [("identity", configuration.identity), ("authz", configuration.authz), ("media", configuration.media)],

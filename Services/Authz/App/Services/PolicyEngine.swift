@@ -5,6 +5,7 @@ import ServiceKit
 import ServiceStorage
 import ServiceLifecycle
 import Shared
+import Synchronization
 
 /// The enforcer a replica decides with, kept in step with the store's policy version.
 ///
@@ -93,18 +94,64 @@ public final class PolicyEngine: @unchecked Sendable {
     }
 }
 
+/// When a replica last knew its policy to be the store's: the watcher's confirmations, read by
+/// readiness and the metric.
+public final class PolicyConfirmation: Sendable {
+    let last = Mutex<ContinuousClock.Instant?>(nil)
+    /// Past this, the replica's decisions may be stale: readiness fails.
+    public let stalenessBound: Duration
+
+    public init(stalenessBound: Duration = .seconds(5)) {
+        self.stalenessBound = stalenessBound
+    }
+
+    /// Records that the policy in force is the store's, now.
+    public func confirm() { self.last.withLock { $0 = .now } }
+
+    /// Time since the last confirmation; nil before the first.
+    public var age: Duration? { self.last.withLock { $0.map { ContinuousClock.now - $0 } } }
+
+    /// The readiness check: fails while the version has not been confirmed within the bound.
+    public func readiness() -> ReadinessCheck {
+        ReadinessCheck(name: "policy") {
+            guard let age = self.age else { return "policy not loaded yet" }
+            guard age <= self.stalenessBound else {
+                return "policy version not confirmed for \(age.components.seconds) s (bound \(self.stalenessBound.components.seconds) s)"
+            }
+            return nil
+        }
+    }
+}
+
 /// Keeps a replica's policy current. On PostgreSQL every change is announced with `NOTIFY` and
 /// reloaded at once; the version is also polled every `interval` (100 ms; the contract asks for
 /// 1 s), which is all SQLite has and the safety net when the listening connection is lost.
+///
+/// Both loops outlive any database fault: every store call has the storage deadline
+/// (`DATABASE_QUERY_TIMEOUT_S`), so a call on a connection that died fails instead of hanging the
+/// loop; the listener reconnects with back-off (0.2 s doubling to 5 s) and re-reads the version
+/// each time it does. Each successful read of the version is a confirmation
+/// (``PolicyConfirmation``): while none has come for longer than the staleness bound, readiness
+/// fails and `streamhub_authz_policy_unconfirmed_seconds` shows for how long; the log says when
+/// the watcher loses the store and when it is current again.
 public struct PolicyWatcher: Service {
     let engine: PolicyEngine
     let interval: Duration
     let logger: Logger
+    let confirmation: PolicyConfirmation
+    let reportUnconfirmed: @Sendable (Double) -> Void
 
-    public init(engine: PolicyEngine, interval: Duration = .milliseconds(100), logger: Logger) {
+    public init(
+        engine: PolicyEngine, interval: Duration = .milliseconds(100), confirmation: PolicyConfirmation = PolicyConfirmation(),
+        metrics: ServiceMetrics? = nil, logger: Logger
+    ) {
         self.engine = engine
         self.interval = interval
         self.logger = logger
+        self.confirmation = confirmation
+        let gauge = metrics?.gauge(.policyUnconfirmed)
+        gauge?.set(Double(0))
+        self.reportUnconfirmed = { gauge?.set($0) }
     }
 
     public func run() async throws {
@@ -117,35 +164,71 @@ public struct PolicyWatcher: Service {
         }
     }
 
+    final class Outage: Sendable {
+        let since = Mutex<ContinuousClock.Instant?>(nil)
+    }
+
     func poll() async {
+        let outage = Outage()
         while !Task.isCancelled {
             // Nothing to compare with until start-up has migrated and loaded the policy once.
-            if self.engine.currentVersion >= 0 { await self.refresh() }
+            if self.engine.currentVersion >= 0 {
+                let confirmed = await self.refresh()
+                let started = outage.since.withLock { since -> ContinuousClock.Instant? in
+                    defer { since = confirmed ? nil : (since ?? .now) }
+                    return since
+                }
+                if confirmed, let started {
+                    self.logger.notice(
+                        "policy watcher: store reachable again, version confirmed",
+                        metadata: ["version": "\(self.engine.currentVersion)", "after_ms": "\(Self.milliseconds(ContinuousClock.now - started))"])
+                } else if !confirmed, started == nil {
+                    self.logger.warning("policy watcher: cannot confirm the policy version; retrying", metadata: ["version": "\(self.engine.currentVersion)"])
+                }
+                let age = self.confirmation.age ?? .zero
+                self.reportUnconfirmed(confirmed ? 0 : Double(Self.milliseconds(age)) / 1000)
+            }
             try? await Task.sleep(for: self.interval)
         }
     }
 
-    /// Listens for pushed changes, reconnecting after a lost connection; returns at once when the
-    /// store has no push.
+    /// Listens for pushed changes, reconnecting with back-off after a lost connection and reading
+    /// the version again each time; returns at once when the store has no push.
     func listen() async {
+        var delay = Duration.milliseconds(200)
         while !Task.isCancelled {
+            let began = ContinuousClock.now
             do {
                 guard try await self.engine.store.listen({ await self.refresh() }) else { return }
             } catch {
                 if Task.isCancelled { return }
-                self.logger.warning("policy change listener lost, reconnecting", metadata: ["error": "\(error)"])
+                self.logger.warning("policy change listener lost, reconnecting", metadata: ["error": "\(error)", "retry_ms": "\(Self.milliseconds(delay))"])
             }
-            try? await Task.sleep(for: .seconds(1))
+            // A listener that lived a while was healthy: start the back-off over.
+            if ContinuousClock.now - began > .seconds(30) { delay = .milliseconds(200) }
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(5))
+            // Changes announced while no one listened are picked up here, not only by the poll.
+            await self.refresh()
         }
     }
 
-    func refresh() async {
+    /// Reads the store's version (and the policy when it moved). - Returns: whether it worked.
+    @discardableResult
+    func refresh() async -> Bool {
         do {
             if try await self.engine.refresh() {
                 self.logger.info("policy reloaded", metadata: ["version": "\(self.engine.currentVersion)"])
             }
+            self.confirmation.confirm()
+            return true
         } catch {
-            self.logger.warning("policy refresh failed", metadata: ["error": "\(error)"])
+            self.logger.debug("policy refresh failed", metadata: ["error": "\(error)"])
+            return false
         }
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 }

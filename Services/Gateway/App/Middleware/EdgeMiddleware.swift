@@ -22,6 +22,11 @@ public struct EdgeMiddleware<Context: ServiceRequestContextProtocol>: RouterMidd
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        // RFC 9112 §3.2: a request without a Host, or with more than one, is a 400 — two readers
+        // of one request must never disagree about where it goes. (HTTP/1.0 requests need one too.)
+        guard request.head.authority != nil, request.headers[.secondHost] == nil else {
+            throw ServiceError(.badRequest, message: "A request must carry exactly one Host header", headers: [.connection: "close"])
+        }
         let isAPI = request.uri.path.hasPrefix(RouteCatalog.apiPrefix + "/") || request.uri.path == RouteCatalog.apiPrefix
         let origin = request.headers[.origin]
         var response: Response
@@ -147,4 +152,9 @@ public struct TrustedProxies: Sendable, Equatable {
         if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
         return nil
     }
+}
+
+extension HTTPField.Name {
+    /// A second `Host` stays among the fields when the first becomes the request's authority.
+    static let secondHost = HTTPField.Name("Host")!
 }

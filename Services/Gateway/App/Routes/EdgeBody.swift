@@ -62,6 +62,9 @@ enum EdgeInput {
         case complete(ByteBuffer)
         case tooLarge
         case timedOut
+        /// The body broke off: a chunk size that overflows or is not hex, a bare LF in a chunk
+        /// extension, the connection ending mid-body. The client's fault: a 400, never a 5xx.
+        case malformed
     }
 
     /// What the reader has seen, for the watchdog.
@@ -88,7 +91,17 @@ enum EdgeInput {
                 var collected = ByteBuffer()
                 var dropped = 0
                 var oversized = refused
-                for try await chunk in body {
+                var iterator = body.makeAsyncIterator()
+                while true {
+                    let next: ByteBuffer?
+                    do {
+                        next = try await iterator.next()
+                    } catch is CancellationError {
+                        throw CancellationError()
+                    } catch {
+                        return .malformed
+                    }
+                    guard var chunk = next else { break }
                     if oversized {
                         dropped += chunk.readableBytes
                         if dropped > Self.lingerBytes { break }
@@ -104,7 +117,6 @@ enum EdgeInput {
                         }
                         continue
                     }
-                    var chunk = chunk
                     collected.writeBuffer(&chunk)
                 }
                 return oversized ? .tooLarge : .complete(collected)

@@ -117,6 +117,7 @@ public struct GatewayFastLane: Sendable {
         var clientRequestID: String?
         var requestIDs = 0
         var forwardedFor: [String] = []
+        var hosts = 0
         var forwarded = HTTPHeaders()
         forwarded.reserveCapacity(head.headers.count + 4)
         for (name, value) in head.headers {
@@ -132,11 +133,15 @@ public struct GatewayFastLane: Sendable {
                 clientRequestID = value
             case "x-forwarded-for":
                 forwardedFor.append(value)
+            case "host":
+                // Not exactly one is the router's 400 (RFC 9112 §3.2).
+                hosts += 1
+                if ProxyHeaders.forwards(lowered, keepAuthorization: false, keepClusterToken: false) { forwarded.add(name: name, value: value) }
             default:
                 if ProxyHeaders.forwards(lowered, keepAuthorization: false, keepClusterToken: false) { forwarded.add(name: name, value: value) }
             }
         }
-        guard authorizations == 1, let authorization, let principal = self.credentials.cachedPrincipal(authorization: authorization),
+        guard hosts == 1, authorizations == 1, let authorization, let principal = self.credentials.cachedPrincipal(authorization: authorization),
             !principal.isAnonymous
         else { return nil }
         var decision: PendingDecision?

@@ -178,6 +178,7 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
             request.body, limit: self.configuration.maxBodyBytes, timeout: self.configuration.bodyTimeout, refused: refused) {
         case .complete(let body): return body
         case .tooLarge: throw Self.tooLarge(self.configuration.maxBodyBytes)
+        case .malformed: throw ServiceError(.badRequest, message: "Malformed HTTP request body", headers: [.connection: "close"])
         case .timedOut:
             throw ServiceError(
                 .requestTimeout, message: "The request body did not arrive within \(self.configuration.bodyTimeout.components.seconds) s",

@@ -76,7 +76,8 @@ public struct DatabaseGateMiddleware<Context: ServiceRequestContextProtocol>: Ro
     }
 }
 
-/// Migrates in the background until it works (logging each failure at warning), then opens the gate.
+/// Migrates in the background until it works (logging each failure at warning), opens the gate, and
+/// then stays until shutdown: swift-service-lifecycle ends the whole group when a service returns.
 public struct BackgroundMigration: Service {
     let migrate: @Sendable () async throws -> Void
     let gate: DatabaseGate
@@ -90,19 +91,25 @@ public struct BackgroundMigration: Service {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            var delay = Duration.seconds(1)
-            while !Task.isCancelled {
-                do {
-                    try await self.migrate()
-                    self.gate.open()
-                    self.logger.notice("database ready; every identity route is served")
-                    return
-                } catch {
-                    self.logger.warning("database not ready; break-glass logins only, retrying", metadata: ["error": "\(error)"])
-                }
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(15))
+            await self.migrateUntilDone()
+        }
+        // Done (or shutting down): a service that returns would stop identity, so it waits here.
+        try? await gracefulShutdown()
+    }
+
+    func migrateUntilDone() async {
+        var delay = Duration.seconds(1)
+        while !Task.isCancelled {
+            do {
+                try await self.migrate()
+                self.gate.open()
+                self.logger.notice("database ready; every identity route is served")
+                return
+            } catch {
+                self.logger.warning("database not ready; break-glass logins only, retrying", metadata: ["error": "\(error)"])
             }
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(15))
         }
     }
 }

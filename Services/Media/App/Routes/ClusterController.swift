@@ -90,9 +90,13 @@ public struct ClusterController<Context: ServiceRequestContextProtocol>: Sendabl
         return try self.lease(node, now: now)
     }
 
-    /// The whole registry (`cluster:read`: owners and admins by the default policy, superadmins and
-    /// global tokens).
+    /// The whole registry: platform-wide (every tenant's rooms are placed on these nodes), so for
+    /// platform operators only — superadmins and global tokens. A tenant's owner is refused (403)
+    /// whatever the policy grants.
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {
+        guard try context.caller().bypassesAuthorization else {
+            throw ServiceError(.forbidden, message: "The node registry is for platform operators (superadmins and global tokens)")
+        }
         let since = Timestamp.millis(self.timeSource.now()) - self.aliveWindow
         return try JSONResponse.make(try await self.registry.nodes().map { $0.summary(aliveSince: since) })
     }

@@ -332,13 +332,19 @@ enum HTTPDate {
 
     static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
+    /// Parses an IMF-fixdate; anything else (another format, a sign, a year that is not four
+    /// digits) is nil. Every field is read as bounded digits first, so no client value can overflow
+    /// the arithmetic below (`-2147483648` as a year once trapped here).
     static func parse(_ text: String) -> Date? {
         let fields = text.trimmingCharacters(in: .whitespaces).split(separator: " ")
-        guard fields.count == 6, fields[0].hasSuffix(","), fields[5] == "GMT", let day = Int32(fields[1]),
-            let month = Self.months.firstIndex(of: String(fields[2])), let year = Int32(fields[3])
+        guard fields.count == 6, fields[0].hasSuffix(","), fields[5] == "GMT", let day = Self.digits(fields[1], count: 2),
+            let month = Self.months.firstIndex(of: String(fields[2])), let year = Self.digits(fields[3], count: 4)
         else { return nil }
-        let clock = fields[4].split(separator: ":").compactMap { Int32($0) }
-        guard clock.count == 3, (1...31).contains(day), (0...23).contains(clock[0]), (0...59).contains(clock[1]), (0...60).contains(clock[2]) else {
+        let clockFields = fields[4].split(separator: ":", omittingEmptySubsequences: false)
+        let clock = clockFields.compactMap { Self.digits($0, count: 2) }
+        guard clockFields.count == 3, clock.count == 3, (1...31).contains(day), (0...23).contains(clock[0]), (0...59).contains(clock[1]),
+            (0...60).contains(clock[2])
+        else {
             return nil
         }
         var parts = tm()
@@ -349,6 +355,12 @@ enum HTTPDate {
         parts.tm_min = clock[1]
         parts.tm_sec = clock[2]
         return Date(timeIntervalSince1970: TimeInterval(timegm(&parts)))
+    }
+
+    /// Exactly `count` ASCII digits, as a number.
+    static func digits(_ text: Substring, count: Int) -> Int32? {
+        guard text.utf8.count == count, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return text.utf8.reduce(Int32(0)) { $0 * 10 + Int32($1 - 0x30) }
     }
 }
 

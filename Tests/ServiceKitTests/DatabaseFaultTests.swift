@@ -1,0 +1,133 @@
+import Foundation
+import Logging
+import SQLKit
+import ServiceKit
+import ServiceStorage
+import TestSupport
+import Testing
+
+/// PostgreSQL faults as storage code meets them: replicas migrating together, a unit of work that
+/// would wait forever, a backend terminated by the administrator.
+@Suite("Database faults", .enabled(if: TestDatabases.postgresEnabled), .serialized)
+struct DatabaseFaultTests {
+    struct PIDRow: Decodable { var pid: Int32 }
+
+    func location(queryTimeout: Duration = .seconds(5)) async throws -> PostgresLocation {
+        guard case .postgres(var location) = try await TestDatabases.freshLocation("postgres", name: "faults") else {
+            throw HarnessFailure("not PostgreSQL")
+        }
+        location.queryTimeout = queryTimeout
+        return location
+    }
+
+    /// Like `location()` but the same schema (another replica of one service).
+    func sibling(_ location: PostgresLocation, queryTimeout: Duration) -> PostgresLocation {
+        var other = location
+        other.queryTimeout = queryTimeout
+        return other
+    }
+
+    static let migrator = Migrator(
+        service: "faulty",
+        migrations: [
+            Migration(version: 1, name: "things") { _ in ["CREATE TABLE faulty_things (id TEXT PRIMARY KEY)"] },
+            Migration(version: 2, name: "more") { _ in ["CREATE TABLE faulty_more (id TEXT PRIMARY KEY)"] },
+        ])
+
+    @Test("replicas starting together on a fresh database all migrate (the lock is taken before the bookkeeping table is created)")
+    func replicasMigrateTogether() async throws {
+        for _ in 0..<3 {
+            let location = try await self.location()
+            let outcomes = await withTaskGroup(of: String?.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        do {
+                            try await DatabaseFactory.withDatabase(.postgres(location), logger: TestDatabases.logger) { database in
+                                try await Self.migrator.migrate(database, logger: TestDatabases.logger)
+                            }
+                            return nil
+                        } catch {
+                            return "\(error)"
+                        }
+                    }
+                }
+                return await group.reduce(into: [String]()) { if let failure = $1 { $0.append(failure) } }
+            }
+            #expect(outcomes.isEmpty, "\(outcomes)")
+            let current = try await DatabaseFactory.withDatabase(.postgres(location), logger: TestDatabases.logger) { database in
+                try await Self.migrator.isCurrent(database)
+            }
+            #expect(current)
+        }
+    }
+
+    @Test("a unit of work waiting on the database past DATABASE_QUERY_TIMEOUT_S fails as unavailable within the bound; the store works on")
+    func workHasADeadline() async throws {
+        let location = try await self.location()
+        try await DatabaseFactory.withDatabase(.postgres(location), logger: TestDatabases.logger) { holder in
+            try await DatabaseFactory.withDatabase(.postgres(self.sibling(location, queryTimeout: .seconds(1))), logger: TestDatabases.logger) {
+                waiter in
+                try await holder.transaction { sql in
+                    try await sql.raw("SELECT pg_advisory_xact_lock(4242)").run()
+                    let started = ContinuousClock.now
+                    // Without a deadline this waits as long as the holder's transaction: forever, in a fault.
+                    await #expect(throws: StorageError.unavailable("The database did not answer in time; try again shortly")) {
+                        try await waiter.transaction { sql in try await sql.raw("SELECT pg_advisory_xact_lock(4242)").run() }
+                    }
+                    let waited = ContinuousClock.now - started
+                    #expect(waited >= .milliseconds(900) && waited < .seconds(3), "\(waited)")
+                }
+                // The closed connection left the pool; the next unit of work gets a fresh one.
+                let one = try await waiter.withSQL { sql in try await sql.raw("SELECT 1 AS pid").first(decoding: PIDRow.self)?.pid }
+                #expect(one == 1)
+            }
+        }
+    }
+
+    @Test("a backend terminated by the administrator (57P01) mid-transaction is unavailable (503), not a 500; the store works on")
+    func terminatedBackendIsUnavailable() async throws {
+        let location = try await self.location()
+        try await DatabaseFactory.withDatabase(.postgres(location), logger: TestDatabases.logger) { admin in
+            try await DatabaseFactory.withDatabase(.postgres(location), logger: TestDatabases.logger) { victim in
+                let error = await #expect(throws: StorageError.self) {
+                    try await victim.transaction { sql in
+                        let pid = try #require(try await sql.raw("SELECT pg_backend_pid() AS pid").first(decoding: PIDRow.self)?.pid)
+                        _ = try await admin.withSQL { sql in try await sql.raw("SELECT pg_terminate_backend(\(bind: pid))").all() }
+                        try await sql.raw("SELECT 1").run()
+                    }
+                }
+                #expect(error == StorageError.unavailable("The database is not reachable; try again shortly"))
+                #expect(error?.serviceError.status.code == 503)
+                try await Stack0.waitFor(deadline: .seconds(5), "the pool to serve again") {
+                    (try? await victim.withSQL { sql in try await sql.raw("SELECT 1 AS pid").first(decoding: PIDRow.self)?.pid }) == 1
+                }
+            }
+        }
+    }
+
+    @Test("SQLSTATE classes 08, 53, 57 and 58 mean unavailable; others do not")
+    func sqlStateClasses() {
+        for state in ["57P01", "57P02", "57P03", "57014", "08006", "08003", "53300", "53100", "58030"] {
+            #expect(PostgresStore.meansUnavailable(sqlState: state), "\(state)")
+        }
+        for state in ["23505", "42P01", "22001", "40001", ""] {
+            #expect(!PostgresStore.meansUnavailable(sqlState: state), "\(state)")
+        }
+    }
+}
+
+struct HarnessFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+enum Stack0 {
+    static func waitFor(deadline: Duration, _ what: String, _ condition: () async throws -> Bool) async throws {
+        let end = ContinuousClock.now + deadline
+        while ContinuousClock.now < end {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw HarnessFailure("timed out waiting for \(what)")
+    }
+}
