@@ -9,6 +9,11 @@ import Shared
 /// then closes the connection: headers past the decoder's limits (too many, or too large — a
 /// request line past them included) → 431, anything else malformed → 400. Hummingbird alone sends
 /// a bare 400. A parser error while an answer is still being written is left to Hummingbird.
+///
+/// It also keeps an answer's `Connection: close` (a 413, a 408, a malformed body): Hummingbird
+/// closes only when the *request* said so, and would read and answer the next pipelined request.
+/// Once such an answer has ended, nothing more is read or answered: the output is closed (so
+/// the client reads the answer and a clean end of stream) and the connection goes 2 s later.
 public final class ParserErrorHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = HTTPRequestPart
     public typealias InboundOut = HTTPRequestPart
@@ -20,15 +25,38 @@ public final class ParserErrorHandler: ChannelDuplexHandler, RemovableChannelHan
     /// Whether this handler answered a refused request (the connection is closing).
     var answered = false
 
+    /// Whether the answer being written says `Connection: close`.
+    var answerCloses = false
+    /// Whether such an answer has ended: what arrives after it is dropped.
+    var closing = false
+
     public init() {}
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if self.closing { return }
         if case .head = self.unwrapInboundIn(data) { self.inFlight += 1 }
         context.fireChannelRead(data)
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = self.unwrapOutboundIn(data) { self.inFlight = max(0, self.inFlight - 1) }
+        switch self.unwrapOutboundIn(data) {
+        case .head(let head):
+            if head.headerFields[.connection]?.lowercased() == "close" { self.answerCloses = true }
+        case .body:
+            break
+        case .end:
+            self.inFlight = max(0, self.inFlight - 1)
+            if self.answerCloses && !self.closing && !self.answered {
+                self.closing = true
+                let written = promise ?? context.eventLoop.makePromise()
+                context.writeAndFlush(data, promise: written)
+                written.futureResult.whenComplete { _ in
+                    context.close(mode: .output, promise: nil)
+                    context.eventLoop.scheduleTask(in: .seconds(2)) { context.close(promise: nil) }
+                }
+                return
+            }
+        }
         context.write(data, promise: promise)
     }
 

@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import Prometheus
 import ServiceLifecycle
+import UnixSignals
 
 /// The shared `main` of every service executable: structured JSON logs on stderr, Prometheus as the
 /// swift-metrics backend, configuration from the environment, a clear message and exit code 2 on a
@@ -38,6 +39,17 @@ public enum ServiceMain {
         } catch {
             Self.fatal(name, "failed to start: \(error)", code: 1)
         }
+        // Shutdown always completes: a dependency that stopped answering (a frozen database under
+        // the pool's graceful close) must not keep a stopping process alive past the orchestrator's
+        // patience. Past `shutdownDeadline` after SIGTERM/SIGINT the process exits on its own.
+        let deadline = Task {
+            for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                try? await Task.sleep(for: Self.shutdownDeadline)
+                logger.warning("shutdown did not finish in time; exiting", metadata: ["deadline_s": "\(Self.shutdownDeadline.components.seconds)"])
+                exit(0)
+            }
+        }
+        defer { deadline.cancel() }
         do {
             try await app.runService()
         } catch {
@@ -46,6 +58,9 @@ public enum ServiceMain {
             Self.fatal(name, "stopped: \(error)", code: 1)
         }
     }
+
+    /// How long a stopping service may take before it exits regardless.
+    public static let shutdownDeadline: Duration = .seconds(7)
 
     static func fatal(_ name: String, _ message: String, code: Int32) -> Never {
         FileHandle.standardError.write(Data("\(name): \(message)\n".utf8))

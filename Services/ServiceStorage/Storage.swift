@@ -112,8 +112,8 @@ public enum SQLDialectKind: Sendable {
 /// one; they never see which engine is underneath except through ``dialect``.
 public protocol Database: Sendable {
     var dialect: SQLDialectKind { get }
-    func withSQL<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
-    func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+    func withSQL<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T
     /// Waits until the database answers, retrying (logged at warning) until its connect timeout.
     /// - Throws: ``StorageError/unavailable(_:)`` naming where it looked.
     func waitUntilReachable(logger: Logger) async throws
@@ -229,11 +229,11 @@ public final class SQLiteStore: Database, Service {
         SQLiteStore(connection: try await SQLiteConnection.open(storage: .memory, logger: logger))
     }
 
-    public func withSQL<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    public func withSQL<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await self.gate.run { try await body(self.connection.sql()) }
     }
 
-    public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await self.gate.run {
             let sql = self.connection.sql()
             try await sql.raw("BEGIN IMMEDIATE").run()
@@ -337,7 +337,7 @@ public final class PostgresStore: Database, Service {
         try await sql.raw("SELECT pg_notify(\(bind: channel), '')").run()
     }
 
-    public func withSQL<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    public func withSQL<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         do {
             return try await self.leased { connection in try await body(connection.sql()) }
         } catch {
@@ -345,7 +345,7 @@ public final class PostgresStore: Database, Service {
         }
     }
 
-    public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         do {
             return try await self.leased { connection in
                 let sql = connection.sql()
@@ -366,28 +366,43 @@ public final class PostgresStore: Database, Service {
         }
     }
 
-    enum Lease<T: Sendable>: Sendable {
-        case done(T)
-        case leaseTimedOut
-        case workTimedOut
-    }
-
-    /// What the watchdog of one unit of work knows: when a connection was leased, and which.
-    final class LeaseState: Sendable {
+    /// What the watchdog of one unit of work knows: when a connection was leased, and which; and
+    /// the caller's continuation, resumed once by whichever ends first (the work or the deadline).
+    final class LeaseState<T: Sendable>: Sendable {
         struct Held {
             var since: ContinuousClock.Instant?
             var connection: PostgresConnection?
+            var continuation: CheckedContinuation<T, any Error>?
         }
         let held = Mutex(Held())
 
         func acquired(_ connection: PostgresConnection) {
-            self.held.withLock { $0 = Held(since: .now, connection: connection) }
+            self.held.withLock {
+                $0.since = .now
+                $0.connection = connection
+            }
+            // A connection lost mid-work answers the caller at once: statements sent on it after
+            // the loss would never complete.
+            connection.closeFuture.whenComplete { _ in
+                self.finish(.failure(StorageError.unavailable("The database is not reachable; try again shortly")))
+            }
         }
 
         var since: ContinuousClock.Instant? { self.held.withLock { $0.since } }
 
+        /// Resumes the caller unless it was resumed already. - Returns: whether this did.
+        @discardableResult
+        func finish(_ result: Result<T, any Error>) -> Bool {
+            guard let continuation = self.held.withLock({ held -> CheckedContinuation<T, any Error>? in
+                defer { held.continuation = nil }
+                return held.continuation
+            }) else { return false }
+            continuation.resume(with: result)
+            return true
+        }
+
         /// Closes the held connection: a statement waiting on a database that went away (or on a
-        /// lock) fails at once instead of hanging the request.
+        /// lock) fails instead of holding the connection.
         func abandon() {
             guard let connection = self.held.withLock({ $0.connection }) else { return }
             connection.close().whenComplete { _ in }
@@ -399,46 +414,60 @@ public final class PostgresStore: Database, Service {
     /// connection indefinitely: a caller that has none within `leaseTimeout` (or the deadline) gets
     /// ``StorageError/unavailable(_:)`` (503). Once a connection is held, the work runs until the
     /// deadline: past it the connection is closed — which fails the statement in flight and rolls
-    /// back its transaction on the server — and the caller gets the same 503. So no unit of work
-    /// waits on the database longer than `DATABASE_QUERY_TIMEOUT_S`, and a dead connection never
-    /// holds a request (or shutdown).
-    func leased<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        let state = LeaseState()
+    /// back its transaction on the server — and the caller gets the same 503.
+    ///
+    /// The caller is answered at the deadline whatever the work does: it runs in a task of its own
+    /// that the caller does not wait for. (A statement sent on a connection that has just closed
+    /// never completes in postgres-nio — its write fails with no one told — so waiting for the work
+    /// could mean waiting forever: the hang of requests and of shutdown seen at a PostgreSQL
+    /// restart.) So no unit of work holds its caller longer than `DATABASE_QUERY_TIMEOUT_S`.
+    func leased<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let state = LeaseState<T>()
         let leaseTimeout = self.leaseTimeout
         let workTimeout = DatabaseDeadline.override ?? self.location.queryTimeout
-        return try await withoutActuallyEscaping(body) { body in
-            try await withThrowingTaskGroup(of: Lease<T>.self) { group in
-                group.addTask {
-                    .done(
-                        try await self.client.withConnection { connection in
+        let deadline = ContinuousClock.now + workTimeout
+        let logger = self.logger
+        let client = self.client
+        var work: Task<Void, Never>?
+        var watchdog: Task<Void, Never>?
+        defer {
+            watchdog?.cancel()
+            work?.cancel()
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                state.held.withLock { $0.continuation = continuation }
+                work = Task {
+                    do {
+                        let value = try await client.withConnection { connection in
                             state.acquired(connection)
                             return try await body(connection)
-                        })
-                }
-                group.addTask {
-                    let deadline = ContinuousClock.now + workTimeout
-                    try? await Task.sleep(until: min(ContinuousClock.now + leaseTimeout, deadline), clock: .continuous)
-                    guard state.since != nil else { return .leaseTimedOut }
-                    try? await Task.sleep(until: deadline, clock: .continuous)
-                    return .workTimedOut
-                }
-                defer { group.cancelAll() }
-                while let next = try await group.next() {
-                    switch next {
-                    case .done(let value): return value
-                    case .leaseTimedOut: throw StorageError.unavailable("The database is not reachable; try again shortly")
-                    case .workTimedOut:
-                        // Also when the caller is cancelled (shutdown): the work must not outlive it.
-                        state.abandon()
-                        if Task.isCancelled { throw CancellationError() }
-                        self.logger.warning(
-                            "database work past its deadline; connection closed",
-                            metadata: ["deadline_ms": "\(workTimeout.components.seconds * 1000 + workTimeout.components.attoseconds / 1_000_000_000_000_000)"])
-                        throw StorageError.unavailable("The database did not answer in time; try again shortly")
+                        }
+                        state.finish(.success(value))
+                    } catch {
+                        state.finish(.failure(error))
                     }
                 }
-                throw StorageError.unavailable("The database is not reachable; try again shortly")
+                watchdog = Task {
+                    try? await Task.sleep(until: min(ContinuousClock.now + leaseTimeout, deadline), clock: .continuous)
+                    if Task.isCancelled { return }
+                    guard state.since != nil else {
+                        state.finish(.failure(StorageError.unavailable("The database is not reachable; try again shortly")))
+                        return
+                    }
+                    try? await Task.sleep(until: deadline, clock: .continuous)
+                    if Task.isCancelled { return }
+                    if state.finish(.failure(StorageError.unavailable("The database did not answer in time; try again shortly"))) {
+                        state.abandon()
+                        logger.warning(
+                            "database work past its deadline; connection closed",
+                            metadata: ["deadline_ms": "\(workTimeout.components.seconds * 1000 + workTimeout.components.attoseconds / 1_000_000_000_000_000)"])
+                    }
+                }
             }
+        } onCancel: {
+            // The caller is gone (shutdown): its work must not outlive it.
+            if state.finish(.failure(CancellationError())) { state.abandon() }
         }
     }
 

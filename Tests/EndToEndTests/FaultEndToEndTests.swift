@@ -158,7 +158,13 @@ extension RealExecutables {
                     return try answer.json()["allowed"] as? Bool
                 }
                 func grant(_ method: String) async throws -> Int {
-                    try await client.call(
+                    if method == "DELETE" {
+                        return try await client.call(
+                            stack.gatewayURL + "/api/v1/authz/roles?tenant=t-fault&user=user:dora&role=viewer", method: method,
+                            headers: [("Authorization", "Bearer \(root)")]
+                        ).status
+                    }
+                    return try await client.call(
                         stack.gatewayURL + "/api/v1/authz/roles?tenant=t-fault", method: method,
                         headers: [("Authorization", "Bearer \(root)"), Self.json], body: #"{"user":"user:dora","role":"viewer"}"#
                     ).status
@@ -173,9 +179,11 @@ extension RealExecutables {
                     if fault == "cut" { try await proxy.kill() } else { proxy.freeze() }
                     // A change lands through the other replica while this one cannot see the store.
                     #expect(try await grant(fault == "cut" ? "POST" : "DELETE") == (fault == "cut" ? 201 : 200))
-                    try await Stack.waitFor(deadline: .seconds(6), "the replica's readiness to fail") { try await ready() == 503 }
-                    let notReady = try await client.call("http://127.0.0.1:\(replica.port)/internal/v1/ready")
-                    #expect(notReady.body.contains("policy version not confirmed"), "\(notReady.body)")
+                    // The database check fails at once; the policy one past the staleness bound (2 s).
+                    try await Stack.waitFor(deadline: .seconds(6), "the replica's readiness to name the unconfirmed policy") {
+                        let answer = try await client.call("http://127.0.0.1:\(replica.port)/internal/v1/ready")
+                        return answer.status == 503 && answer.body.contains("policy: policy version not confirmed")
+                    }
                     let metrics = try await client.call(
                         "http://127.0.0.1:\(replica.port)/metrics", headers: [("Authorization", "Bearer \(metricsToken)")])
                     let line = metrics.body.split(separator: "\n").first { $0.hasPrefix("streamhub_authz_policy_unconfirmed_seconds{") }

@@ -89,6 +89,7 @@ struct DatabaseFaultTests {
         let location = try await self.location()
         try await DatabaseFactory.withDatabase(.postgres(location), logger: TestDatabases.logger) { admin in
             try await DatabaseFactory.withDatabase(.postgres(location), logger: TestDatabases.logger) { victim in
+                let started = ContinuousClock.now
                 let error = await #expect(throws: StorageError.self) {
                     try await victim.transaction { sql in
                         let pid = try #require(try await sql.raw("SELECT pg_backend_pid() AS pid").first(decoding: PIDRow.self)?.pid)
@@ -98,6 +99,8 @@ struct DatabaseFaultTests {
                 }
                 #expect(error == StorageError.unavailable("The database is not reachable; try again shortly"))
                 #expect(error?.serviceError.status.code == 503)
+                // At once, not at the deadline: the lost connection answers the caller.
+                #expect(ContinuousClock.now - started < .seconds(2))
                 try await Stack0.waitFor(deadline: .seconds(5), "the pool to serve again") {
                     (try? await victim.withSQL { sql in try await sql.raw("SELECT 1 AS pid").first(decoding: PIDRow.self)?.pid }) == 1
                 }

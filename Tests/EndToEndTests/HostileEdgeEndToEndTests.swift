@@ -1,0 +1,84 @@
+import AsyncHTTPClient
+import Foundation
+import TestSupport
+import Testing
+
+extension RealExecutables {
+    /// Raw-socket HTTP/1 an attacker sends the gateway (issue 21's probe, kept as the repo's own):
+    /// broken chunked bodies, missing or repeated `Host`, requests pipelined behind an answer that
+    /// closes. Each is a 4xx in the NestJS body, never a 5xx, and nothing is read after a close.
+    @Suite("Hostile HTTP/1 at the edge", .serialized)
+    struct HostileEdgeEndToEndTests {
+        static let metricsToken = "metrics-token-for-e2e-0123456789"
+
+        func serverErrors(_ client: HTTPClient, _ stack: Stack) async throws -> [String] {
+            let metrics = try await client.call(stack.gatewayURL + "/metrics", headers: [("Authorization", "Bearer \(Self.metricsToken)")])
+            return metrics.body.split(separator: "\n").filter { $0.hasPrefix("streamhub_http_requests_total{") && $0.contains(#"status="5"#) }
+                .map(String.init)
+        }
+
+        @Test("broken chunked bodies and bodies cut short are 400 (Connection: close), never a 5xx in the metrics")
+        func brokenChunkedBodies() async throws {
+            try await Stack.with(extra: ["METRICS_TOKEN": Self.metricsToken]) { stack, client in
+                let port = stack.ports["gateway"]!
+                let head = "POST /api/v1/auth/login HTTP/1.1\r\nHost: edge.test\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                let bodies = [
+                    "overflowing size": "ffffffffffffffffffffffff\r\n{}\r\n0\r\n\r\n",
+                    "invalid size": "zz\r\n{}\r\n0\r\n\r\n",
+                    "space-led size": " 2\r\n{}\r\n0\r\n\r\n",
+                    "bare LF in a chunk extension": "2;ext=1\n{}\r\n0\r\n\r\n",
+                ]
+                for (name, body) in bodies.sorted(by: { $0.key < $1.key }) {
+                    let (responses, closed) = try await RawHTTP.exchange(port: port, [head, body])
+                    #expect(responses.count == 1, "\(name): \(responses.map(\.status))")
+                    #expect(responses.first?.status == 400, "\(name): \(responses.first?.body ?? "no answer")")
+                    #expect(closed, "\(name)")
+                }
+                // Cut short: the client hangs up mid-body (chunked and with a length).
+                try RawHTTP.sendAndHangUp(port: port, head + "10\r\n{\"a\":")
+                try RawHTTP.sendAndHangUp(
+                    port: port, "POST /api/v1/auth/login HTTP/1.1\r\nHost: edge.test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":")
+                try await Task.sleep(for: .milliseconds(500))
+                #expect(try await self.serverErrors(client, stack) == [])
+                #expect(try await client.call(stack.gatewayURL + "/api/v1/health").status == 200)
+            }
+        }
+
+        @Test("an HTTP/1.1 request without Host, or with two, is a 400 (RFC 9112 §3.2); with one it is served")
+        func hostHeader() async throws {
+            try await Stack.with { stack, _ in
+                let port = stack.ports["gateway"]!
+                let missing = try await RawHTTP.exchange(port: port, "GET /api/v1/health HTTP/1.1\r\n\r\n")
+                #expect(missing.responses.first?.status == 400)
+                #expect(missing.responses.first?.body.contains("exactly one Host header") == true)
+                let twice = try await RawHTTP.exchange(port: port, "GET /api/v1/health HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n")
+                #expect(twice.responses.first?.status == 400)
+                #expect(twice.closed)
+                // An authenticated read the event-loop lane would take is refused the same way.
+                let token = try await stack.seedToken(name: "edge").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let warm = try await RawHTTP.exchange(
+                    port: port, "GET /api/v1/apps HTTP/1.1\r\nHost: a.test\r\nAuthorization: Bearer \(token)\r\nConnection: close\r\n\r\n")
+                #expect(warm.responses.first?.status == 200)
+                let laneTwice = try await RawHTTP.exchange(
+                    port: port, "GET /api/v1/apps HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nAuthorization: Bearer \(token)\r\n\r\n")
+                #expect(laneTwice.responses.first?.status == 400)
+                let one = try await RawHTTP.exchange(port: port, "GET /api/v1/health HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+                #expect(one.responses.first?.status == 200)
+            }
+        }
+
+        @Test("after an answer that says Connection: close (a 413), nothing more is read or answered")
+        func nothingAfterClose() async throws {
+            try await Stack.with(extra: ["GATEWAY_MAX_BODY_BYTES": "1024"]) { stack, _ in
+                let port = stack.ports["gateway"]!
+                let big = String(repeating: "x", count: 2048)
+                let oversized = "POST /api/v1/auth/login HTTP/1.1\r\nHost: edge.test\r\nContent-Type: application/json\r\nContent-Length: 2048\r\n\r\n\(big)"
+                let next = "GET /api/v1/health HTTP/1.1\r\nHost: edge.test\r\n\r\n"
+                let (responses, closed) = try await RawHTTP.exchange(port: port, [oversized + next])
+                #expect(responses.map(\.status) == [413])
+                #expect(responses.first?.headers["connection"] == "close")
+                #expect(closed)
+            }
+        }
+    }
+}
