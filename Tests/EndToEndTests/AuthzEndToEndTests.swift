@@ -55,6 +55,51 @@ extension RealExecutables {
             }
         }
 
+        @Test("an admin cannot make itself owner nor remove the owner; roles are granted only up to the granter's own, in every mode",
+              arguments: ["on", "log"])
+        func noEscalationPastOwnRole(mode: String) async throws {
+            try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": mode]) { stack, client in
+                let base = stack.gatewayURL + "/api/v1"
+                let json = ("Content-Type", "application/json")
+                let signup = try await client.call(
+                    base + "/auth/signup", method: "POST", headers: [json], body: #"{"email":"owner-esc@example.com","password":"correct horse battery"}"#)
+                let data = try #require(try signup.json()["data"] as? [String: Any])
+                let tenant = try #require(data["tenantId"] as? String)
+                let ownerId = try #require((data["user"] as? [String: Any])?["id"] as? String)
+                let owner = ("Authorization", "Bearer " + (try #require(data["token"] as? String)))
+                // The owner makes bob an admin and carl a viewer of the tenant.
+                for (user, role) in [("bob", "admin"), ("carl", "viewer")] {
+                    let granted = try await client.call(
+                        base + "/authz/roles", method: "POST", headers: [owner, json], body: #"{"user":"user:\#(user)","role":"\#(role)"}"#)
+                    #expect(granted.status == 201, "\(granted.body)")
+                }
+                let bob = ("Authorization", "Bearer " + Stack.session(sub: "bob", tenantId: tenant))
+                let carl = ("Authorization", "Bearer " + Stack.session(sub: "carl", tenantId: tenant))
+
+                let selfOwner = try await client.call(
+                    base + "/authz/roles", method: "POST", headers: [bob, json], body: #"{"user":"user:bob","role":"owner"}"#)
+                #expect(selfOwner.status == 403, "\(selfOwner.body)")
+                let lockOut = try await client.call(base + "/authz/roles?user=user:\(ownerId)&role=owner", method: "DELETE", headers: [bob])
+                #expect(lockOut.status == 403, "\(lockOut.body)")
+                #expect(try lockOut.json()["message"] as? String == "The owner role is removed only by a platform operator or an ownership transfer")
+                let viaImport = try await client.call(
+                    base + "/authz/import", method: "POST", headers: [bob, ("Content-Type", "text/csv")], body: "g, user:bob, owner, \(tenant)\n")
+                #expect(viaImport.status == 403, "\(viaImport.body)")
+                let viewerToAdmin = try await client.call(
+                    base + "/authz/roles", method: "POST", headers: [carl, json], body: #"{"user":"user:carl","role":"admin"}"#)
+                #expect(viewerToAdmin.status == 403, "\(viewerToAdmin.body)")
+                // Up to its own rank an admin still administers.
+                let member = try await client.call(
+                    base + "/authz/roles", method: "POST", headers: [bob, json], body: #"{"user":"user:dan","role":"member"}"#)
+                #expect(member.status == 201, "\(member.body)")
+                // The owner is still owner.
+                let roles = try #require(try await client.call(base + "/authz/roles", headers: [owner]).json()["data"] as? [String: Any])
+                let assignments = try #require(roles["roles"] as? [[String: Any]])
+                #expect(assignments.contains { $0["user"] as? String == "user:\(ownerId)" && $0["role"] as? String == "owner" })
+                #expect(!assignments.contains { $0["user"] as? String == "user:bob" && $0["role"] as? String == "owner" })
+            }
+        }
+
         @Test("the gateway's decision cache answers repeated checks without authz; a role revoked or granted is in force within 1 s")
         func decisionCache() async throws {
             let metricsToken = "metrics-token-for-e2e-0123456789"

@@ -71,6 +71,34 @@ public struct PolicyAdminController<Context: ServiceRequestContextProtocol>: Sen
         }
     }
 
+    /// The built-in roles by rank. A caller grants or removes roles only up to its own rank; a
+    /// role of the tenant's own making ranks as `admin` (its permissions are the tenant's to write).
+    static var ranks: [String: Int] { RoleRanks.builtIn }
+
+    static func rank(of role: String) -> Int { Self.ranks[role] ?? 3 }
+
+    /// The highest rank the caller holds in `tenant` (directly or through other roles); global
+    /// callers outrank every role.
+    func rank(of principal: Principal, in tenant: String) -> Int {
+        if principal.bypassesAuthorization { return Int.max }
+        return self.engine.implicitRoles(of: principal.subject, in: tenant).map { Self.ranks[$0] ?? 0 }.max() ?? 0
+    }
+
+    /// Refuses (403) a grant or a removal of `role` by a caller of lower rank, and any removal of
+    /// `owner` but a global caller's: an admin can neither make itself owner nor lock the owner out
+    /// (ownership moves only by transfer). Applied in every enforcement mode — it is the role
+    /// hierarchy, not a policy decision.
+    func checkRank(_ role: String, removing: Bool, context: Context, tenant: String, line: String = "") throws {
+        let principal = try context.caller()
+        if principal.bypassesAuthorization { return }
+        if removing && role == "owner" {
+            throw ServiceError(.forbidden, message: "\(line)The owner role is removed only by a platform operator or an ownership transfer")
+        }
+        guard Self.rank(of: role) <= self.rank(of: principal, in: tenant) else {
+            throw ServiceError(.forbidden, message: "\(line)A role can be \(removing ? "removed" : "granted") only up to your own (\(role) is above it)")
+        }
+    }
+
     @Sendable func listPolicies(_ request: Request, context: Context) async throws -> Response {
         let tenant = try Self.tenant(request, context: context)
         let rules = self.engine.rules("p")
@@ -104,6 +132,7 @@ public struct PolicyAdminController<Context: ServiceRequestContextProtocol>: Sen
         let user = try Identifier.validate(body.user, field: "user")
         let role = try Identifier.validate(body.role, field: "role")
         try self.checkAssignment(user: user, role: role, tenant: tenant)
+        try self.checkRank(role, removing: false, context: context, tenant: tenant)
         return try await self.change([.add(StoredRule(ptype: "g", values: [user, role, tenant]))], tenant: tenant, status: .created)
     }
 
@@ -111,6 +140,7 @@ public struct PolicyAdminController<Context: ServiceRequestContextProtocol>: Sen
         let tenant = try Self.tenant(request, context: context)
         let user = try Self.query(request, "user")
         let role = try Self.query(request, "role")
+        try self.checkRank(role, removing: true, context: context, tenant: tenant)
         return try await self.change([.remove(StoredRule(ptype: "g", values: [user, role, tenant]))], tenant: tenant)
     }
 
@@ -185,6 +215,7 @@ public struct PolicyAdminController<Context: ServiceRequestContextProtocol>: Sen
         for assignment in assignments {
             try self.checkAssignment(
                 user: assignment.user, role: assignment.role, tenant: tenant, alsoDefined: defined, line: "import:\(assignment.line.lineNumber): ")
+            try self.checkRank(assignment.role, removing: false, context: context, tenant: tenant, line: "import:\(assignment.line.lineNumber): ")
         }
         return try await self.change(changes, tenant: tenant, status: .ok)
     }
@@ -200,4 +231,9 @@ public struct PolicyAdminController<Context: ServiceRequestContextProtocol>: Sen
         }
         return try JSONResponse.make(PolicyChangeResult(tenant: tenant, version: result.version, changed: result.changed), status: status)
     }
+}
+
+/// The built-in roles by rank (``PolicyAdminController/checkRank(_:removing:context:tenant:line:)``).
+enum RoleRanks {
+    static let builtIn: [String: Int] = ["owner": 4, "admin": 3, "member": 2, "viewer": 1]
 }
