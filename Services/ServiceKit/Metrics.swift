@@ -267,11 +267,52 @@ extension Request {
             throw ServiceError(.contentTooLarge, message: "Request body is larger than \(limit) bytes")
         }
         guard buffer.readableBytes > 0 else { throw ServiceError.badRequest("Request body is required") }
+        let data = Data(buffer: buffer)
+        let value: T
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
+            value = try JSONDecoder().decode(T.self, from: data)
         } catch let error as DecodingError {
             throw ServiceError.badRequest(NestErrorMiddleware<BasicRequestContext>.describe(error))
         }
+        if let unknown = UnknownFields.first(in: data, decoded: value) {
+            // NestJS's ValidationPipe wording (`forbidNonWhitelisted`).
+            throw ServiceError.badRequest("property \(unknown) should not exist")
+        }
+        return value
+    }
+}
+
+/// Members of a request body the route's type does not know. A body with one is refused (400
+/// naming it) instead of the member being ignored: `{"publicPlayback": false}` sent where
+/// `{"features": {"publicPlayback": false}}` is meant must not answer 200 and change nothing.
+public enum UnknownFields {
+    /// The first member path of `data` (`name`, `features.publicPlayback`) that `decoded`, encoded
+    /// again, does not have; nil when every member is known. Members sent as `null` are not
+    /// checked (they set nothing, and optional members are left out when encoding).
+    public static func first(in data: Data, decoded: some Any) -> String? {
+        guard let encodable = decoded as? any Encodable, let known = try? JSONEncoder().encode(encodable),
+            let input = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]),
+            let output = try? JSONSerialization.jsonObject(with: known, options: [.fragmentsAllowed])
+        else { return nil }
+        return Self.unknown(input, known: output, path: "")
+    }
+
+    static func unknown(_ input: Any, known: Any, path: String) -> String? {
+        if let members = input as? [String: Any] {
+            guard let knownMembers = known as? [String: Any] else { return nil }
+            for key in members.keys.sorted() {
+                guard let value = members[key], !(value is NSNull) else { continue }
+                guard let knownValue = knownMembers[key] else { return path + key }
+                if let found = Self.unknown(value, known: knownValue, path: path + key + ".") { return found }
+            }
+            return nil
+        }
+        if let items = input as? [Any], let knownItems = known as? [Any], items.count == knownItems.count {
+            for (index, (item, knownItem)) in zip(items, knownItems).enumerated() {
+                if let found = Self.unknown(item, known: knownItem, path: path.dropLast() + "[\(index)].") { return found }
+            }
+        }
+        return nil
     }
 }
 

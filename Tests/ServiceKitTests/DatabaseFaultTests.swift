@@ -1,6 +1,12 @@
 import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
 import Logging
+import NIOCore
 import SQLKit
+import Shared
+import Synchronization
 import ServiceKit
 import ServiceStorage
 import TestSupport
@@ -132,5 +138,50 @@ enum Stack0 {
             try await Task.sleep(for: .milliseconds(50))
         }
         throw HarnessFailure("timed out waiting for \(what)")
+    }
+}
+
+@Suite("Unknown request members")
+struct UnknownFieldTests {
+    struct Update: Codable {
+        struct Features: Codable { var publicPlayback: Bool? }
+        var name: String?
+        var features: Features?
+        var tags: [Features]?
+    }
+
+    func first(_ json: String) throws -> String? {
+        let data = Data(json.utf8)
+        return UnknownFields.first(in: data, decoded: try JSONDecoder().decode(Update.self, from: data))
+    }
+
+    @Test("a member the type does not know is named, at any depth; known members and nulls pass")
+    func named() throws {
+        #expect(try self.first(#"{"publicPlayback":false}"#) == "publicPlayback")
+        #expect(try self.first(#"{"features":{"publicPlayback":false,"extra":1}}"#) == "features.extra")
+        #expect(try self.first(#"{"tags":[{"publicPlayback":true},{"x":1}]}"#) == "tags[1].x")
+        #expect(try self.first(#"{"name":"a","features":{"publicPlayback":false}}"#) == nil)
+        #expect(try self.first(#"{"name":null,"features":null}"#) == nil)
+        #expect(try self.first(#"{}"#) == nil)
+    }
+
+    @Test("through a route: 400 in the NestJS body naming the member, and nothing done")
+    func throughRoute() async throws {
+        let router = Router(context: BasicRequestContext.self)
+        router.addMiddleware { NestErrorMiddleware<BasicRequestContext>() }
+        let touched = Mutex(false)
+        router.patch("apps/:app") { request, _ -> String in
+            _ = try await request.decodeJSON(Update.self)
+            touched.withLock { $0 = true }
+            return "ok"
+        }
+        try await Application(router: router).test(.router) { client in
+            let response = try await client.execute(
+                uri: "/apps/a1", method: .patch, headers: [.contentType: "application/json"], body: ByteBuffer(string: #"{"publicPlayback":false}"#))
+            #expect(response.status == .badRequest)
+            let body = try JSONDecoder().decode(ErrorBody.self, from: Data(buffer: response.body))
+            #expect(body.message == "property publicPlayback should not exist")
+        }
+        #expect(!touched.withLock { $0 })
     }
 }
