@@ -47,9 +47,28 @@ public enum RequestIDs {
         return allowed ? value : nil
     }
 
-    /// The caller's id when acceptable, else a new one (Hummingbird's: random prefix + counter,
-    /// unique without a syscall per request).
+    /// The caller's id when acceptable, else a new one.
     public static func resolve(_ value: String?) -> String {
-        self.acceptable(value) ?? RequestID().description
+        self.acceptable(value) ?? self.generate()
+    }
+
+    /// 128 bits from the system's generator as 32 lower-case hex digits: ids are echoed to clients
+    /// and named in logs, so one must not tell the next (Hummingbird's own are a random prefix and
+    /// a counter).
+    public static func generate() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let digits = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            var index = 0
+            for _ in 0..<2 {
+                var word = generator.next()
+                for _ in 0..<16 {
+                    buffer[index] = digits[Int(word & 0xF)]
+                    word >>= 4
+                    index += 1
+                }
+            }
+            return 32
+        }
     }
 }

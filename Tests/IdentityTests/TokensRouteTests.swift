@@ -94,6 +94,12 @@ struct TokensRouteTests {
             let past = try await self.call(
                 client, .post, "/api/v1/tokens", #"{"name":"x","scope":"app","appId":"app1","expiresAt":"2001-01-01T00:00:00Z"}"#, as: Self.member)
             #expect(past.status == .badRequest)
+            let farFuture = try await self.call(
+                client, .post, "/api/v1/tokens", #"{"name":"x","scope":"app","appId":"app1","expiresAt":"+275760-09-13T00:00:00Z"}"#, as: Self.member)
+            #expect(farFuture.status == .badRequest)
+            let tooLong = try await self.call(
+                client, .post, "/api/v1/tokens", #"{"name":"x","scope":"app","appId":"app1","expiresAt":"9999-01-01T00:00:00Z"}"#, as: Self.member)
+            #expect(tooLong.status == .badRequest)
             let nul = try await self.call(client, .post, "/api/v1/tokens", #"{"name":"a\u0000","scope":"app","appId":"app1"}"#, as: Self.member)
             #expect(nul.status == .badRequest)
 

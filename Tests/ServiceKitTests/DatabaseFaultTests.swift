@@ -185,3 +185,17 @@ struct UnknownFieldTests {
         #expect(!touched.withLock { $0 })
     }
 }
+
+@Suite("Request ids")
+struct GeneratedRequestIDTests {
+    @Test("generated request ids are 32 hex digits, unique, and one does not tell the next (no shared prefix, no counter)")
+    func unguessable() {
+        let ids = (0..<2000).map { _ in RequestIDs.resolve(nil) }
+        #expect(Set(ids).count == ids.count)
+        #expect(ids.allSatisfy { $0.utf8.count == 32 && $0.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) } })
+        // Hummingbird's ids shared a 16-digit random prefix and counted up in the rest.
+        let sharedPrefixes = zip(ids, ids.dropFirst()).filter { $0.prefix(8) == $1.prefix(8) }.count
+        #expect(sharedPrefixes < 3, "\(sharedPrefixes) consecutive ids share their first 8 digits")
+        #expect(RequestIDs.resolve("client-id.1") == "client-id.1")
+    }
+}

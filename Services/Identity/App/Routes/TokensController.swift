@@ -59,6 +59,10 @@ public struct TokensController<Context: ServiceRequestContextProtocol>: Sendable
         if let text = body.expiresAt {
             guard let date = Self.parseTime(text) else { throw ServiceError.badRequest("expiresAt must be an RFC 3339 time") }
             guard date > now else { throw ServiceError.badRequest("expiresAt must be in the future") }
+            // A bound keeps the stored time (and every answer naming it) sane: year 275760 was taken.
+            guard date <= now.addingTimeInterval(Self.longestLifetime) else {
+                throw ServiceError.badRequest("expiresAt must be at most 10 years ahead")
+            }
             expiresAt = Timestamp.millis(date)
         }
         var tenantId: String?
@@ -118,6 +122,9 @@ public struct TokensController<Context: ServiceRequestContextProtocol>: Sendable
         }
         return try JSONResponse.make(record.summary)
     }
+
+    /// The longest lifetime a token may be given (`expiresAt` at most this far ahead).
+    static var longestLifetime: TimeInterval { 10 * 366 * 24 * 3600 }
 
     static func parseTime(_ text: String) -> Date? {
         (try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
