@@ -299,6 +299,8 @@ public struct FastPathHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     var makeAdditionalHandlers: @Sendable () -> [any ChannelHandler] = { [] }
     /// Whether each connection's requests run on its event loop (``EventLoopExecutor``).
     var handlesOnEventLoop = false
+    /// The connection cap and idle timeout, enforced nearest the socket; nil for none.
+    var limits: ConnectionLimits?
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
@@ -306,6 +308,7 @@ public struct FastPathHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             limits.maxHeaderFieldSize = 80 * 1024
             limits.maxHeaderListSize = 80 * 1024
             limits.maxHeaderFieldCount = 1000
+            if let limits = self.limits { try channel.pipeline.syncOperations.addHandler(ConnectionGuard(limits: limits)) }
             if let makeFrontHandler = self.makeFrontHandler { try channel.pipeline.syncOperations.addHandler(makeFrontHandler()) }
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                 withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
@@ -334,12 +337,12 @@ public struct FastPathHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     /// connection's event loop (``EventLoopHTTP1Channel``).
     public static func server(
         front makeFrontHandler: (@Sendable () -> any ChannelHandler)? = nil, additional: @escaping @Sendable () -> [any ChannelHandler] = { [] },
-        onEventLoop: Bool = false, _ makeHandler: @escaping @Sendable () -> any ChannelHandler
+        onEventLoop: Bool = false, limits: ConnectionLimits? = nil, _ makeHandler: @escaping @Sendable () -> any ChannelHandler
     ) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
             FastPathHTTP1Channel(
                 responder: responder, makeHandler: makeHandler, makeFrontHandler: makeFrontHandler, makeAdditionalHandlers: additional,
-                handlesOnEventLoop: onEventLoop)
+                handlesOnEventLoop: onEventLoop, limits: limits)
         }
     }
 }

@@ -105,7 +105,10 @@ public func buildGateway(
         let lane = GatewayFastLane(
             configuration: configuration, upstream: onLoop, credentials: credentials, authorization: authorization, metrics: metrics, logger: logger,
             serverName: serverName)
-        server = FastPathHTTP1Channel.server(additional: { [ParserErrorHandler()] }, onEventLoop: true) { GatewayFastPathHandler(lane: lane) }
+        let limits = ConnectionLimits(maxConnections: configuration.maxConnections, idleTimeout: configuration.idleTimeout)
+        server = FastPathHTTP1Channel.server(additional: { [ParserErrorHandler()] }, onEventLoop: true, limits: limits) {
+            GatewayFastPathHandler(lane: lane)
+        }
     } else {
         server = EventLoopHTTP1Channel.server(configuration: .init(additionalChannelHandlers: [ParserErrorHandler()]))
     }

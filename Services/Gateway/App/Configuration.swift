@@ -43,6 +43,12 @@ public struct GatewayConfiguration: Sendable {
     public var decisionCacheSize: Int
     /// `GATEWAY_BODY_TIMEOUT_S`: a request body must arrive within this (else 408, connection closed).
     public var bodyTimeout: Duration
+    /// `GATEWAY_IDLE_TIMEOUT_S` (30): a client connection with nothing read or written for this
+    /// long is closed (an unfinished request head held open, an idle keep-alive).
+    public var idleTimeout: Duration
+    /// `GATEWAY_MAX_CONNECTIONS`: client connections open at once; past it a new one is closed at
+    /// once. Default: from the descriptor limit (``ConnectionLimits/defaultMaxConnections()``).
+    public var maxConnections: Int
     /// `GATEWAY_DOCS_DIR`: where Swagger UI's files are (installed by `streamhub up`, the image, CI).
     public var docsDirectory: String
 
@@ -71,6 +77,9 @@ public struct GatewayConfiguration: Sendable {
         self.breakerThreshold = try reader.int(ConfigKey.breakerThreshold, default: 3, range: 1...1000)
         self.decisionCacheSize = try reader.int(ConfigKey.decisionCacheSize, default: 10_000, range: 0...10_000_000)
         self.bodyTimeout = .seconds(try reader.int(ConfigKey.bodyTimeout, default: 60, range: 1...3600))
+        self.idleTimeout = .seconds(try reader.int(ConfigKey.gatewayIdleTimeout, default: 30, range: 1...3600))
+        self.maxConnections = try reader.int(
+            ConfigKey.gatewayMaxConnections, default: ConnectionLimits.defaultMaxConnections(), range: 1...1_000_000)
         let dataDir = reader.string(ConfigKey.dataDir, default: ".streamhub/data")
         self.docsDirectory = reader.string(ConfigKey.docsDir, default: (dataDir as NSString).appendingPathComponent("swagger-ui"))
     }
