@@ -51,13 +51,17 @@ public final class ConnectionLimits: Sendable {
 
 /// The first handler of a public connection (nearest the socket: it sees every byte read and
 /// every write, whichever lane answered): enforces ``ConnectionLimits``.
+///
+/// Reads and writes only set a flag (no clock read on the hot path); a timer ticks every half
+/// idle timeout and closes the connection after two silent ticks in a row, so an idle connection
+/// goes between one and one and a half idle timeouts after its last byte.
 public final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = NIOAny
     public typealias OutboundIn = NIOAny
 
     let limits: ConnectionLimits
-    var admitted = false
-    var lastActivity = NIODeadline.now()
+    var active = false
+    var silentTicks = 0
     var timer: Scheduled<Void>?
 
     public init(limits: ConnectionLimits) {
@@ -69,9 +73,24 @@ public final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandle
             context.close(promise: nil)
             return
         }
-        self.admitted = true
         context.channel.closeFuture.whenComplete { [limits] _ in limits.release() }
-        self.schedule(context, in: TimeAmount(self.limits.idleTimeout))
+        self.tick(context, every: .nanoseconds(TimeAmount(self.limits.idleTimeout).nanoseconds / 2))
+    }
+
+    func tick(_ context: ChannelHandlerContext, every interval: TimeAmount) {
+        self.timer = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: interval) {
+            if self.active {
+                self.active = false
+                self.silentTicks = 0
+            } else {
+                self.silentTicks += 1
+                if self.silentTicks >= 2 {
+                    context.close(promise: nil)
+                    return
+                }
+            }
+            self.tick(context, every: interval)
+        }
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
@@ -79,25 +98,13 @@ public final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandle
         self.timer = nil
     }
 
-    func schedule(_ context: ChannelHandlerContext, in delay: TimeAmount) {
-        self.timer = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: delay) {
-            let idle = NIODeadline.now() - self.lastActivity
-            let timeout = TimeAmount(self.limits.idleTimeout)
-            if idle >= timeout {
-                context.close(promise: nil)
-            } else {
-                self.schedule(context, in: timeout - idle)
-            }
-        }
-    }
-
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.lastActivity = .now()
+        self.active = true
         context.fireChannelRead(data)
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        self.lastActivity = .now()
+        self.active = true
         context.write(data, promise: promise)
     }
 }

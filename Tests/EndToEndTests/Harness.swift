@@ -243,12 +243,7 @@ final class Stack: @unchecked Sendable {
     }
 
     static func waitFor(deadline: Duration, _ what: String, _ condition: () async throws -> Bool) async throws {
-        let end = ContinuousClock.now + deadline
-        while ContinuousClock.now < end {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw HarnessError("timed out waiting for \(what)")
+        try await Waiting.until(deadline: deadline, what, condition)
     }
 
     /// Whether nothing listens on `port` on loopback (we could bind it).

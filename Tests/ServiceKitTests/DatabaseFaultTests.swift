@@ -20,7 +20,7 @@ struct DatabaseFaultTests {
 
     func location(queryTimeout: Duration = .seconds(5)) async throws -> PostgresLocation {
         guard case .postgres(var location) = try await TestDatabases.freshLocation("postgres", name: "faults") else {
-            throw HarnessFailure("not PostgreSQL")
+            throw StorageError.invalid("not PostgreSQL")
         }
         location.queryTimeout = queryTimeout
         return location
@@ -107,7 +107,7 @@ struct DatabaseFaultTests {
                 #expect(error?.serviceError.status.code == 503)
                 // At once, not at the deadline: the lost connection answers the caller.
                 #expect(ContinuousClock.now - started < .seconds(2))
-                try await Stack0.waitFor(deadline: .seconds(5), "the pool to serve again") {
+                try await Waiting.until(deadline: .seconds(5), "the pool to serve again") {
                     (try? await victim.withSQL { sql in try await sql.raw("SELECT 1 AS pid").first(decoding: PIDRow.self)?.pid }) == 1
                 }
             }
@@ -122,22 +122,6 @@ struct DatabaseFaultTests {
         for state in ["23505", "42P01", "22001", "40001", ""] {
             #expect(!PostgresStore.meansUnavailable(sqlState: state), "\(state)")
         }
-    }
-}
-
-struct HarnessFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-enum Stack0 {
-    static func waitFor(deadline: Duration, _ what: String, _ condition: () async throws -> Bool) async throws {
-        let end = ContinuousClock.now + deadline
-        while ContinuousClock.now < end {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw HarnessFailure("timed out waiting for \(what)")
     }
 }
 
