@@ -121,7 +121,12 @@ public struct MeResponse: Codable, Sendable, Equatable {
 /// `POST /internal/v1/sessions/state` on identity: may sessions of this user still be trusted?
 public struct SessionStateRequest: Codable, Sendable, Equatable {
     public var userId: String
-    public init(userId: String) { self.userId = userId }
+    /// A break-glass session's `bgv` claim: identity says whether the current password minted it.
+    public var breakGlassVersion: String?
+    public init(userId: String, breakGlassVersion: String? = nil) {
+        self.userId = userId
+        self.breakGlassVersion = breakGlassVersion
+    }
 }
 
 /// Identity's answer: sessions issued before `notBefore` (epoch seconds) are revoked; a disabled

@@ -52,6 +52,12 @@ public enum ConfigKey {
     public static let nodeTTL = "STREAMHUB_NODE_TTL_S"
     public static let adminUser = "ADMIN_USER"
     public static let adminPass = "ADMIN_PASS"
+    public static let adminSessionTTL = "ADMIN_SESSION_TTL_S"
+    public static let secondFactorMaxFailures = "STREAMHUB_SECOND_FACTOR_MAX_FAILURES"
+    public static let secondFactorWindow = "STREAMHUB_SECOND_FACTOR_WINDOW_S"
+    public static let loginThrottlePerIP = "STREAMHUB_LOGIN_THROTTLE_PER_IP"
+    public static let loginThrottlePerEmail = "STREAMHUB_LOGIN_THROTTLE_PER_EMAIL"
+    public static let loginThrottleWindow = "STREAMHUB_LOGIN_THROTTLE_WINDOW_S"
 }
 
 /// Default loopback ports used by `streamhub up` and the compose file.

@@ -88,11 +88,15 @@ public struct SessionClaims: Codable, Sendable, Equatable {
     /// Expiry, seconds since the epoch; required.
     public var exp: Int64
     public var nbf: Int64?
+    /// Break-glass sessions only: which `ADMIN_USER`/`ADMIN_PASS` minted it (an HMAC under the JWT
+    /// secret, so it tells nothing about the password); rotating the password ends them.
+    public var bgv: String?
 
     public init(
         sub: String, tenantId: String?, superadmin: Bool? = nil, iss: String? = nil, aud: String? = nil, jti: String? = nil, iat: Int64?,
-        exp: Int64, nbf: Int64? = nil
+        exp: Int64, nbf: Int64? = nil, bgv: String? = nil
     ) {
+        self.bgv = bgv
         self.sub = sub
         self.tenantId = tenantId
         self.superadmin = superadmin

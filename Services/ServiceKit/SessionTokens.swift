@@ -25,11 +25,14 @@ public struct SessionTokens: Sendable {
 
     /// Fresh claims for a session of `userId` acting in `tenantId`, issued at `now` (never before
     /// `notBefore`, so a sign-in right after a logout is not caught by it) and valid 12 h.
-    public func claims(userId: String, tenantId: String?, superadmin: Bool, now: Date, notBefore: Int64 = 0) -> SessionClaims {
+    public func claims(
+        userId: String, tenantId: String?, superadmin: Bool, now: Date, notBefore: Int64 = 0, lifetime: Int64 = Self.lifetime,
+        breakGlassVersion: String? = nil
+    ) -> SessionClaims {
         let issuedAt = max(Int64(now.timeIntervalSince1970), notBefore)
         return SessionClaims(
             sub: userId, tenantId: tenantId, superadmin: superadmin, iss: self.issuer, aud: self.audience, jti: UUID().uuidString.lowercased(),
-            iat: issuedAt, exp: issuedAt + Self.lifetime)
+            iat: issuedAt, exp: issuedAt + lifetime, bgv: breakGlassVersion)
     }
 
     struct Header: Decodable {

@@ -381,7 +381,7 @@ extension RealExecutables {
             }
         }
 
-        @Test("break-glass with its database up: identity stays running after migrating and serves both break-glass and every other route")
+        @Test("break-glass with its database up: identity stays running and serves every route; break-glass sessions last 15 min and end on logout and on a new ADMIN_PASS")
         func breakGlassWithDatabaseUp() async throws {
             let identity = ["ADMIN_USER": "ops-admin", "ADMIN_PASS": "break-glass-pass-1234", "LOG_LEVEL": "notice"]
             try await Stack.with(perService: ["identity": identity]) { stack, client in
@@ -398,10 +398,31 @@ extension RealExecutables {
                 let login = try await client.call(
                     base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"ops-admin","password":"break-glass-pass-1234"}"#)
                 #expect(login.status == 200, "\(login.body)")
-                let admin = ("Authorization", "Bearer " + (try #require(try self.data(login)["token"] as? String)))
+                let adminToken = try #require(try self.data(login)["token"] as? String)
+                let admin = ("Authorization", "Bearer " + adminToken)
                 #expect(try await client.call(base + "/tenants", headers: [admin]).status == 200)
                 #expect(try await client.call("http://127.0.0.1:\(stack.ports["identity"]!)/internal/v1/ready").status == 200)
                 #expect(process.isRunning)
+                // Break-glass sessions are short (15 min) and end on logout, through the gateway.
+                let claims = try self.claims(adminToken)
+                #expect((claims["exp"] as? Int ?? 0) - (claims["iat"] as? Int ?? 0) == 900)
+                #expect(try await client.call(base + "/auth/logout", method: "POST", headers: [admin, Self.json], body: "{}").status == 200)
+                try await Stack.waitFor(deadline: .seconds(5), "the logged-out break-glass session to be refused") {
+                    try await client.call(base + "/tenants", headers: [admin]).status == 401
+                }
+                let again = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"ops-admin","password":"break-glass-pass-1234"}"#)
+                let second = ("Authorization", "Bearer " + (try #require(try self.data(again)["token"] as? String)))
+                #expect(try await client.call(base + "/tenants", headers: [second]).status == 200)
+                // Rotating ADMIN_PASS ends every session the old one minted.
+                #expect(try await stack.stop("identity") == 0)
+                try await stack.restart("identity", client: client, extra: ["ADMIN_PASS": "a rotated break-glass pass"])
+                try await Stack.waitFor(deadline: .seconds(5), "the old password's session to be refused") {
+                    try await client.call(base + "/tenants", headers: [second]).status == 401
+                }
+                let rotated = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"ops-admin","password":"a rotated break-glass pass"}"#)
+                #expect(rotated.status == 200)
                 // And it still stops cleanly on SIGTERM.
                 #expect(try await stack.stop("identity") == 0)
             }

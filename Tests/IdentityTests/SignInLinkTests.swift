@@ -31,7 +31,8 @@ struct SignInLinkTests {
                 ]),
                 dependencies: IdentityDependencies(
                     tokens: SQLApiTokenRepository(database: database), accounts: SQLAccountRepository(database: database),
-                    totp: SQLTOTPRepository(database: database), links: SQLSignInLinkRepository(database: database), transport: AgreeableAuthz(),
+                    totp: SQLTOTPRepository(database: database), links: SQLSignInLinkRepository(database: database),
+                    attempts: SQLAttemptRepository(database: database), transport: AgreeableAuthz(),
                     timeSource: clock))
             try await app.test(.router) { client in try await body(client, database, clock) }
         }

@@ -51,7 +51,8 @@ struct TokensRouteTests {
                 ]),
                 dependencies: IdentityDependencies(
                     tokens: tokens, accounts: SQLAccountRepository(database: database), totp: SQLTOTPRepository(database: database),
-                    links: SQLSignInLinkRepository(database: database), transport: FakeMedia(apps: ["app1": "t1", "app2": "t2"]))
+                    links: SQLSignInLinkRepository(database: database),
+                    attempts: SQLAttemptRepository(database: database), transport: FakeMedia(apps: ["app1": "t1", "app2": "t2"]))
             )
             try await app.test(.router) { client in try await body(client, tokens) }
         }
@@ -218,7 +219,8 @@ struct TOTPRouteTests {
                 reader: .values(["STREAMHUB_INTERNAL_TOKEN": token, "STREAMHUB_JWT_SECRET": String(repeating: "j", count: 40)]),
                 dependencies: IdentityDependencies(
                     tokens: SQLApiTokenRepository(database: database), accounts: SQLAccountRepository(database: database),
-                    totp: SQLTOTPRepository(database: database), links: SQLSignInLinkRepository(database: database), transport: AgreeableAuthz(),
+                    totp: SQLTOTPRepository(database: database), links: SQLSignInLinkRepository(database: database),
+                    attempts: SQLAttemptRepository(database: database), transport: AgreeableAuthz(),
                     timeSource: clock))
             try await app.test(.router) { client in
                 func post(_ path: String, _ body: String, as principal: Principal? = nil) async throws -> TestResponse {

@@ -12,6 +12,8 @@ public struct IdentityDependencies: Sendable {
     public var accounts: (any AccountRepository)?
     public var totp: (any TOTPRepository)?
     public var links: (any SignInLinkRepository)?
+    public var attempts: (any AttemptRepository)?
+    public var breakGlassStore: BreakGlassStore?
     /// How identity reaches authz (a fake in tests).
     public var transport: (any UpstreamClient)?
     public var metrics: ServiceMetrics?
@@ -19,13 +21,16 @@ public struct IdentityDependencies: Sendable {
 
     public init(
         tokens: (any ApiTokenRepository)? = nil, accounts: (any AccountRepository)? = nil, totp: (any TOTPRepository)? = nil,
-        links: (any SignInLinkRepository)? = nil, transport: (any UpstreamClient)? = nil,
+        links: (any SignInLinkRepository)? = nil, attempts: (any AttemptRepository)? = nil, breakGlassStore: BreakGlassStore? = nil,
+        transport: (any UpstreamClient)? = nil,
         metrics: ServiceMetrics? = nil, timeSource: any TimeSource = SystemTimeSource()
     ) {
         self.tokens = tokens
         self.accounts = accounts
         self.totp = totp
         self.links = links
+        self.attempts = attempts
+        self.breakGlassStore = breakGlassStore
         self.transport = transport
         self.metrics = metrics
         self.timeSource = timeSource
@@ -52,6 +57,8 @@ public func buildIdentity(
     var accounts = dependencies.accounts
     var totp = dependencies.totp
     var links = dependencies.links
+    var attempts = dependencies.attempts
+    var breakGlassStore = dependencies.breakGlassStore
     if let injected = dependencies.tokens {
         tokens = injected
     } else {
@@ -61,6 +68,8 @@ public func buildIdentity(
         accounts = accounts ?? SQLAccountRepository(database: database)
         totp = totp ?? SQLTOTPRepository(database: database)
         links = links ?? SQLSignInLinkRepository(database: database)
+        attempts = attempts ?? SQLAttemptRepository(database: database)
+        breakGlassStore = breakGlassStore ?? BreakGlassStore(database: database)
         migrate = { [logger] in try await IdentityMigrations.migrator.migrate(database, logger: logger) }
         readiness.append(IdentityMigrations.migrator.readiness(database))
     }
@@ -72,7 +81,7 @@ public func buildIdentity(
         migrate = nil
     }
     let gateMiddleware = DatabaseGateMiddleware<ServiceRequestContext>(
-        gate: gate, exempt: ["/api/v1/auth/login", "/api/v1/auth/me", "/internal/v1/sessions/state"])
+        gate: gate, exempt: ["/api/v1/auth/login", "/api/v1/auth/me", "/api/v1/auth/logout", "/internal/v1/sessions/state"])
     let startedAt = Date()
     let router = Router(context: ServiceRequestContext.self)
     router.addServiceMiddleware(metrics: metrics)
@@ -81,9 +90,9 @@ public func buildIdentity(
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
     let internalRoutes = router.internalGroup(internalToken: configuration.common.internalToken).add(middleware: gateMiddleware)
     TokenResolveController(tokens: tokens, timeSource: dependencies.timeSource).addRoutes(to: internalRoutes)
-    // Accounts need all three of their stores; a test that injects only the token store gets the
+    // Accounts need all four of their stores; a test that injects only the token store gets the
     // token routes alone.
-    if let accounts, let totp, let links {
+    if let accounts, let totp, let links, let attempts {
         let transport: any UpstreamClient
         if let injected = dependencies.transport {
             transport = injected
@@ -98,11 +107,13 @@ public func buildIdentity(
         let client = InternalClient(transport: transport, internalToken: configuration.common.internalToken, timeout: .seconds(10))
         let forwarded = router.forwardedGroup(internalToken: configuration.common.internalToken).add(middleware: gateMiddleware)
         let passwords = PasswordHasher()
-        let factor = SecondFactor(totp: totp, sealer: SecretSealer(secret: configuration.jwtSecret), timeSource: dependencies.timeSource)
+        let factor = SecondFactor(
+            totp: totp, sealer: SecretSealer(secret: configuration.jwtSecret), timeSource: dependencies.timeSource, attempts: attempts,
+            limits: configuration.signInLimits)
         let auth = AuthController<ServiceRequestContext>(
             accounts: accounts, passwords: passwords, sessions: SessionTokens(secret: configuration.jwtSecret, issuer: configuration.publicURL),
             authz: client, authzURL: configuration.authzURL, defaultQuotas: configuration.defaultQuotas, secondFactor: factor, links: links,
-            limits: configuration.mailLimits, publicURL: configuration.publicURL, breakGlass: configuration.breakGlass, gate: gate,
+            limits: configuration.mailLimits, publicURL: configuration.publicURL, breakGlass: configuration.breakGlass, storedBreakGlass: breakGlassStore, gate: gate,
             timeSource: dependencies.timeSource)
         let mail: any MailTransport = try configuration.smtp.map { try SMTPTransport(settings: $0) } ?? OutboxDirectory(path: configuration.mailOutbox)
         services.append(MailDispatcher(links: links, transport: mail, from: configuration.mailFrom, logger: logger))

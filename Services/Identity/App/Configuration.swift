@@ -12,7 +12,10 @@ import Shared
 /// `STREAMHUB_DEFAULT_MAX_TOKENS` (50), `STREAMHUB_MAIL_LIMIT_PER_EMAIL` (3), `STREAMHUB_MAIL_LIMIT_PER_IP`
 /// (10), `STREAMHUB_MAIL_LIMIT_WINDOW_S` (900), `STREAMHUB_MAGIC_LINK_COOLDOWN_S` (60),
 /// `STREAMHUB_MAIL_OUTBOX` (`<data dir>/outbox`), `STREAMHUB_MAIL_FROM`, `SMTP_HOST`, `SMTP_PORT`,
-/// `SMTP_SECURITY`, `SMTP_USERNAME`, `SMTP_PASSWORD`, `SMTP_CA_FILE`, `ADMIN_USER`, `ADMIN_PASS`.
+/// `SMTP_SECURITY`, `SMTP_USERNAME`, `SMTP_PASSWORD`, `SMTP_CA_FILE`, `ADMIN_USER`, `ADMIN_PASS`,
+/// `ADMIN_SESSION_TTL_S` (900), `STREAMHUB_SECOND_FACTOR_MAX_FAILURES` (5),
+/// `STREAMHUB_SECOND_FACTOR_WINDOW_S` (900), `STREAMHUB_LOGIN_THROTTLE_PER_IP` (0: off),
+/// `STREAMHUB_LOGIN_THROTTLE_PER_EMAIL` (0: off), `STREAMHUB_LOGIN_THROTTLE_WINDOW_S` (900).
 public struct IdentityConfiguration: Sendable {
     public var common: CommonConfiguration
     public var storage: StorageLocation
@@ -38,6 +41,8 @@ public struct IdentityConfiguration: Sendable {
     public var breakGlass: BreakGlass?
     /// The quotas a new tenant starts with.
     public var defaultQuotas: TenantQuotas
+    /// Second-factor guess limits and the opt-in login throttle.
+    public var signInLimits: SignInLimits
 
     public init(reader: SettingsReader) throws {
         self.common = try CommonConfiguration(reader: reader, defaultPort: DefaultPort.identity)
@@ -54,7 +59,9 @@ public struct IdentityConfiguration: Sendable {
                 throw ConfigurationError("\(ConfigKey.adminPass) must be at least 12 characters long (got \(password.count))")
             }
             if let problem = Identifier.problem(user) { throw ConfigurationError("\(ConfigKey.adminUser) \(problem)") }
-            self.breakGlass = BreakGlass(user: user, password: password)
+            self.breakGlass = BreakGlass(
+                user: user, password: password, signingSecret: self.jwtSecret,
+                sessionLifetime: Int64(try reader.int(ConfigKey.adminSessionTTL, default: 900, range: 60...43_200)))
         default:
             throw ConfigurationError("\(ConfigKey.adminUser) and \(ConfigKey.adminPass) are set together or not at all")
         }
@@ -72,6 +79,15 @@ public struct IdentityConfiguration: Sendable {
             maxConcurrentStreams: try reader.int(ConfigKey.defaultMaxConcurrentStreams, default: 5, range: 0...1_000_000),
             maxMembers: try reader.int(ConfigKey.defaultMaxMembers, default: 25, range: 1...1_000_000),
             maxTokens: try reader.int(ConfigKey.defaultMaxTokens, default: 50, range: 0...1_000_000))
+        let loginWindow = try reader.int(ConfigKey.loginThrottleWindow, default: 900, range: 1...86_400)
+        let perIP = try reader.int(ConfigKey.loginThrottlePerIP, default: 0, range: 0...1_000_000)
+        let perEmail = try reader.int(ConfigKey.loginThrottlePerEmail, default: 0, range: 0...1_000_000)
+        self.signInLimits = SignInLimits(
+            secondFactor: FailureLimit(
+                maxFailures: try reader.int(ConfigKey.secondFactorMaxFailures, default: 5, range: 1...1000),
+                windowSeconds: try reader.int(ConfigKey.secondFactorWindow, default: 900, range: 1...86_400)),
+            loginPerIP: perIP == 0 ? nil : FailureLimit(maxFailures: perIP, windowSeconds: loginWindow),
+            loginPerEmail: perEmail == 0 ? nil : FailureLimit(maxFailures: perEmail, windowSeconds: loginWindow))
     }
 
     static func smtpSettings(_ reader: SettingsReader) throws -> SMTPSettings? {

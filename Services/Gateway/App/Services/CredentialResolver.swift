@@ -93,7 +93,7 @@ public struct CredentialResolver: Sendable {
             guard let cached = self.cache.lookup(ApiTokenCache.key(for: credential), now: now), let principal = cached else { return nil }
             return principal
         }
-        guard let claims = self.verified.claims(credential, now: now), let state = self.sessionStates.lookup(claims.sub, now: now),
+        guard let claims = self.verified.claims(credential, now: now), let state = self.sessionStates.lookup(Self.stateKey(claims), now: now),
             Self.revocation(claims, state) == nil
         else { return nil }
         return Self.principal(claims)
@@ -114,15 +114,24 @@ public struct CredentialResolver: Sendable {
     func checkNotRevoked(_ claims: SessionClaims, requestID: String) async throws {
         let now = self.timeSource.now()
         let state: SessionState
-        if let cached = self.sessionStates.lookup(claims.sub, now: now) {
+        let key = Self.stateKey(claims)
+        if let cached = self.sessionStates.lookup(key, now: now) {
             state = cached
         } else {
             state = try await self.client.call(
-                service: "identity", baseURL: self.identityURL, path: "/internal/v1/sessions/state", body: SessionStateRequest(userId: claims.sub),
-                requestID: requestID, idempotent: true, as: SessionState.self)
-            self.sessionStates.store(claims.sub, value: state, now: now)
+                service: "identity", baseURL: self.identityURL, path: "/internal/v1/sessions/state",
+                body: SessionStateRequest(userId: claims.sub, breakGlassVersion: claims.bgv), requestID: requestID, idempotent: true,
+                as: SessionState.self)
+            self.sessionStates.store(key, value: state, now: now)
         }
         if let refusal = Self.revocation(claims, state) { throw refusal }
+    }
+
+    /// Whose state a session is checked against: its user, and for break-glass sessions also the
+    /// password version that minted them (sessions of an earlier `ADMIN_PASS` have ended).
+    static func stateKey(_ claims: SessionClaims) -> String {
+        guard let version = claims.bgv else { return claims.sub }
+        return "\(claims.sub)\u{0}\(version)"
     }
 
     /// Why identity's `state` ends the session of `claims`, or nil when it stands.

@@ -119,7 +119,13 @@ extension AuthController {
             throw Self.invalidLink
         }
         if try await self.secondFactor.isRequired(userId: userId) {
-            guard try await self.secondFactor.acceptSignIn(userId: userId, code: totpCode) else { throw SecondFactor.required }
+            do {
+                try await self.secondFactor.verifySignIn(userId: userId, code: totpCode, link: hash)
+            } catch is LinkExhausted {
+                // Too many wrong codes with this link: it is spent, and a new one must be asked for.
+                _ = try await self.links.consume(hash: hash, purpose: "magic", at: Timestamp.millis(self.timeSource.now()))
+                throw Self.invalidLink
+            }
         }
         return try await self.spend(token, purpose: "magic")
     }

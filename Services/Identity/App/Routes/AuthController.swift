@@ -20,15 +20,18 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
     let limits: MailLimits
     let publicURL: String
     let breakGlass: BreakGlass?
+    let storedBreakGlass: BreakGlassStore?
     let gate: DatabaseGate
     let timeSource: any TimeSource
 
     public init(
         accounts: any AccountRepository, passwords: PasswordHasher, sessions: SessionTokens, authz: InternalClient, authzURL: String,
         defaultQuotas: TenantQuotas, secondFactor: SecondFactor, links: any SignInLinkRepository, limits: MailLimits, publicURL: String,
-        breakGlass: BreakGlass? = nil, gate: DatabaseGate = DatabaseGate(open: true), timeSource: any TimeSource
+        breakGlass: BreakGlass? = nil, storedBreakGlass: BreakGlassStore? = nil, gate: DatabaseGate = DatabaseGate(open: true),
+        timeSource: any TimeSource
     ) {
         self.breakGlass = breakGlass
+        self.storedBreakGlass = storedBreakGlass
         self.gate = gate
         self.secondFactor = secondFactor
         self.links = links
@@ -124,13 +127,20 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
     @Sendable func login(_ request: Request, context: Context) async throws -> Response {
         let body = try await request.decodeJSON(LoginRequest.self, limit: Self.bodyLimit)
         if let breakGlass, breakGlass.names(body.email) {
-            // Never touches the database: works while it is down. No limiter, no TOTP; always logged.
+            // Never touches the database: works while it is down. Never locked out, no TOTP, but
+            // slowed per address after failures; always logged.
+            let address = context.forwardedClientIP ?? context.clientIP ?? "unknown"
+            await breakGlass.pacer.waitForTurn(address)
             guard breakGlass.accepts(password: body.password) else {
-                context.logger.notice("break-glass login refused", metadata: ["ip": "\(context.forwardedClientIP ?? "unknown")"])
+                context.logger.notice("break-glass login refused", metadata: ["ip": "\(address)"])
                 throw Self.invalidCredentials
             }
-            context.logger.notice("break-glass login", metadata: ["ip": "\(context.forwardedClientIP ?? "unknown")"])
-            let claims = self.sessions.claims(userId: BreakGlass.userId, tenantId: nil, superadmin: true, now: self.timeSource.now())
+            breakGlass.pacer.succeeded(address)
+            context.logger.notice("break-glass login", metadata: ["ip": "\(address)"])
+            let claims = self.sessions.claims(
+                userId: BreakGlass.userId, tenantId: nil, superadmin: true, now: self.timeSource.now(),
+                notBefore: await breakGlass.ended.endedBefore(database: self.breakGlassStore), lifetime: breakGlass.sessionLifetime,
+                breakGlassVersion: breakGlass.version)
             var response = try JSONResponse.make(
                 SessionResponse(
                     token: self.sessions.sign(claims), expiresAt: Timestamp.iso8601(Date(timeIntervalSince1970: TimeInterval(claims.exp))),
@@ -142,12 +152,27 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
         let email = try EmailAddress.normalize(body.email)
         guard body.password.utf8.count <= PasswordHasher.maximumBytes else { throw Self.invalidCredentials }
         let user = try await self.accounts.user(email: email)
-        // Unknown emails are checked against a decoy hash: the same answer in the same time.
-        guard try await self.passwords.verify(body.password, hash: user?.passwordHash), let user else { throw Self.invalidCredentials }
+        // The opt-in throttle counts failures per client address and per email named (known or
+        // not, so it tells nothing); without it the list is empty and nothing is stored.
+        let ip = context.forwardedClientIP ?? context.clientIP ?? "unknown"
+        let limits = self.secondFactor.limits
+        var throttled: [(AttemptSubject, FailureLimit)] = []
+        if let perIP = limits.loginPerIP { throttled.append((.loginAddress(ip), perIP)) }
+        if let perEmail = limits.loginPerEmail { throttled.append((.loginAccount(email), perEmail)) }
+        let passwordMatches = try await self.secondFactor.guarded(throttled) {
+            // Unknown emails are checked against a decoy hash: the same answer in the same time.
+            try await self.passwords.verify(body.password, hash: user?.passwordHash) && user != nil
+        } refused: { retryAfter in
+            context.logger.notice("login throttled", metadata: ["ip": "\(ip)"])
+            throw ServiceError(
+                .tooManyRequests, message: "Too many failed sign-ins; try again in \(retryAfter)s", retryAfterSeconds: retryAfter,
+                headers: [.retryAfter: String(retryAfter)])
+        }
+        guard passwordMatches, let user else { throw Self.invalidCredentials }
         guard user.disabledAt == nil else { throw ServiceError(.unauthorized, message: "This account is disabled") }
         // With TOTP on, every human sign-in needs a current code (or a recovery code), spent here.
         if try await self.secondFactor.isRequired(userId: user.id) {
-            guard try await self.secondFactor.acceptSignIn(userId: user.id, code: body.totpCode) else { throw SecondFactor.required }
+            try await self.secondFactor.verifySignIn(userId: user.id, code: body.totpCode)
         }
         let tenants = try await self.accounts.tenants(of: user.id)
         let tenantId: String?
@@ -158,6 +183,15 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
             tenantId = (tenants.first { $0.ownerId == user.id } ?? tenants.first)?.id
         }
         return try self.session(for: user, tenantId: tenantId, now: self.timeSource.now(), status: .ok)
+    }
+
+    func isBreakGlass(_ context: Context) -> Bool {
+        context.principal.subject == "user:\(BreakGlass.userId)" && context.principal.superadmin
+    }
+
+    /// Where the break-glass logout is stored, while the database is open.
+    var breakGlassStore: BreakGlassStore? {
+        self.gate.isOpen ? self.storedBreakGlass : nil
     }
 
     /// `{token, expiresAt, user, tenantId}`, never cached.
@@ -184,7 +218,7 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
     }
 
     @Sendable func me(_ request: Request, context: Context) async throws -> Response {
-        if let breakGlass, context.principal.subject == "user:\(BreakGlass.userId)", context.principal.superadmin {
+        if let breakGlass, self.isBreakGlass(context) {
             return try JSONResponse.make(MeResponse(user: breakGlass.summary, tenantId: nil, tenants: []))
         }
         try self.gate.check()
@@ -203,8 +237,16 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
 
     /// Ends every session of the user issued until now (the gateway stops accepting them within 5 s).
     @Sendable func logout(_ request: Request, context: Context) async throws -> Response {
-        let user = try await self.signedInUser(context)
         let notBefore = Int64(self.timeSource.now().timeIntervalSince1970) + 1
+        if let breakGlass, self.isBreakGlass(context) {
+            // Ends every break-glass session: at once on this replica, on the others once the
+            // database has it (now, or when it is back).
+            let stored = await breakGlass.ended.end(at: notBefore, database: self.breakGlassStore)
+            context.logger.notice("break-glass sessions ended", metadata: ["stored": "\(stored)"])
+            return try JSONResponse.make(LogoutResult(sessionsEndedAt: Timestamp.iso8601(Date(timeIntervalSince1970: TimeInterval(notBefore)))))
+        }
+        try self.gate.check()
+        let user = try await self.signedInUser(context)
         try await self.accounts.endSessions(userId: user.id, notBefore: notBefore)
         context.logger.info("signed out", metadata: ["user": "\(user.id)"])
         return try JSONResponse.make(LogoutResult(sessionsEndedAt: Timestamp.iso8601(Date(timeIntervalSince1970: TimeInterval(notBefore)))))
@@ -212,8 +254,12 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
 
     @Sendable func sessionState(_ request: Request, context: Context) async throws -> Response {
         let body = try await request.decodeJSON(SessionStateRequest.self, limit: Self.bodyLimit)
-        // Break-glass sessions have no stored user: answered without the database.
-        if body.userId == BreakGlass.userId { return try JSONResponse.make(SessionState(exists: false, disabled: false, notBefore: 0)) }
+        // Break-glass sessions have no stored user: answered without the database when it is down.
+        if body.userId == BreakGlass.userId {
+            guard let breakGlass else { return try JSONResponse.make(SessionState(exists: true, disabled: true, notBefore: .max)) }
+            let endedBefore = await breakGlass.ended.endedBefore(database: self.breakGlassStore)
+            return try JSONResponse.make(breakGlass.sessionState(version: body.breakGlassVersion, endedBefore: endedBefore))
+        }
         try self.gate.check()
         guard let user = try await self.accounts.user(id: body.userId) else {
             return try JSONResponse.make(SessionState(exists: false, disabled: false, notBefore: 0))

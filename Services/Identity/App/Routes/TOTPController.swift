@@ -11,11 +11,18 @@ public struct SecondFactor: Sendable {
     let totp: any TOTPRepository
     let sealer: SecretSealer
     let timeSource: any TimeSource
+    let attempts: any AttemptRepository
+    let limits: SignInLimits
 
-    public init(totp: any TOTPRepository, sealer: SecretSealer, timeSource: any TimeSource) {
+    public init(
+        totp: any TOTPRepository, sealer: SecretSealer, timeSource: any TimeSource, attempts: any AttemptRepository,
+        limits: SignInLimits = SignInLimits()
+    ) {
         self.totp = totp
         self.sealer = sealer
         self.timeSource = timeSource
+        self.attempts = attempts
+        self.limits = limits
     }
 
     static let recoveryCount = 10
@@ -45,19 +52,72 @@ public struct SecondFactor: Sendable {
         return try await self.totp.use(userId: record.userId, step: step)
     }
 
-    /// At sign-in: a TOTP code, or a recovery code, spent on success.
-    func acceptSignIn(userId: String, code: String?) async throws -> Bool {
-        guard let code, code.utf8.count <= 64, let record = try await self.totp.record(userId: userId), record.confirmedAt != nil else {
-            return false
+    /// At sign-in: a TOTP code, or a recovery code, spent on success. A missing code is the
+    /// `totpRequired` answer and not counted; a wrong one counts against the account (and against
+    /// `link`, the hash of the magic link it came with). Past the account's limit every code is
+    /// refused (429) until the window moves on — the password is not touched; a link that reaches
+    /// its limit is spent (401 invalid link).
+    func verifySignIn(userId: String, code: String?, link: String? = nil) async throws {
+        guard let code, !code.isEmpty else { throw Self.required }
+        var subjects: [(AttemptSubject, FailureLimit)] = [(.secondFactor(userId: userId), self.limits.secondFactor)]
+        if let link { subjects.append((.link(hash: link), self.limits.perLink)) }
+        let accepted = try await self.guarded(subjects) {
+            guard code.utf8.count <= 64, let record = try await self.totp.record(userId: userId), record.confirmedAt != nil else { return false }
+            if try await self.acceptCode(code, record: record) { return true }
+            return try await self.totp.useRecoveryCode(userId: userId, hash: Self.recoveryHash(code), at: Timestamp.millis(self.timeSource.now()))
+        } refused: { retryAfter in
+            if let link, try await self.attempts.failures(.link(hash: link), limit: self.limits.perLink, at: self.nowMillis) >= self.limits.perLink.maxFailures {
+                throw LinkExhausted()
+            }
+            throw Self.tooManyFailures(retryAfter)
         }
-        if try await self.acceptCode(code, record: record) { return true }
-        return try await self.totp.useRecoveryCode(userId: userId, hash: Self.recoveryHash(code), at: Timestamp.millis(self.timeSource.now()))
+        guard accepted else {
+            if let link, try await self.attempts.failures(.link(hash: link), limit: self.limits.perLink, at: self.nowMillis) >= self.limits.perLink.maxFailures {
+                throw LinkExhausted()
+            }
+            throw Self.required
+        }
+    }
+
+    /// A current code of a signed-in user's confirmed enrolment (the TOTP routes), under the
+    /// same per-account limit as sign-in.
+    func verifyCurrentCode(_ code: String, record: TOTPRecord) async throws -> Bool {
+        try await self.guarded([(.secondFactor(userId: record.userId), self.limits.secondFactor)]) {
+            try await self.acceptCode(code, record: record)
+        } refused: { retryAfter in
+            throw Self.tooManyFailures(retryAfter)
+        }
+    }
+
+    var nowMillis: Int64 { Timestamp.millis(self.timeSource.now()) }
+
+    /// Runs `check` with a failure reserved against `subjects`; a success takes it back.
+    func guarded(
+        _ subjects: [(AttemptSubject, FailureLimit)], _ check: () async throws -> Bool, refused: (Int) async throws -> Never
+    ) async throws -> Bool {
+        switch try await self.attempts.admit(subjects, at: self.nowMillis) {
+        case .refused(let retryAfter):
+            try await refused(retryAfter)
+        case .admitted(let reservation):
+            let accepted = try await check()
+            if accepted { try await self.attempts.forgive(reservation) }
+            return accepted
+        }
+    }
+
+    static func tooManyFailures(_ retryAfter: Int) -> ServiceError {
+        ServiceError(
+            .tooManyRequests, message: "Too many wrong codes; try again in \(retryAfter)s", retryAfterSeconds: retryAfter,
+            headers: [.retryAfter: String(retryAfter)])
     }
 
     static var required: ServiceError {
         ServiceError(status: .unauthorized, body: ErrorBody(statusCode: 401, message: "A valid TOTP code is required", totpRequired: true))
     }
 }
+
+/// A magic link reached its limit of wrong codes: the caller spends it.
+struct LinkExhausted: Error {}
 
 /// `POST /api/v1/auth/totp/{enroll,confirm,disable,recovery-codes}` for the signed-in user.
 public struct TOTPController<Context: ServiceRequestContextProtocol>: Sendable {
@@ -131,7 +191,7 @@ public struct TOTPController<Context: ServiceRequestContextProtocol>: Sendable {
         guard let record = try await self.factor.totp.record(userId: user.id), record.confirmedAt != nil else {
             throw ServiceError(.conflict, message: "TOTP is not enabled")
         }
-        guard try await self.factor.acceptCode(code, record: record) else { throw ServiceError.badRequest("code is not a current TOTP code") }
+        guard try await self.factor.verifyCurrentCode(code, record: record) else { throw ServiceError.badRequest("code is not a current TOTP code") }
     }
 
     @Sendable func disable(_ request: Request, context: Context) async throws -> Response {

@@ -124,6 +124,20 @@ public enum IdentityMigrations {
             Migration(version: 5, name: "mail given up (refused, or its link expired)") { _ in
                 ["ALTER TABLE identity_mail_outbox ADD COLUMN failed_at BIGINT"]
             },
+            Migration(version: 6, name: "failure counts (second factor, magic links, the opt-in login throttle); the break-glass logout") { _ in
+                [
+                    """
+                    CREATE TABLE identity_attempts (
+                        id TEXT PRIMARY KEY,
+                        kind TEXT NOT NULL,
+                        subject TEXT NOT NULL,
+                        created_at BIGINT NOT NULL
+                    )
+                    """,
+                    "CREATE INDEX identity_attempts_subject ON identity_attempts (kind, subject, created_at)",
+                    "CREATE TABLE identity_break_glass (id INTEGER PRIMARY KEY, sessions_not_before BIGINT NOT NULL)",
+                ]
+            },
         ]
     )
 }

@@ -32,6 +32,13 @@ public enum MailRequestOutcome: Sendable, Equatable {
 
 /// A single-use link (`magic` or `reset`) of a known account, stored by its hash.
 public struct LinkToken: Sendable, Equatable {
+    public init(hash: String, purpose: String, userId: String, expiresAt: Int64) {
+        self.hash = hash
+        self.purpose = purpose
+        self.userId = userId
+        self.expiresAt = expiresAt
+    }
+
     public var hash: String
     public var purpose: String
     public var userId: String
