@@ -80,6 +80,34 @@ extension RealExecutables {
             }
         }
 
+        @Test("HEAD on an API GET route is that GET without its body: status, headers and Content-Length; refusals too")
+        func headOnAPIRoutes() async throws {
+            try await Stack.with { stack, client in
+                let token = try await stack.seedToken(name: "head").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let auth = ("Authorization", "Bearer \(token)")
+                for (path, headers) in [("/api/v1/health", [(String, String)]()), ("/api/v1/apps", [auth]), ("/api/v1/auth/me", [auth])] {
+                    let get = try await client.call(stack.gatewayURL + path, headers: headers)
+                    let head = try await client.call(stack.gatewayURL + path, method: "HEAD", headers: headers)
+                    #expect(head.status == get.status, "\(path)")
+                    #expect(head.body.isEmpty, "\(path)")
+                    #expect(head.header("content-length") == String(get.body.utf8.count), "\(path)")
+                    #expect(head.header("content-type") == get.header("content-type"), "\(path)")
+                }
+                let refused = try await client.call(stack.gatewayURL + "/api/v1/apps", method: "HEAD")
+                #expect(refused.status == 401 && refused.body.isEmpty)
+                // Not a GET route: HEAD stays a 404 (POST-only) or 405 as the GET would be.
+                #expect(try await client.call(stack.gatewayURL + "/api/v1/auth/login", method: "HEAD").status == 405)
+                // The connection is still in step: raw HEAD then GET pipelined on one socket.
+                let port = stack.ports["gateway"]!
+                let raw = try await RawHTTP.exchange(
+                    port: port, "HEAD /api/v1/health HTTP/1.1\r\nHost: a.test\r\n\r\nGET /api/v1/health HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+                    headAnswers: [0])
+                #expect(raw.responses.map(\.status) == [200, 200])
+                #expect(raw.responses.first?.body == "")
+                #expect(raw.responses.last?.body.contains(#""status":"ok""#) == true)
+            }
+        }
+
         @Test("an HTTP/1.1 request without Host, or with two, is a 400 (RFC 9112 §3.2); with one it is served")
         func hostHeader() async throws {
             try await Stack.with { stack, _ in

@@ -64,6 +64,9 @@ struct SignInLinkTests {
             // Every caller gets the same generic answer, limited or not.
             #expect(Set(statuses.map(\.0)) == [.ok])
             #expect(Set(statuses.map(\.1)).count == 1)
+            // A known account's link and mail are stored after the answer (so its time tells nothing).
+            try await Waiting.until(deadline: .seconds(5), "three links") { try await self.count(database, "identity_mail_outbox") == 3 }
+            try await Task.sleep(for: .milliseconds(200))
             #expect(try await self.count(database, "identity_link_tokens") == 3)
             #expect(try await self.count(database, "identity_mail_outbox") == 3)
             // One IP, many addresses (unknown ones included): 10 counted, the rest limited.
@@ -104,7 +107,79 @@ struct SignInLinkTests {
             #expect(String(buffer: known.body) == String(buffer: unknown.body))
             let names = { (r: TestResponse) in Set(r.headers.map(\.name.canonicalName)) }
             #expect(names(known) == names(unknown))
-            #expect(try await self.count(database, "identity_mail_outbox") == 1)
+            try await Waiting.until(deadline: .seconds(5), "the known account's mail") { try await self.count(database, "identity_mail_outbox") == 1 }
+        }
+    }
+
+    /// The link store of a real database whose `store` (known accounts only) waits until released.
+    final class HeldLinks: SignInLinkRepository, @unchecked Sendable {
+        let inner: SQLSignInLinkRepository
+        let lock = NSLock()
+        var released = false
+        var storing = 0
+
+        init(_ inner: SQLSignInLinkRepository) { self.inner = inner }
+
+        func release() { self.lock.withLock { self.released = true } }
+        var storeCalls: Int { self.lock.withLock { self.storing } }
+
+        func store(link: LinkToken, mail: OutgoingMail, at now: Int64) async throws {
+            self.lock.withLock { self.storing += 1 }
+            let end = ContinuousClock.now + .seconds(20)
+            while !self.lock.withLock({ self.released }) && ContinuousClock.now < end { try await Task.sleep(for: .milliseconds(20)) }
+            try await self.inner.store(link: link, mail: mail, at: now)
+        }
+
+        func request(
+            kind: String, email: String, ip: String, at now: Int64, limits: MailLimits, cooldown: Bool, link: LinkToken?, mail: OutgoingMail?
+        ) async throws -> MailRequestOutcome {
+            try await self.inner.request(kind: kind, email: email, ip: ip, at: now, limits: limits, cooldown: cooldown, link: link, mail: mail)
+        }
+        func consume(hash: String, purpose: String, at now: Int64) async throws -> String? {
+            try await self.inner.consume(hash: hash, purpose: purpose, at: now)
+        }
+        func peek(hash: String, purpose: String, at now: Int64) async throws -> String? {
+            try await self.inner.peek(hash: hash, purpose: purpose, at: now)
+        }
+        func claimDueMail(at now: Int64, limit: Int, notBefore: Int64) async throws -> [ClaimedMail] {
+            try await self.inner.claimDueMail(at: now, limit: limit, notBefore: notBefore)
+        }
+        func markSent(id: String, at now: Int64) async throws { try await self.inner.markSent(id: id, at: now) }
+        func markFailed(id: String, retryAt: Int64?, at now: Int64) async throws {
+            try await self.inner.markFailed(id: id, retryAt: retryAt, at: now)
+        }
+    }
+
+    @Test("reset and magic-link requests answer before a known account's link is stored: the two paths do the same work before the answer")
+    func sameWorkBeforeTheAnswer() async throws {
+        let location = try await TestDatabases.freshLocation("sqlite", name: "identity")
+        try await DatabaseFactory.withDatabase(location, logger: TestDatabases.logger) { database in
+            try await IdentityMigrations.migrator.migrate(database, logger: TestDatabases.logger)
+            let held = HeldLinks(SQLSignInLinkRepository(database: database))
+            let app = try await buildIdentity(
+                reader: .values([
+                    "STREAMHUB_INTERNAL_TOKEN": Self.token, "STREAMHUB_JWT_SECRET": String(repeating: "j", count: 40),
+                    "STREAMHUB_MAIL_OUTBOX": try TestDatabases.temporaryDirectory(),
+                ]),
+                dependencies: IdentityDependencies(
+                    tokens: SQLApiTokenRepository(database: database), accounts: SQLAccountRepository(database: database),
+                    totp: SQLTOTPRepository(database: database), links: held, attempts: SQLAttemptRepository(database: database),
+                    transport: AgreeableAuthz(), timeSource: StepClock()))
+            try await app.test(.router) { client in
+                _ = try await self.post(client, "/api/v1/auth/signup", #"{"email":"known@example.com","password":"correct horse battery"}"#)
+                for path in ["/api/v1/auth/reset-request", "/api/v1/auth/magic-link"] {
+                    let known = try await self.post(client, path, #"{"email":"known@example.com"}"#)
+                    let unknown = try await self.post(client, path, #"{"email":"unknown@example.com"}"#)
+                    #expect(known.status == .ok && unknown.status == .ok)
+                    #expect(String(buffer: known.body) == String(buffer: unknown.body))
+                }
+                // Both known-account answers came while their stores were still held.
+                try await Waiting.until(deadline: .seconds(5), "both stores to start") { held.storeCalls == 2 }
+                #expect(try await self.count(database, "identity_link_tokens") == 0)
+                held.release()
+                try await Waiting.until(deadline: .seconds(5), "both links stored") { try await self.count(database, "identity_link_tokens") == 2 }
+                #expect(try await self.count(database, "identity_mail_outbox") == 2)
+            }
         }
     }
 }

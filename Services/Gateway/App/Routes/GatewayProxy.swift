@@ -47,6 +47,16 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
             RouteLabel.set(mount)
             return try await self.forwardMount(request, context: context, requestID: requestID)
         }
+        if request.method == .head, case .route = RouteCatalog.match(method: "GET", path: path) {
+            // HEAD on an API route is its GET without the body (RFC 9110 §9.3.2): the same status
+            // and headers, Content-Length included.
+            var head = request.head
+            head.method = .get
+            let response = try await self.handle(Request(head: head, body: request.body), context: context, next: next)
+            var answer = response.createHeadResponse()
+            if let length = response.body.contentLength { answer.headers[.contentLength] = String(length) }
+            return answer
+        }
         switch RouteCatalog.match(method: request.method.rawValue, path: path) {
         case .notFound:
             throw ServiceError(.notFound, message: "Cannot \(request.method.rawValue) \(path)")

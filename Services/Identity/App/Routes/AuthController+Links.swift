@@ -29,15 +29,25 @@ extension AuthController {
         let ip = context.forwardedClientIP ?? context.clientIP ?? "unknown"
         let now = self.timeSource.now()
         let nowMillis = Timestamp.millis(now)
-        var link: LinkToken?
-        var mail: OutgoingMail?
-        if let user = try await self.accounts.user(email: email), user.disabledAt == nil {
-            let token = Self.newLinkToken()
-            link = LinkToken(hash: SecretDigest.sha256Hex(token), purpose: kind, userId: user.id, expiresAt: nowMillis + Self.linkLifetime)
-            mail = kind == "magic" ? self.magicMail(to: email, token: token, now: nowMillis) : self.resetMail(to: email, token: token, now: nowMillis)
-        }
+        // Both paths do the same work before the answer — the lookup, a token, the message and the
+        // limiter's transaction — and a known account's link and mail are stored after it, so the
+        // answer's time says nothing about whether the account exists.
+        let user = try await self.accounts.user(email: email)
+        let token = Self.newLinkToken()
+        let mail = kind == "magic" ? self.magicMail(to: email, token: token, now: nowMillis) : self.resetMail(to: email, token: token, now: nowMillis)
+        let link = LinkToken(hash: SecretDigest.sha256Hex(token), purpose: kind, userId: user?.id ?? "", expiresAt: nowMillis + Self.linkLifetime)
         let outcome = try await self.links.request(
-            kind: kind, email: email, ip: ip, at: nowMillis, limits: self.limits, cooldown: kind == "magic", link: link, mail: mail)
+            kind: kind, email: email, ip: ip, at: nowMillis, limits: self.limits, cooldown: kind == "magic", link: nil, mail: nil)
+        if outcome == .dispatched, let user, user.disabledAt == nil {
+            let (links, logger) = (self.links, context.logger)
+            Task {
+                do {
+                    try await links.store(link: link, mail: mail, at: nowMillis)
+                } catch {
+                    logger.warning("link not stored; the user can ask again", metadata: ["kind": "\(kind)", "error": "\(error)"])
+                }
+            }
+        }
         switch outcome {
         case .coolingDown(let seconds):
             throw ServiceError(

@@ -180,7 +180,7 @@ public struct TenantsController<Context: ServiceRequestContextProtocol>: Sendabl
             throw error
         }
         if let invitee {
-            let sent = try await self.invitations.send(to: invitee, tenant: tenant, at: now)
+            let sent = try await self.invitations.send(to: invitee, tenant: tenant, inviter: try await self.inviterName(context), at: now)
             let inviter = (try? context.caller().subject) ?? "unknown"
             context.logger.notice(
                 sent ? "member invited" : "member invited, mail over the limit",
@@ -191,6 +191,17 @@ public struct TenantsController<Context: ServiceRequestContextProtocol>: Sendabl
                 userId: user.id, email: user.email, name: user.name, roles: [role], joinedAt: Timestamp.iso8601(self.timeSource.now()),
                 invited: invitee != nil ? true : nil),
             status: added ? .created : .ok)
+    }
+
+    /// Who an invitation says sent it: a signed-in user's email, else what kind of caller it was.
+    func inviterName(_ context: Context) async throws -> String {
+        let caller = try context.caller()
+        if caller.kind == .user, caller.subject.hasPrefix("user:") {
+            let id = String(caller.subject.dropFirst("user:".count))
+            if id == BreakGlass.userId { return "The platform's administrator" }
+            if let user = try await self.accounts.user(id: id) { return user.email }
+        }
+        return caller.kind == .apiToken ? "An API token of the tenant" : "The platform's administrator"
     }
 
     @Sendable func removeMember(_ request: Request, context: Context) async throws -> Response {

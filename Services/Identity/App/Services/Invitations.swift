@@ -23,20 +23,26 @@ public struct Invitations: Sendable {
     }
 
     /// Queues the invitation mail with its magic link; false when the limiter held it back.
-    func send(to user: UserRecord, tenant: TenantRecord, at now: Int64) async throws -> Bool {
+    /// `inviter` says who sent it (their email, or what kind of caller they are); the tenant's name
+    /// is quoted (``MailText``): one line, 60 characters, no links.
+    func send(to user: UserRecord, tenant: TenantRecord, inviter: String, at now: Int64) async throws -> Bool {
         let token = AuthController<ServiceRequestContext>.newLinkToken()
         let link = LinkToken(
             hash: SecretDigest.sha256Hex(token), purpose: "magic", userId: user.id, expiresAt: now + AuthController<ServiceRequestContext>.linkLifetime)
+        // A tenant named after its owner's email (the default) is all link: say whose it is instead.
+        let quoted = MailText.quoted(tenant.name)
+        let tenantText = quoted == "\"\(MailText.removedLink)\"" ? "their StreamHub tenant" : "the StreamHub tenant \(quoted)"
         let mail = OutgoingMail(
             id: UUID().uuidString.lowercased(), recipient: user.email, subject: "You are invited to StreamHub",
             body: """
-                You have been invited to the StreamHub tenant "\(tenant.name)".
+                \(inviter) invited you to \(tenantText).
 
                 Sign in with this link (valid for 15 minutes, once):
 
                 \(self.publicURL)/login/magic?token=\(token)
 
-                Once it has expired, ask for a new sign-in link at \(self.publicURL)/login with this address.
+                If you do not know who sent this, ignore it: nothing happens unless you sign in.
+                Once the link has expired, ask for a new sign-in link at \(self.publicURL)/login with this address.
                 """, createdAt: now)
         let outcome = try await self.links.request(
             kind: "invite", email: user.email, ip: "tenant:" + tenant.id, at: now, limits: self.limits, cooldown: false, link: link, mail: mail)

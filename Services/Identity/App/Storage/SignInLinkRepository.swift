@@ -68,6 +68,8 @@ public protocol SignInLinkRepository: Sendable {
     func request(
         kind: String, email: String, ip: String, at now: Int64, limits: MailLimits, cooldown: Bool, link: LinkToken?, mail: OutgoingMail?
     ) async throws -> MailRequestOutcome
+    /// Stores a link and queues its mail, one transaction (a request already counted by ``request``).
+    func store(link: LinkToken, mail: OutgoingMail, at now: Int64) async throws
     /// Spends a link: the user it signs in, or nil when it is unknown, spent, expired or for another purpose.
     func consume(hash: String, purpose: String, at now: Int64) async throws -> String?
     /// The user a usable link belongs to, without spending it.
@@ -118,23 +120,31 @@ public struct SQLSignInLinkRepository: SignInLinkRepository {
                 VALUES (\(bind: UUID().uuidString.lowercased()), \(bind: kind), \(bind: email), \(bind: ip), \(bind: now))
                 """
             ).run()
-            if let link {
-                try await sql.raw(
-                    """
-                    INSERT INTO identity_link_tokens (token_hash, purpose, user_id, created_at, expires_at, used_at) \
-                    VALUES (\(bind: link.hash), \(bind: link.purpose), \(bind: link.userId), \(bind: now), \(bind: link.expiresAt), NULL)
-                    """
-                ).run()
-            }
-            if let mail {
-                try await sql.raw(
-                    """
-                    INSERT INTO identity_mail_outbox (id, recipient, subject, body, created_at, attempts, next_attempt_at, sent_at) \
-                    VALUES (\(bind: mail.id), \(bind: mail.recipient), \(bind: mail.subject), \(bind: mail.body), \(bind: now), 0, \(bind: now), NULL)
-                    """
-                ).run()
-            }
+            try await Self.insert(link: link, mail: mail, at: now, sql)
             return .dispatched
+        }
+    }
+
+    public func store(link: LinkToken, mail: OutgoingMail, at now: Int64) async throws {
+        try await self.database.transaction { sql in try await Self.insert(link: link, mail: mail, at: now, sql) }
+    }
+
+    static func insert(link: LinkToken?, mail: OutgoingMail?, at now: Int64, _ sql: any SQLDatabase) async throws {
+        if let link {
+            try await sql.raw(
+                """
+                INSERT INTO identity_link_tokens (token_hash, purpose, user_id, created_at, expires_at, used_at) \
+                VALUES (\(bind: link.hash), \(bind: link.purpose), \(bind: link.userId), \(bind: now), \(bind: link.expiresAt), NULL)
+                """
+            ).run()
+        }
+        if let mail {
+            try await sql.raw(
+                """
+                INSERT INTO identity_mail_outbox (id, recipient, subject, body, created_at, attempts, next_attempt_at, sent_at) \
+                VALUES (\(bind: mail.id), \(bind: mail.recipient), \(bind: mail.subject), \(bind: mail.body), \(bind: now), 0, \(bind: now), NULL)
+                """
+            ).run()
         }
     }
 
