@@ -48,6 +48,28 @@ struct EnforceBodyParserTests {
         #expect(self.message(#"{"subject":5,"tenant":"t","resource":"r","action":"a"}"#) == "subject must be a string")
         #expect(self.message(#"{"tenant":"t","resource":"r","action":"a"}"#) == "subject is required")
         #expect(self.message("[1]") == "body must be an object")
+        // Found by the fuzzer: a member given twice was read as the last one, where JSONDecoder
+        // keeps the first; an authorization request must mean one thing, so it is refused.
+        #expect(self.message(#"{"subject":"s","tenant":"t","resource":"r","action":"a","action":"b"}"#) == "action is given more than once")
+        #expect(
+            (try? EnforceBodyParser.parseBatch(ByteBuffer(string: #"{"requests":[{"subject":"s","tenant":"t","resource":"r","action":"a","tenant":"u"}]}"#)))
+                == nil)
+        #expect(throws: ServiceError.self) {
+            try EnforceBodyParser.parseBatch(ByteBuffer(string: #"{"requests":[],"requests":[{"subject":"s","tenant":"t","resource":"r","action":"a"}]}"#))
+        }
+        // Found by the fuzzer (fuzz/targets/enforce_body.swift): invalid UTF-8 in a string was
+        // repaired to U+FFFD and accepted, where JSONDecoder refuses the body. In a read member or
+        // a skipped one (which JSONDecoder lets through: stricter is allowed), it is refused now.
+        for invalid in [[0xED, 0xED], [0xFF], [0xC3], [0xED, 0xA0, 0x80]] as [[UInt8]] {
+            for template in [#"{"subject":"user:1%","tenant":"t","resource":"r","action":"a"}"#, #"{"subject":"s","tenant":"t","resource":"r","action":"a","x":"%"}"#] {
+                let parts = template.split(separator: "%", omittingEmptySubsequences: false)
+                let body = Array(parts[0].utf8) + invalid + Array(parts[1].utf8)
+                #expect(throws: ServiceError.self) { try EnforceBodyParser.parseRequest(ByteBuffer(bytes: body)) }
+                if template.contains("user:1") {
+                    #expect(throws: (any Error).self) { try JSONDecoder().decode(EnforceRequest.self, from: Data(body)) }
+                }
+            }
+        }
         #expect(self.message(String(repeating: "[", count: 100) + String(repeating: "]", count: 100)) == "Request body is not valid JSON")
     }
 

@@ -145,6 +145,12 @@ struct MediaRouteTests {
         // The parser itself: only IMF-fixdate with a four-digit year.
         #expect(MediaApp.HTTPDate.parse("Sun, 06 Nov 1994 08:49:37 GMT")?.timeIntervalSince1970 == 784_111_777)
         for date in hostile { #expect(MediaApp.HTTPDate.parse(date) == nil, "\(date)") }
+        // Found by the fuzzer (fuzz/targets/edge_parsers.swift): a year below 1000 was formatted in
+        // three digits, which no IMF-fixdate reader accepts; now always four, and it reads back.
+        let early = try #require(MediaApp.HTTPDate.parse("Sun, 06 Nov 0533 08:49:37 GMT"))
+        #expect(MediaApp.HTTPDate.format(early) == "Fri, 06 Nov 0533 08:49:37 GMT")
+        #expect(MediaApp.HTTPDate.parse(MediaApp.HTTPDate.format(early)) == early)
+        #expect(MediaApp.HTTPDate.format(Date(timeIntervalSince1970: 784_111_777)) == "Sun, 06 Nov 1994 08:49:37 GMT")
     }
 
     @Test("mounts: byte ranges (206, 416, multi-range → 200), ETag/Last-Modified → 304, immutable segments, symlinks out of the root are 404")

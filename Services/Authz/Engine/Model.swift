@@ -211,10 +211,20 @@ public enum PolicyCSV {
         return fields
     }
 
-    /// Writes one rule as a CSV line (quoting fields that need it).
+    /// Writes one rule as a CSV line that ``parse(_:file:)`` reads back as the same rule: a field is
+    /// quoted when it holds a comma or a quote, begins or ends with white space (which an unquoted
+    /// field loses), or is empty or begins with `#` in first place (a blank line or a comment).
+    /// Line breaks cannot be written in a line; identifiers never hold them.
     public static func format(type: String, values: [String]) -> String {
-        ([type] + values).map { value in
-            value.contains(",") || value.contains("\"") ? "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : value
+        ([type] + values).enumerated().map { index, value in
+            Self.needsQuotes(value, first: index == 0) ? "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : value
         }.joined(separator: ", ")
+    }
+
+    static func needsQuotes(_ value: String, first: Bool) -> Bool {
+        if value.contains(",") || value.contains("\"") { return true }
+        if first && (value.isEmpty || value.hasPrefix("#")) { return true }
+        guard let head = value.unicodeScalars.first, let tail = value.unicodeScalars.last else { return false }
+        return CharacterSet.whitespacesAndNewlines.contains(head) || CharacterSet.whitespacesAndNewlines.contains(tail)
     }
 }

@@ -1,23 +1,44 @@
-import NIOCore
-import ServiceKit
 import Shared
 
 /// Reads enforce bodies straight from bytes. Decisions are the service's hot path and
 /// Foundation's `JSONDecoder` was a fifth of a batch's cost; the shapes are fixed and small.
 /// Errors carry the same messages `decodeJSON` gives (`subject is required`, …).
+///
+/// This file needs only `Shared`, so the fuzz harness (`fuzz/`) compiles it as it is and checks it
+/// against `JSONDecoder`; `EnforceBodyParser+ByteBuffer.swift` is the service's entry.
 enum EnforceBodyParser {
     struct Invalid: Error {
+        var message: String
+    }
+
+    /// A body refused, with the message the client reads (a 400).
+    struct Refusal: Error, Equatable {
         var message: String
     }
 
     /// The keys the enforce bodies know, matched on the raw bytes (no `String` per key).
     enum Key: String {
         case subject, tenant, resource, action, explain, requests, other
+
+        /// Records this key in `seen` (one bit per key, no allocation); false when it was there already.
+        func mark(_ seen: inout UInt8) -> Bool {
+            let bit: UInt8 = switch self {
+            case .subject: 1
+            case .tenant: 2
+            case .resource: 4
+            case .action: 8
+            case .explain: 16
+            case .requests: 32
+            case .other: 64
+            }
+            defer { seen |= bit }
+            return seen & bit == 0
+        }
     }
 
     /// `POST /internal/v1/enforce`: one request object.
-    static func parseRequest(_ buffer: ByteBuffer) throws -> EnforceRequest {
-        try self.document(buffer) { reader, problem in
+    static func parseRequest(bytes: UnsafeRawBufferPointer) throws(Refusal) -> EnforceRequest {
+        try self.document(bytes) { reader, problem in
             guard reader.peek == UInt8(ascii: "{") else {
                 try reader.skipValue(depth: 0)
                 problem.note("body must be an object")
@@ -28,8 +49,8 @@ enum EnforceBodyParser {
     }
 
     /// `POST /internal/v1/enforce/batch`: `{"requests":[…], "explain"?: bool}`.
-    static func parseBatch(_ buffer: ByteBuffer) throws -> (requests: [EnforceRequest], explain: Bool) {
-        try self.document(buffer) { reader, problem in
+    static func parseBatch(bytes: UnsafeRawBufferPointer) throws(Refusal) -> (requests: [EnforceRequest], explain: Bool) {
+        try self.document(bytes) { reader, problem in
             guard reader.peek == UInt8(ascii: "{") else {
                 try reader.skipValue(depth: 0)
                 problem.note("body must be an object")
@@ -37,7 +58,9 @@ enum EnforceBodyParser {
             }
             var requests: [EnforceRequest]?
             var explain = false
+            var seen: UInt8 = 0
             try reader.object(depth: 0) { reader, key in
+                if key == .requests || key == .explain, !key.mark(&seen) { problem.note("\(key.rawValue) is given more than once") }
                 switch key {
                 case .requests:
                     guard reader.peek == UInt8(ascii: "[") else {
@@ -80,24 +103,26 @@ enum EnforceBodyParser {
         }
     }
 
-    static func document<T>(_ buffer: ByteBuffer, _ body: (inout Reader, inout Problem) throws -> T?) throws -> T {
-        guard buffer.readableBytes > 0 else { throw ServiceError.badRequest("Request body is required") }
+    static func document<T>(_ bytes: UnsafeRawBufferPointer, _ body: (inout Reader, inout Problem) throws -> T?) throws(Refusal) -> T {
+        guard bytes.count > 0 else { throw Refusal(message: "Request body is required") }
+        // JSON text is UTF-8 (RFC 8259 §8.1), as JSONDecoder insists: one check of the whole body,
+        // so no string (read, or skipped as an unknown member's) can carry invalid bytes.
+        guard String(validating: bytes, as: UTF8.self) != nil else { throw Refusal(message: "Request body is not valid JSON") }
         var problem = Problem()
-        let result: T? = try buffer.withUnsafeReadableBytes { bytes in
-            var reader = Reader(bytes: bytes)
-            do {
-                reader.skipWhitespace()
-                guard reader.index < bytes.count else { throw Invalid(message: "empty") }
-                let value = try body(&reader, &problem)
-                reader.skipWhitespace()
-                guard reader.index == bytes.count else { throw Invalid(message: "trailing characters") }
-                return value
-            } catch is Invalid {
-                throw ServiceError.badRequest("Request body is not valid JSON")
-            }
+        var reader = Reader(bytes: bytes)
+        let result: T?
+        do {
+            reader.skipWhitespace()
+            guard reader.index < bytes.count else { throw Invalid(message: "empty") }
+            let value = try body(&reader, &problem)
+            reader.skipWhitespace()
+            guard reader.index == bytes.count else { throw Invalid(message: "trailing characters") }
+            result = value
+        } catch {
+            throw Refusal(message: "Request body is not valid JSON")
         }
-        if let message = problem.message { throw ServiceError.badRequest(message) }
-        guard let result else { throw ServiceError.badRequest("Request body is not valid JSON") }
+        if let message = problem.message { throw Refusal(message: message) }
+        guard let result else { throw Refusal(message: "Request body is not valid JSON") }
         return result
     }
 
@@ -194,7 +219,12 @@ enum EnforceBodyParser {
             var explain: Bool?
             // A mistyped or missing field is noted in `problem`; the first note is what the caller throws.
             func name(_ key: String) -> String { item.map { "requests.\($0).\(key)" } ?? key }
+            // A member given twice is refused: readers disagree on which one counts (JSONDecoder
+            // keeps one, this reader kept the other — found by the differential fuzzer), and an
+            // authorization request must mean one thing.
+            var seen: UInt8 = 0
             try self.object(depth: item == nil ? 0 : 2) { reader, key in
+                if key != .other, !key.mark(&seen) { problem.note("\(name(key.rawValue)) is given more than once") }
                 switch key {
                 case .subject, .tenant, .resource, .action:
                     guard reader.peek == UInt8(ascii: "\"") else {

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets and runs each for a set time (or a set number of runs).
+#
+#   fuzz/run.sh                 # every target, 20 s each (what CI runs)
+#   fuzz/run.sh 600             # every target, 10 min each
+#   FUZZ_RUNS=10000000 fuzz/run.sh   # every target until 10 M executions
+#   fuzz/run.sh 60 casbin       # one target
+#
+# Seeds are in fuzz/corpus/<target>; what a run adds goes to .build-fuzz/corpus/<target> (not into
+# the repository). A crash, a trap or a disagreement stops the run with the input saved as
+# .build-fuzz/crash-<target>-*, and this script exits non-zero. Needs swiftc with
+# -sanitize=fuzzer (the Linux toolchain has it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-20}"
+only="${2:-}"
+out=.build-fuzz
+mkdir -p "$out/modules"
+flags=(-sanitize=fuzzer,address -parse-as-library -O -g)
+
+module() { # name, sources...
+    local name="$1"
+    shift
+    swiftc "${flags[@]}" -module-name "$name" -emit-module -emit-module-path "$out/modules/$name.swiftmodule" \
+        -emit-library -static -o "$out/modules/lib$name.a" -I "$out/modules" "$@"
+}
+
+target() { # name, sources... (linked with the modules named in LINK)
+    local name="$1"
+    shift
+    # shellcheck disable=SC2086
+    swiftc "${flags[@]}" -module-name "Fuzz_${name//-/_}" -I "$out/modules" -L "$out/modules" $LINK -o "$out/fuzz-$name" "$@"
+}
+
+echo "building fuzz targets into $out" >&2
+module Shared Shared/*.swift
+module CasbinEngine Services/Authz/Engine/*.swift
+LINK="-lShared" target enforce-body fuzz/targets/enforce_body.swift Services/Authz/App/Routes/EnforceBodyParser.swift
+LINK="-lCasbinEngine" target casbin fuzz/targets/casbin.swift
+LINK="-lShared" target edge-parsers fuzz/targets/edge_parsers.swift Services/ServiceKit/PrincipalHeader.swift \
+    Services/Media/App/Routes/MediaHeaderParsers.swift
+
+status=0
+for name in enforce-body casbin edge-parsers; do
+    [[ -n "$only" && "$only" != "$name" ]] && continue
+    mkdir -p "$out/corpus/$name"
+    limit=(-max_total_time="$seconds")
+    [[ -n "${FUZZ_RUNS:-}" ]] && limit=(-runs="$FUZZ_RUNS")
+    echo "fuzzing $name (${FUZZ_RUNS:+$FUZZ_RUNS runs}${FUZZ_RUNS:-$seconds s})" >&2
+    if ! ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}" "$out/fuzz-$name" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 \
+        -artifact_prefix="$out/crash-$name-" "$out/corpus/$name" "fuzz/corpus/$name" 2>"$out/$name.log"; then
+        tail -n 40 "$out/$name.log" >&2
+        echo "FAILED: $name (input saved under $out/crash-$name-*)" >&2
+        status=1
+    else
+        grep -E "^stat::number_of_executed_units|^stat::new_units_added|^stat::peak_rss_mb" "$out/$name.log" | sed "s/^/$name /" >&2
+    fi
+done
+exit $status
