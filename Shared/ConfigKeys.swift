@@ -58,6 +58,9 @@ public enum ConfigKey {
     public static let loginThrottlePerIP = "STREAMHUB_LOGIN_THROTTLE_PER_IP"
     public static let loginThrottlePerEmail = "STREAMHUB_LOGIN_THROTTLE_PER_EMAIL"
     public static let loginThrottleWindow = "STREAMHUB_LOGIN_THROTTLE_WINDOW_S"
+    public static let signupLimitPerIP = "STREAMHUB_SIGNUP_LIMIT_PER_IP"
+    public static let signupLimitPerEmail = "STREAMHUB_SIGNUP_LIMIT_PER_EMAIL"
+    public static let signupLimitWindow = "STREAMHUB_SIGNUP_LIMIT_WINDOW_S"
 }
 
 /// Default loopback ports used by `streamhub up` and the compose file.

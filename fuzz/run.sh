@@ -22,14 +22,21 @@ module() { # name, sources...
     local name="$1"
     shift
     swiftc "${flags[@]}" -module-name "$name" -emit-module -emit-module-path "$out/modules/$name.swiftmodule" \
-        -emit-library -static -o "$out/modules/lib$name.a" -I "$out/modules" "$@"
+        -emit-library -static -o "$out/modules/lib$name.a" -I "$out/modules" "$@" 2>"$out/build-$name.log" || {
+        cat "$out/build-$name.log" >&2
+        exit 1
+    }
 }
 
 target() { # name, sources... (linked with the modules named in LINK)
     local name="$1"
     shift
     # shellcheck disable=SC2086
-    swiftc "${flags[@]}" -module-name "Fuzz_${name//-/_}" -I "$out/modules" -L "$out/modules" $LINK -o "$out/fuzz-$name" "$@"
+    swiftc "${flags[@]}" -module-name "Fuzz_${name//-/_}" -I "$out/modules" -L "$out/modules" $LINK -o "$out/fuzz-$name" "$@" \
+        2>"$out/build-$name.log" || {
+        cat "$out/build-$name.log" >&2
+        exit 1
+    }
 }
 
 echo "building fuzz targets into $out" >&2

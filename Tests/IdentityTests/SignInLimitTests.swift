@@ -192,6 +192,34 @@ struct SignInLimitTests {
         }
     }
 
+    @Test("sign-ups: 10 per client address and 3 per email per hour, every attempt counted (429 with Retry-After); 0 turns a limit off", arguments: TestDatabases.backends)
+    func signupLimits(backend: String) async throws {
+        try await self.withIdentity(backend, settings: [:]) { h in
+            func signup(_ email: String, ip: String) async throws -> TestResponse {
+                try await h.post("/api/v1/auth/signup", #"{"email":"\#(email)","password":"\#(Self.password)"}"#, ip: ip)
+            }
+            for n in 0..<10 { #expect(try await signup("bulk\(n)@example.com", ip: "203.0.113.20").status == .created) }
+            let refused = try await signup("bulk10@example.com", ip: "203.0.113.20")
+            #expect(refused.status == .tooManyRequests)
+            #expect(try h.json(refused)["message"] as? String == "Too many sign-ups; try again in 3600s")
+            #expect(refused.headers[.retryAfter] == "3600")
+            #expect(try await SQLAccountRepository(database: h.database).user(email: "bulk10@example.com") == nil)
+            // One email from many addresses: three attempts (the repeats are 409s), then 429.
+            #expect(try await signup("taken@example.com", ip: "203.0.113.21").status == .created)
+            #expect(try await signup("taken@example.com", ip: "203.0.113.22").status == .conflict)
+            #expect(try await signup("taken@example.com", ip: "203.0.113.23").status == .conflict)
+            #expect(try await signup("taken@example.com", ip: "203.0.113.24").status == .tooManyRequests)
+            h.clock.advance(3601)
+            #expect(try await signup("bulk10@example.com", ip: "203.0.113.20").status == .created)
+        }
+        try await self.withIdentity(backend, settings: ["STREAMHUB_SIGNUP_LIMIT_PER_IP": "0", "STREAMHUB_SIGNUP_LIMIT_PER_EMAIL": "0"]) { h in
+            for n in 0..<12 {
+                let answer = try await h.post("/api/v1/auth/signup", #"{"email":"free\#(n)@example.com","password":"\#(Self.password)"}"#)
+                #expect(answer.status == .created)
+            }
+        }
+    }
+
     static let breakGlass = ["ADMIN_USER": "ops-admin", "ADMIN_PASS": "break-glass-pass-1234"]
 
     func claims(_ response: TestResponse) throws -> SessionClaims {

@@ -15,7 +15,8 @@ import Shared
 /// `SMTP_SECURITY`, `SMTP_USERNAME`, `SMTP_PASSWORD`, `SMTP_CA_FILE`, `ADMIN_USER`, `ADMIN_PASS`,
 /// `ADMIN_SESSION_TTL_S` (900), `STREAMHUB_SECOND_FACTOR_MAX_FAILURES` (5),
 /// `STREAMHUB_SECOND_FACTOR_WINDOW_S` (900), `STREAMHUB_LOGIN_THROTTLE_PER_IP` (0: off),
-/// `STREAMHUB_LOGIN_THROTTLE_PER_EMAIL` (0: off), `STREAMHUB_LOGIN_THROTTLE_WINDOW_S` (900).
+/// `STREAMHUB_LOGIN_THROTTLE_PER_EMAIL` (0: off), `STREAMHUB_LOGIN_THROTTLE_WINDOW_S` (900),
+/// `STREAMHUB_SIGNUP_LIMIT_PER_IP` (10), `STREAMHUB_SIGNUP_LIMIT_PER_EMAIL` (3), `STREAMHUB_SIGNUP_LIMIT_WINDOW_S` (3600).
 public struct IdentityConfiguration: Sendable {
     public var common: CommonConfiguration
     public var storage: StorageLocation
@@ -82,12 +83,17 @@ public struct IdentityConfiguration: Sendable {
         let loginWindow = try reader.int(ConfigKey.loginThrottleWindow, default: 900, range: 1...86_400)
         let perIP = try reader.int(ConfigKey.loginThrottlePerIP, default: 0, range: 0...1_000_000)
         let perEmail = try reader.int(ConfigKey.loginThrottlePerEmail, default: 0, range: 0...1_000_000)
+        let signupWindow = try reader.int(ConfigKey.signupLimitWindow, default: 3600, range: 1...86_400)
+        let signupPerIP = try reader.int(ConfigKey.signupLimitPerIP, default: 10, range: 0...1_000_000)
+        let signupPerEmail = try reader.int(ConfigKey.signupLimitPerEmail, default: 3, range: 0...1_000_000)
         self.signInLimits = SignInLimits(
             secondFactor: FailureLimit(
                 maxFailures: try reader.int(ConfigKey.secondFactorMaxFailures, default: 5, range: 1...1000),
                 windowSeconds: try reader.int(ConfigKey.secondFactorWindow, default: 900, range: 1...86_400)),
             loginPerIP: perIP == 0 ? nil : FailureLimit(maxFailures: perIP, windowSeconds: loginWindow),
-            loginPerEmail: perEmail == 0 ? nil : FailureLimit(maxFailures: perEmail, windowSeconds: loginWindow))
+            loginPerEmail: perEmail == 0 ? nil : FailureLimit(maxFailures: perEmail, windowSeconds: loginWindow),
+            signupPerIP: signupPerIP == 0 ? nil : FailureLimit(maxFailures: signupPerIP, windowSeconds: signupWindow),
+            signupPerEmail: signupPerEmail == 0 ? nil : FailureLimit(maxFailures: signupPerEmail, windowSeconds: signupWindow))
     }
 
     static func smtpSettings(_ reader: SettingsReader) throws -> SMTPSettings? {

@@ -104,6 +104,19 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
         let name = try body.name.map { try Identifier.validate($0, field: "name") }
         if let name, name.count > 100 { throw ServiceError.badRequest("name must be at most 100 characters") }
         let now = self.timeSource.now()
+        // Sign-ups are limited per client address and per email (every attempt counts), before
+        // any hashing: a script cannot mint tenants by the dozen or probe addresses quickly.
+        let ip = context.forwardedClientIP ?? context.clientIP ?? "unknown"
+        let limits = self.secondFactor.limits
+        var counted: [(AttemptSubject, FailureLimit)] = []
+        if let perIP = limits.signupPerIP { counted.append((.signupAddress(ip), perIP)) }
+        if let perEmail = limits.signupPerEmail { counted.append((.signupEmail(email), perEmail)) }
+        if case .refused(let retryAfter) = try await self.secondFactor.attempts.admit(counted, at: Timestamp.millis(now)) {
+            context.logger.notice("sign-up over the limit", metadata: ["ip": "\(ip)"])
+            throw ServiceError(
+                .tooManyRequests, message: "Too many sign-ups; try again in \(retryAfter)s", retryAfterSeconds: retryAfter,
+                headers: [.retryAfter: String(retryAfter)])
+        }
         let user = UserRecord(
             id: UUID().uuidString.lowercased(), email: email, name: name, passwordHash: try await self.passwords.hash(body.password),
             superadmin: false, disabledAt: nil, sessionsNotBefore: 0, createdAt: Timestamp.millis(now))

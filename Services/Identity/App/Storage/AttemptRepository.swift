@@ -13,6 +13,10 @@ public enum AttemptSubject: Sendable, Hashable {
     case loginAddress(String)
     /// Failed logins naming one email address, known or not (the opt-in login throttle).
     case loginAccount(String)
+    /// Sign-ups from one client address (every attempt counts).
+    case signupAddress(String)
+    /// Sign-ups naming one email address (every attempt counts).
+    case signupEmail(String)
 
     var kind: String {
         switch self {
@@ -20,6 +24,8 @@ public enum AttemptSubject: Sendable, Hashable {
         case .link: "link"
         case .loginAddress: "login-ip"
         case .loginAccount: "login-email"
+        case .signupAddress: "signup-ip"
+        case .signupEmail: "signup-email"
         }
     }
 
@@ -29,6 +35,8 @@ public enum AttemptSubject: Sendable, Hashable {
         case .link(let hash): hash
         case .loginAddress(let address): address
         case .loginAccount(let email): email
+        case .signupAddress(let address): address
+        case .signupEmail(let email): email
         }
     }
 }
@@ -53,15 +61,22 @@ public struct SignInLimits: Sendable, Equatable {
     public var perLink: FailureLimit
     public var loginPerIP: FailureLimit?
     public var loginPerEmail: FailureLimit?
+    /// Sign-ups per client address and per email within the window (every attempt counts); nil: off.
+    public var signupPerIP: FailureLimit?
+    public var signupPerEmail: FailureLimit?
 
     public init(
         secondFactor: FailureLimit = FailureLimit(maxFailures: 5, windowSeconds: 900), perLink: FailureLimit = FailureLimit(maxFailures: 3, windowSeconds: 900),
-        loginPerIP: FailureLimit? = nil, loginPerEmail: FailureLimit? = nil
+        loginPerIP: FailureLimit? = nil, loginPerEmail: FailureLimit? = nil,
+        signupPerIP: FailureLimit? = FailureLimit(maxFailures: 10, windowSeconds: 3600),
+        signupPerEmail: FailureLimit? = FailureLimit(maxFailures: 3, windowSeconds: 3600)
     ) {
         self.secondFactor = secondFactor
         self.perLink = perLink
         self.loginPerIP = loginPerIP
         self.loginPerEmail = loginPerEmail
+        self.signupPerIP = signupPerIP
+        self.signupPerEmail = signupPerEmail
     }
 }
 
@@ -102,6 +117,11 @@ public struct SQLAttemptRepository: AttemptRepository {
         guard !subjects.isEmpty else { return .admitted(reservation: []) }
         return try await self.database.transaction { sql in
             try await self.database.lock("identity_attempts", in: sql)
+            // Now and then, rows past the longest window anyone may configure (a day) go, whatever
+            // their subject (a subject's own old rows go whenever it is counted again).
+            if Int.random(in: 0..<64) == 0 {
+                try await sql.raw("DELETE FROM identity_attempts WHERE created_at <= \(bind: now - 86_400_000)").run()
+            }
             var refusal = 0
             for (subject, limit) in subjects {
                 let since = now - Int64(limit.windowSeconds) * 1000
