@@ -51,7 +51,8 @@ extension RealExecutables {
                 #expect(opened.status == 201)
                 let publisher = try #require((try self.data(opened)["publisher"] as? [String: Any])?["token"] as? String)
                 let publisherGrant = try #require(try self.claims(publisher)["video"] as? [String: Any])
-                #expect(publisherGrant["canPublish"] as? Bool == true && publisherGrant["room"] as? String == "main")
+                // LiveKit's room is named after the app: no two apps' rooms are ever the same room.
+                #expect(publisherGrant["canPublish"] as? Bool == true && publisherGrant["room"] as? String == "\(appId).main")
                 try await self.livekitAgrees(publisher, kind: "publisher")
 
                 // Public: no Authorization needed, and a stale one is not even looked at.
@@ -65,7 +66,7 @@ extension RealExecutables {
                 #expect(claims["iss"] as? String == Stack.livekitKey)
                 #expect((claims["exp"] as? Int ?? 0) - (claims["nbf"] as? Int ?? 0) == 3600)
                 let video = try #require(claims["video"] as? [String: Any])
-                #expect(video["roomJoin"] as? Bool == true && video["canSubscribe"] as? Bool == true)
+                #expect(video["roomJoin"] as? Bool == true && video["canSubscribe"] as? Bool == true && video["room"] as? String == "\(appId).main")
                 #expect(video["canPublish"] as? Bool == false && video["canPublishData"] as? Bool == false)
                 try await self.livekitAgrees(token, kind: "viewer")
                 let second = try self.data(try await client.call(base + "/apps/\(appId)/play-token/main"))
@@ -104,11 +105,20 @@ extension RealExecutables {
                     try self.data(try await client.call(base + "/apps", method: "POST", headers: [owner, Self.json], body: #"{"name":"Hooks"}"#))["id"] as? String)
                 let opened = try await client.call(base + "/apps/\(appId)/streams", method: "POST", headers: [owner, Self.json], body: #"{"room":"stage"}"#)
                 #expect(opened.status == 201)
-                // A room belongs to one app: another app cannot open a stream in it.
+                // Rooms are each app's own: another app (another tenant's too) opens its own "stage" —
+                // no 409 that would tell it the name is in use — and LiveKit's events for the first
+                // app's room leave it alone.
+                let other = try await client.call(
+                    base + "/auth/signup", method: "POST", headers: [Self.json], body: #"{"email":"hooks2@example.com","password":"correct horse battery"}"#)
+                let otherOwner = ("Authorization", "Bearer " + (try #require(try self.data(other)["token"] as? String)))
                 let otherApp = try #require(
-                    try self.data(try await client.call(base + "/apps", method: "POST", headers: [owner, Self.json], body: #"{"name":"Other"}"#))["id"] as? String)
-                let taken = try await client.call(base + "/apps/\(otherApp)/streams", method: "POST", headers: [owner, Self.json], body: #"{"room":"stage"}"#)
-                #expect(taken.status == 409)
+                    try self.data(try await client.call(base + "/apps", method: "POST", headers: [otherOwner, Self.json], body: #"{"name":"Other"}"#))["id"]
+                        as? String)
+                let same = try await client.call(base + "/apps/\(otherApp)/streams", method: "POST", headers: [otherOwner, Self.json], body: #"{"room":"stage"}"#)
+                #expect(same.status == 201, "\(same.body)")
+                let otherGrant = try #require((try self.data(same)["publisher"] as? [String: Any])?["token"] as? String)
+                #expect((try self.claims(otherGrant)["video"] as? [String: Any])?["room"] as? String == "\(otherApp).stage")
+                #expect(try await client.call(base + "/apps/\(appId)/streams", method: "POST", headers: [owner, Self.json], body: #"{"room":"stage"}"#).status == 409)
 
                 let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
                     .appendingPathComponent("interop/livekit_webhooks.py").path
@@ -124,6 +134,8 @@ extension RealExecutables {
                 #expect((summary["refusals"] as? [String: Int])?.count == 7)
                 let usage = try self.data(try await client.call(base + "/tenants/\(tenantId)/usage", headers: [owner]))
                 #expect((usage["usage"] as? [String: Int])?["liveStreams"] == 0)
+                let untouched = try await client.call(base + "/apps/\(otherApp)/streams", headers: [otherOwner])
+                #expect((try untouched.json()["data"] as? [[String: Any]])?.first?["state"] as? String == "live", "\(untouched.body)")
             }
         }
 

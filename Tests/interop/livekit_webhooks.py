@@ -62,6 +62,8 @@ def event(kind, room, participant=None, track=None, event_id=None):
 
 def main():
     gateway, key, secret, bearer, app, room = sys.argv[1:7]
+    # LiveKit's room is named after the app (`<app>.<room>`); the API names the room alone.
+    livekit_room = app + "." + room
     hook = gateway + "/api/v1/webhooks/livekit"
     results = {}
 
@@ -74,27 +76,27 @@ def main():
         body = encode(ev)
         return deliver(hook, body, sign(body, key, secret, **kwargs))
 
-    status, answer = send(event("room_started", room))
+    status, answer = send(event("room_started", livekit_room))
     results["room_started_accepted"] = status == 200 and answer["outcome"] == "ignored"
     publisher = ("PA_pub", "publisher-1", True)
-    send(event("participant_joined", room, participant=publisher))
-    status, answer = send(event("track_published", room, participant=publisher, track="TR_video"))
+    send(event("participant_joined", livekit_room, participant=publisher))
+    status, answer = send(event("track_published", livekit_room, participant=publisher, track="TR_video"))
     state = stream()
     results["track_published_makes_it_publishing"] = status == 200 and state["publishing"] is True and state["viewers"] == 0
 
-    send(event("participant_joined", room, participant=("PA_v1", "viewer-a", False)))
-    joined = event("participant_joined", room, participant=("PA_v2", "viewer-b", False))
+    send(event("participant_joined", livekit_room, participant=("PA_v1", "viewer-a", False)))
+    joined = event("participant_joined", livekit_room, participant=("PA_v2", "viewer-b", False))
     status, answer = send(joined)
     results["two_viewers_counted"] = status == 200 and answer["outcome"] == "applied" and stream()["viewers"] == 2
     status, answer = send(joined)
     results["repeated_event_id_changes_nothing"] = status == 200 and answer["outcome"] == "duplicate" and stream()["viewers"] == 2
-    send(event("participant_joined", room, participant=("PA_v2", "viewer-b", False)))
+    send(event("participant_joined", livekit_room, participant=("PA_v2", "viewer-b", False)))
     results["same_participant_again_counted_once"] = stream()["viewers"] == 2
-    send(event("participant_left", room, participant=("PA_v1", "viewer-a", False)))
+    send(event("participant_left", livekit_room, participant=("PA_v1", "viewer-a", False)))
     results["viewer_left"] = stream()["viewers"] == 1
 
     # Bad deliveries: refused before anything is parsed, and nothing changes.
-    left = event("participant_left", room, participant=("PA_v2", "viewer-b", False))
+    left = event("participant_left", livekit_room, participant=("PA_v2", "viewer-b", False))
     body = encode(left)
     good = sign(body, key, secret)
     refusals = {
@@ -112,14 +114,14 @@ def main():
     results["signed_by_livekit_accepted"] = status == 200 and answer["outcome"] == "applied" and stream()["viewers"] == 0
 
     for kind in ["egress_started", "ingress_started", "something_new"]:
-        status, answer = send(event(kind, room))
+        status, answer = send(event(kind, livekit_room))
         results["%s_ignored" % kind] = status == 200 and answer["outcome"] == "ignored"
     status, _ = deliver(hook, b"{not json", sign(b"{not json", key, secret))
     results["signed_garbage_is_400"] = status == 400
 
-    status, answer = send(event("track_unpublished", room, participant=publisher, track="TR_video"))
+    status, answer = send(event("track_unpublished", livekit_room, participant=publisher, track="TR_video"))
     results["track_unpublished"] = stream()["publishing"] is False
-    status, answer = send(event("room_finished", room))
+    status, answer = send(event("room_finished", livekit_room))
     results["room_finished_ends_stream"] = status == 200 and answer["outcome"] == "applied" and stream() is None
     print(json.dumps({"steps": results, "refusals": {k: v[0] for k, v in refusals.items()}}))
     return 0 if all(results.values()) else 1

@@ -34,9 +34,9 @@ public struct AppsController<Context: ServiceRequestContextProtocol>: Sendable {
     }
 
     /// The LiveKit URL serving `room`: its alive node's, else the configured one.
-    func serverURL(room: String, now: Date) async throws -> String? {
+    func serverURL(appId: String, room: String, now: Date) async throws -> String? {
         guard let nodes = self.nodes else { return nil }
-        return try await nodes.place(room: room, aliveSince: Timestamp.millis(now) - Int64(self.nodeTTLSeconds) * 1000)
+        return try await nodes.place(appId: appId, room: room, aliveSince: Timestamp.millis(now) - Int64(self.nodeTTLSeconds) * 1000)
     }
 
     public func addRoutes(to group: RouterGroup<Context>) {
@@ -170,7 +170,7 @@ public struct AppsController<Context: ServiceRequestContextProtocol>: Sendable {
         else { throw ServiceError.notFound("No such app or room") }
         guard app.publicPlayback else { throw ServiceError(.forbidden, message: "Public playback is off for this app") }
         let now = self.timeSource.now()
-        var response = try JSONResponse.make(livekit.viewer(room: room, url: try await self.serverURL(room: room, now: now), now: now))
+        var response = try JSONResponse.make(livekit.viewer(appId: app.id, room: room, url: try await self.serverURL(appId: app.id, room: room, now: now), now: now))
         response.headers[.cacheControl] = "no-store"
         return response
     }
@@ -194,7 +194,8 @@ public struct AppsController<Context: ServiceRequestContextProtocol>: Sendable {
             throw error.serviceError
         }
         let publisher = livekit.publisher(
-            room: body.room, identity: "publisher-" + stream.id, url: try await self.serverURL(room: body.room, now: now), now: now)
+            appId: app.id, room: body.room, identity: "publisher-" + stream.id, url: try await self.serverURL(appId: app.id, room: body.room, now: now),
+            now: now)
         var response = try JSONResponse.make(OpenedStream(stream: stream.summary, publisher: publisher), status: .created)
         response.headers[.cacheControl] = "no-store"
         return response

@@ -51,21 +51,23 @@ public struct LiveKitTokens: Sendable {
 
     /// A subscribe-only token for a fresh random viewer (LiveKit drops a second join with the same identity).
     /// `url`: the node serving the room (default: `LIVEKIT_URL`).
-    public func viewer(room: String, url: String? = nil, now: Date) -> LiveKitGrant {
-        self.mint(room: room, identity: "viewer-" + UUID().uuidString.lowercased(), publish: false, url: url, now: now)
+    public func viewer(appId: String, room: String, url: String? = nil, now: Date) -> LiveKitGrant {
+        self.mint(appId: appId, room: room, identity: "viewer-" + UUID().uuidString.lowercased(), publish: false, url: url, now: now)
     }
 
     /// A token that may publish into `room`.
-    public func publisher(room: String, identity: String, url: String? = nil, now: Date) -> LiveKitGrant {
-        self.mint(room: room, identity: identity, publish: true, url: url, now: now)
+    public func publisher(appId: String, room: String, identity: String, url: String? = nil, now: Date) -> LiveKitGrant {
+        self.mint(appId: appId, room: room, identity: identity, publish: true, url: url, now: now)
     }
 
-    func mint(room: String, identity: String, publish: Bool, url: String?, now: Date) -> LiveKitGrant {
+    /// The token's grant names the app's LiveKit room (``RoomName/livekit(appId:room:)``); the answer
+    /// names the room as the app knows it.
+    func mint(appId: String, room: String, identity: String, publish: Bool, url: String?, now: Date) -> LiveKitGrant {
         let issued = Int64(now.timeIntervalSince1970)
         let exp = issued + Int64(self.settings.playTokenTTL)
         let claims = Claims(
             iss: self.settings.apiKey, sub: identity, jti: identity, nbf: issued, exp: exp, name: identity,
-            video: VideoGrant(room: room, roomJoin: true, canSubscribe: true, canPublish: publish, canPublishData: publish))
+            video: VideoGrant(room: RoomName.livekit(appId: appId, room: room), roomJoin: true, canSubscribe: true, canPublish: publish, canPublishData: publish))
         let header = Base64URL.encode(Data(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
         let payload = Base64URL.encode((try? JSONEncoder().encode(claims)) ?? Data())
         let signature = HMAC<SHA256>.authenticationCode(for: Data("\(header).\(payload)".utf8), using: self.key)
@@ -76,7 +78,25 @@ public struct LiveKitTokens: Sendable {
 }
 
 /// Room names: LiveKit's safe alphabet, 1 to 128 characters — anything else names no room here (404).
+///
+/// Rooms are named per app: the LiveKit room behind room `main` of app `A` is `A.main`, so two
+/// tenants' rooms never collide and no tenant learns another's room names. App ids hold no `.`
+/// (they are UUIDs), so the first `.` separates the two.
 public enum RoomName {
+    /// The LiveKit room of `room` in app `appId`.
+    public static func livekit(appId: String, room: String) -> String {
+        "\(appId).\(room)"
+    }
+
+    /// The app and room a LiveKit room name stands for; nil for a name not made by ``livekit(appId:room:)``.
+    public static func split(_ livekitName: String) -> (appId: String, room: String)? {
+        guard let dot = livekitName.firstIndex(of: ".") else { return nil }
+        let appId = String(livekitName[..<dot])
+        let room = String(livekitName[livekitName.index(after: dot)...])
+        guard !appId.isEmpty, Self.isValid(room) else { return nil }
+        return (appId, room)
+    }
+
     public static func isValid(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.count <= 128
             && name.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }

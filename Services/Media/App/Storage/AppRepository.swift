@@ -130,10 +130,7 @@ public actor InMemoryAppRepository: AppRepository {
         guard self.streams.values.filter({ $0.tenantId == stream.tenantId && $0.state == "live" }).count < limit else {
             throw MediaQuota.streams(limit)
         }
-        if self.rooms.contains(where: { $0[1] == stream.room && $0[0] != stream.appId }) {
-            throw StorageError.conflict("Room \(stream.room) belongs to another app")
-        }
-        if self.streams.values.contains(where: { $0.room == stream.room && $0.state == "live" }) {
+        if self.streams.values.contains(where: { $0.appId == stream.appId && $0.room == stream.room && $0.state == "live" }) {
             throw StorageError.conflict("Room \(stream.room) already has a live stream")
         }
         self.rooms.insert([stream.appId, stream.room])
@@ -256,15 +253,16 @@ public struct SQLAppRepository: AppRepository {
                 try await sql.raw("SELECT COUNT(*) AS n FROM media_streams WHERE tenant_id = \(bind: stream.tenantId) AND state = 'live'")
                 .first(decoding: Count.self)?.n ?? 0
             guard live < limit else { throw MediaQuota.streams(limit) }
-            // LiveKit has one room namespace: a room belongs to one app.
+            // Rooms are the app's own (LiveKit's room is named after the app too): another
+            // tenant's room of the same name is no conflict and is not revealed.
             struct Owner: Decodable { var app_id: String }
-            let owner = try await sql.raw("SELECT app_id FROM media_rooms WHERE room = \(bind: stream.room)").first(decoding: Owner.self)
-            if let owner, owner.app_id != stream.appId {
-                throw StorageError.conflict("Room \(stream.room) belongs to another app")
-            }
-            let occupied = try await sql.raw("SELECT id FROM media_streams WHERE room = \(bind: stream.room) AND state = 'live'").all()
+            let known = try await sql.raw("SELECT app_id FROM media_rooms WHERE app_id = \(bind: stream.appId) AND room = \(bind: stream.room)")
+                .first(decoding: Owner.self)
+            let occupied = try await sql.raw(
+                "SELECT id FROM media_streams WHERE app_id = \(bind: stream.appId) AND room = \(bind: stream.room) AND state = 'live'"
+            ).all()
             guard occupied.isEmpty else { throw StorageError.conflict("Room \(stream.room) already has a live stream") }
-            if owner == nil {
+            if known == nil {
                 try await sql.raw(
                     "INSERT INTO media_rooms (app_id, room, created_at) VALUES (\(bind: stream.appId), \(bind: stream.room), \(bind: stream.createdAt))"
                 ).run()
@@ -429,6 +427,9 @@ public enum MediaMigrations {
                     )
                     """,
                 ]
+            },
+            Migration(version: 4, name: "rooms named per app: a room name is unique within its app only") { _ in
+                ["DROP INDEX media_rooms_room"]
             },
         ]
     )

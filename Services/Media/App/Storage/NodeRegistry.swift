@@ -96,10 +96,11 @@ public struct SQLNodeRegistry: Sendable {
     /// Where `room` is served: the node it was placed on while that node is alive; else the alive
     /// node with the fewest participants that has room for one more (and the room is placed there);
     /// nil when no node is alive (then the configured `LIVEKIT_URL` serves it).
-    public func place(room: String, aliveSince: Int64) async throws -> String? {
+    public func place(appId: String, room: String, aliveSince: Int64) async throws -> String? {
         try await self.database.transaction { sql in
-            try await self.database.lock("media_room_placement:" + room, in: sql)
-            if let current = try await sql.raw("SELECT node_id FROM media_rooms WHERE room = \(bind: room)").first(decoding: Placement.self)?.node_id,
+            try await self.database.lock("media_room_placement:" + RoomName.livekit(appId: appId, room: room), in: sql)
+            if let current = try await sql.raw("SELECT node_id FROM media_rooms WHERE app_id = \(bind: appId) AND room = \(bind: room)")
+                .first(decoding: Placement.self)?.node_id,
                 let node = try await sql.raw(
                     "SELECT \(unsafeRaw: Self.columns) FROM media_nodes WHERE id = \(bind: current) AND last_seen_at > \(bind: aliveSince)"
                 ).first(decoding: Row.self)
@@ -114,7 +115,7 @@ public struct SQLNodeRegistry: Sendable {
                     """
                 ).first(decoding: Row.self)
             else { return nil }
-            try await sql.raw("UPDATE media_rooms SET node_id = \(bind: node.id) WHERE room = \(bind: room)").run()
+            try await sql.raw("UPDATE media_rooms SET node_id = \(bind: node.id) WHERE app_id = \(bind: appId) AND room = \(bind: room)").run()
             return node.url
         }
     }

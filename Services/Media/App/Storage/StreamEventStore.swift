@@ -50,9 +50,18 @@ public struct SQLStreamEvents: Sendable {
             guard effects.contains(event.event), let room = event.room?.name, !room.isEmpty else { return .ignored }
             // One writer per room at a time, across replicas.
             try await self.database.lock("media_room_events:" + room, in: sql)
-            guard let stream = try await sql.raw("SELECT id FROM media_streams WHERE room = \(bind: room) AND state = 'live'")
-                .first(decoding: StreamId.self)?.id
-            else { return .ignored }
+            // LiveKit's room is `<app>.<room>`; otherwise it is a room opened before rooms were named
+            // per app, taken when exactly one live stream has that name.
+            var streams: [StreamId] = []
+            if let (appId, name) = RoomName.split(room) {
+                streams = try await sql.raw(
+                    "SELECT id FROM media_streams WHERE app_id = \(bind: appId) AND room = \(bind: name) AND state = 'live'"
+                ).all(decoding: StreamId.self)
+            }
+            if streams.isEmpty {
+                streams = try await sql.raw("SELECT id FROM media_streams WHERE room = \(bind: room) AND state = 'live'").all(decoding: StreamId.self)
+            }
+            guard streams.count == 1, let stream = streams.first?.id else { return .ignored }
             switch event.event {
             case "room_finished":
                 try await sql.raw(
