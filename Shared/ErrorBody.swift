@@ -9,13 +9,18 @@ public struct ErrorBody: Codable, Sendable, Equatable {
     public var retryAfterSeconds: Int?
     /// Set on a sign-in refused for want of a valid TOTP code, so a dashboard can ask for one.
     public var totpRequired: Bool?
+    /// Set on a 403 from authorization: the permission (`resource:action`) the caller lacks.
+    public var permission: String?
 
-    public init(statusCode: Int, message: String, error: String? = nil, retryAfterSeconds: Int? = nil, totpRequired: Bool? = nil) {
+    public init(
+        statusCode: Int, message: String, error: String? = nil, retryAfterSeconds: Int? = nil, totpRequired: Bool? = nil, permission: String? = nil
+    ) {
         self.statusCode = statusCode
         self.message = message
         self.error = error ?? ErrorBody.reasonPhrase(for: statusCode)
         self.retryAfterSeconds = retryAfterSeconds
         self.totpRequired = totpRequired
+        self.permission = permission
     }
 
     /// The reason phrase NestJS puts in `error` for a status code.

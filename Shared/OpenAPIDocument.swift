@@ -9,7 +9,11 @@ public enum OpenAPIDocument {
         for route in RouteCatalog.routes {
             paths[Self.openAPIPath(route.path), default: [:]][route.method.lowercased()] = Self.operation(route)
         }
-        let schemas = WireTypes.components.mapValues(\.json)
+        let closed = Self.requestOnlyComponents
+        let schemas = Dictionary(
+            uniqueKeysWithValues: WireTypes.components.map { name, schema in
+                (name, closed.contains(name) ? Self.closed(schema.json) : schema.json)
+            })
         var document: [String: JSONValue] = [
             "openapi": "3.1.0",
             "info": .object([
@@ -185,6 +189,29 @@ public enum OpenAPIDocument {
         operation["x-auth"] = .string(route.auth.rawValue)
         if !route.aggregates.isEmpty { operation["x-aggregates"] = .array(route.aggregates.map { .string($0.rawValue) }) }
         return .object(operation)
+    }
+
+    /// The components only request bodies use (directly or inside another): their objects say
+    /// `additionalProperties: false`, as the services refuse any member they do not know (400
+    /// `property X should not exist`). Components answers use too stay open.
+    public static var requestOnlyComponents: Set<String> {
+        func closure(_ names: Set<String>) -> Set<String> {
+            var seen = names
+            var pending = Array(names)
+            while let name = pending.popLast() {
+                for next in WireTypes.components[name]?.references ?? [] where seen.insert(next).inserted { pending.append(next) }
+            }
+            return seen
+        }
+        let requests = closure(RouteCatalog.routes.reduce(into: Set<String>()) { $0.formUnion($1.request?.references ?? []) })
+        let answers = closure(RouteCatalog.routes.reduce(into: Set<String>(["ErrorBody"])) { $0.formUnion($1.response.references) })
+        return requests.subtracting(answers)
+    }
+
+    static func closed(_ schema: JSONValue) -> JSONValue {
+        guard case .object(var members) = schema, members["type"] == "object" else { return schema }
+        members["additionalProperties"] = .bool(false)
+        return .object(members)
     }
 
     /// Every component the document refers to; a test checks they all exist.

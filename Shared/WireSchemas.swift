@@ -23,6 +23,7 @@ extension ErrorBody: WireType {
         .required("error", .text, "The status's reason phrase"),
         .optional("retryAfterSeconds", .count, "429: seconds until the limiter lets the request through"),
         .optional("totpRequired", .boolean, "401 at sign-in: a TOTP code is needed"),
+        .optional("permission", .string(), "403 from authorization: the permission (resource:action) the caller lacks"),
     ])
 }
 

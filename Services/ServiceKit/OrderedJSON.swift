@@ -61,11 +61,12 @@ public enum OrderedJSON {
         out += "\""
     }
 
-    /// `{"statusCode":…,"message":…,"error":…[,"retryAfterSeconds":…][,"totpRequired":true]}`
+    /// `{"statusCode":…,"message":…,"error":…[,"retryAfterSeconds":…][,"totpRequired":true][,"permission":…]}`
     public static func encode(_ body: ErrorBody) -> ByteBuffer {
         var fields: [(String, Value)] = [("statusCode", .int(body.statusCode)), ("message", .string(body.message)), ("error", .string(body.error))]
         if let retry = body.retryAfterSeconds { fields.append(("retryAfterSeconds", .int(retry))) }
         if let totp = body.totpRequired { fields.append(("totpRequired", .bool(totp))) }
+        if let permission = body.permission { fields.append(("permission", .string(permission))) }
         return Self.object(fields)
     }
 

@@ -157,6 +157,12 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible, S
     /// A quota would be exceeded (the message names the quota and its value).
     case quotaExceeded(String)
 
+    /// Whether this is ``conflict(_:)``.
+    public var isConflict: Bool {
+        if case .conflict = self { return true }
+        return false
+    }
+
     public var description: String {
         switch self {
         case .notFound(let message), .conflict(let message), .invalid(let message), .unavailable(let message), .quotaExceeded(let message):

@@ -19,7 +19,7 @@ extension RealExecutables {
 
                 let denied = try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)")])
                 #expect(denied.status == 403)
-                #expect(denied.body == #"{"statusCode":403,"message":"Forbidden resource","error":"Forbidden"}"#)
+                #expect(denied.body == #"{"statusCode":403,"message":"Forbidden resource","error":"Forbidden","permission":"app:read"}"#)
 
                 // The platform operator's global token administers tenant t1's policy.
                 let assigned = try await client.call(

@@ -170,7 +170,7 @@ extension RealExecutables {
                 for _ in 0..<8 { denials.append(try await client.call(base + "/api/v1/apps", headers: [("Authorization", session)])) }
                 #expect(denials.allSatisfy { $0.status == 403 && $0.body == denials[0].body })
                 #expect(Set(denials.map(Self.comparable).map { $0.filter { !$0.hasPrefix("x-request-id") } }).count == 1)
-                #expect(denials[0].body == #"{"statusCode":403,"message":"Forbidden resource","error":"Forbidden"}"#)
+                #expect(denials[0].body == #"{"statusCode":403,"message":"Forbidden resource","error":"Forbidden","permission":"app:read"}"#)
 
                 #expect(
                     try await client.call(

@@ -290,7 +290,7 @@ struct GatewayTests {
             .test(.router) { client -> (HTTPResponse.Status, String) in
                 let response = try await client.execute(uri: "/api/v1/apps", method: .get, headers: [.authorization: session])
                 if response.status == .forbidden {
-                    #expect(try self.errorBody(response) == ErrorBody(statusCode: 403, message: "Forbidden resource"))
+                    #expect(try self.errorBody(response) == ErrorBody(statusCode: 403, message: "Forbidden resource", permission: "app:read"))
                 }
                 let metrics = try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer \(metricsToken)"])
                 return (response.status, String(buffer: metrics.body))

@@ -76,7 +76,7 @@ struct SignInLimitTests {
                 dependencies: IdentityDependencies(
                     tokens: SQLApiTokenRepository(database: database), accounts: SQLAccountRepository(database: database),
                     totp: SQLTOTPRepository(database: database), links: SQLSignInLinkRepository(database: database),
-                    attempts: SQLAttemptRepository(database: database), breakGlassStore: BreakGlassStore(database: database),
+                    attempts: SQLAttemptRepository(database: database), roleIntents: SQLRoleIntentRepository(database: database), breakGlassStore: BreakGlassStore(database: database),
                     transport: AgreeableAuthz(), timeSource: clock))
             try await app.test(.router) { client in try await body(Harness(client: client, database: database, clock: clock)) }
         }
@@ -289,7 +289,7 @@ struct SignInLimitTests {
                 dependencies: IdentityDependencies(
                     tokens: SQLApiTokenRepository(database: h.database), accounts: SQLAccountRepository(database: h.database),
                     totp: SQLTOTPRepository(database: h.database), links: SQLSignInLinkRepository(database: h.database),
-                    attempts: SQLAttemptRepository(database: h.database), breakGlassStore: BreakGlassStore(database: h.database),
+                    attempts: SQLAttemptRepository(database: h.database), roleIntents: SQLRoleIntentRepository(database: h.database), breakGlassStore: BreakGlassStore(database: h.database),
                     transport: AgreeableAuthz(), timeSource: h.clock))
             try await replica.test(.router) { client in
                 let other = Harness(client: client, database: h.database, clock: h.clock)

@@ -32,7 +32,7 @@ struct SignInLinkTests {
                 dependencies: IdentityDependencies(
                     tokens: SQLApiTokenRepository(database: database), accounts: SQLAccountRepository(database: database),
                     totp: SQLTOTPRepository(database: database), links: SQLSignInLinkRepository(database: database),
-                    attempts: SQLAttemptRepository(database: database), transport: AgreeableAuthz(),
+                    attempts: SQLAttemptRepository(database: database), roleIntents: SQLRoleIntentRepository(database: database), transport: AgreeableAuthz(),
                     timeSource: clock))
             try await app.test(.router) { client in try await body(client, database, clock) }
         }
@@ -163,7 +163,7 @@ struct SignInLinkTests {
                 ]),
                 dependencies: IdentityDependencies(
                     tokens: SQLApiTokenRepository(database: database), accounts: SQLAccountRepository(database: database),
-                    totp: SQLTOTPRepository(database: database), links: held, attempts: SQLAttemptRepository(database: database),
+                    totp: SQLTOTPRepository(database: database), links: held, attempts: SQLAttemptRepository(database: database), roleIntents: SQLRoleIntentRepository(database: database),
                     transport: AgreeableAuthz(), timeSource: StepClock()))
             try await app.test(.router) { client in
                 _ = try await self.post(client, "/api/v1/auth/signup", #"{"email":"known@example.com","password":"correct horse battery"}"#)

@@ -52,7 +52,7 @@ struct TokensRouteTests {
                 dependencies: IdentityDependencies(
                     tokens: tokens, accounts: SQLAccountRepository(database: database), totp: SQLTOTPRepository(database: database),
                     links: SQLSignInLinkRepository(database: database),
-                    attempts: SQLAttemptRepository(database: database), transport: FakeMedia(apps: ["app1": "t1", "app2": "t2"]))
+                    attempts: SQLAttemptRepository(database: database), roleIntents: SQLRoleIntentRepository(database: database), transport: FakeMedia(apps: ["app1": "t1", "app2": "t2"]))
             )
             try await app.test(.router) { client in try await body(client, tokens) }
         }
@@ -220,7 +220,7 @@ struct TOTPRouteTests {
                 dependencies: IdentityDependencies(
                     tokens: SQLApiTokenRepository(database: database), accounts: SQLAccountRepository(database: database),
                     totp: SQLTOTPRepository(database: database), links: SQLSignInLinkRepository(database: database),
-                    attempts: SQLAttemptRepository(database: database), transport: AgreeableAuthz(),
+                    attempts: SQLAttemptRepository(database: database), roleIntents: SQLRoleIntentRepository(database: database), transport: AgreeableAuthz(),
                     timeSource: clock))
             try await app.test(.router) { client in
                 func post(_ path: String, _ body: String, as principal: Principal? = nil) async throws -> TestResponse {

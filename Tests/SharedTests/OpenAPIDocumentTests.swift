@@ -94,6 +94,25 @@ struct OpenAPIDocumentTests {
         #expect(OpenAPIDocument.referencedComponents.subtracting(WireTypes.components.keys).isEmpty)
     }
 
+    @Test("request bodies say additionalProperties: false (unknown members are a 400); answers' schemas stay open")
+    func requestBodiesAreClosed() throws {
+        let document = OpenAPIDocument.make()
+        guard case .object(let root) = document, case .object(let components) = root["components"],
+            case .object(let schemas) = components["schemas"]
+        else { Issue.record("no components"); return }
+        let closed = OpenAPIDocument.requestOnlyComponents
+        for name in ["SignupRequest", "LoginRequest", "AddMemberRequest", "CreateAppRequest", "UpdateAppRequest"] where WireTypes.components[name] != nil {
+            #expect(closed.contains(name), "\(name)")
+            guard case .object(let schema) = schemas[name] else { Issue.record("\(name) missing"); continue }
+            #expect(schema["additionalProperties"] == .bool(false), "\(name)")
+        }
+        for name in ["SessionResponse", "ErrorBody", "AppSummary"] where WireTypes.components[name] != nil {
+            guard case .object(let schema) = schemas[name] else { continue }
+            #expect(schema["additionalProperties"] == nil, "\(name)")
+        }
+        #expect(closed.count >= 10)
+    }
+
     @Test("the envelope wraps enveloped payloads; bare routes are bare")
     func envelope() throws {
         let document = OpenAPIDocument.make()

@@ -13,6 +13,7 @@ public struct IdentityDependencies: Sendable {
     public var totp: (any TOTPRepository)?
     public var links: (any SignInLinkRepository)?
     public var attempts: (any AttemptRepository)?
+    public var roleIntents: (any RoleIntentRepository)?
     public var breakGlassStore: BreakGlassStore?
     /// How identity reaches authz (a fake in tests).
     public var transport: (any UpstreamClient)?
@@ -21,7 +22,8 @@ public struct IdentityDependencies: Sendable {
 
     public init(
         tokens: (any ApiTokenRepository)? = nil, accounts: (any AccountRepository)? = nil, totp: (any TOTPRepository)? = nil,
-        links: (any SignInLinkRepository)? = nil, attempts: (any AttemptRepository)? = nil, breakGlassStore: BreakGlassStore? = nil,
+        links: (any SignInLinkRepository)? = nil, attempts: (any AttemptRepository)? = nil, roleIntents: (any RoleIntentRepository)? = nil,
+        breakGlassStore: BreakGlassStore? = nil,
         transport: (any UpstreamClient)? = nil,
         metrics: ServiceMetrics? = nil, timeSource: any TimeSource = SystemTimeSource()
     ) {
@@ -30,6 +32,7 @@ public struct IdentityDependencies: Sendable {
         self.totp = totp
         self.links = links
         self.attempts = attempts
+        self.roleIntents = roleIntents
         self.breakGlassStore = breakGlassStore
         self.transport = transport
         self.metrics = metrics
@@ -58,6 +61,7 @@ public func buildIdentity(
     var totp = dependencies.totp
     var links = dependencies.links
     var attempts = dependencies.attempts
+    var roleIntents = dependencies.roleIntents
     var breakGlassStore = dependencies.breakGlassStore
     if let injected = dependencies.tokens {
         tokens = injected
@@ -69,6 +73,7 @@ public func buildIdentity(
         totp = totp ?? SQLTOTPRepository(database: database)
         links = links ?? SQLSignInLinkRepository(database: database)
         attempts = attempts ?? SQLAttemptRepository(database: database)
+        roleIntents = roleIntents ?? SQLRoleIntentRepository(database: database)
         breakGlassStore = breakGlassStore ?? BreakGlassStore(database: database)
         migrate = { [logger] in try await IdentityMigrations.migrator.migrate(database, logger: logger) }
         readiness.append(IdentityMigrations.migrator.readiness(database))
@@ -90,9 +95,9 @@ public func buildIdentity(
     router.addMetricsRoute(metrics: metrics, token: configuration.common.metricsToken)
     let internalRoutes = router.internalGroup(internalToken: configuration.common.internalToken).add(middleware: gateMiddleware)
     TokenResolveController(tokens: tokens, timeSource: dependencies.timeSource).addRoutes(to: internalRoutes)
-    // Accounts need all four of their stores; a test that injects only the token store gets the
+    // Accounts need all five of their stores; a test that injects only the token store gets the
     // token routes alone.
-    if let accounts, let totp, let links, let attempts {
+    if let accounts, let totp, let links, let attempts, let roleIntents {
         let transport: any UpstreamClient
         if let injected = dependencies.transport {
             transport = injected
@@ -107,12 +112,14 @@ public func buildIdentity(
         let client = InternalClient(transport: transport, internalToken: configuration.common.internalToken, timeout: .seconds(10))
         let forwarded = router.forwardedGroup(internalToken: configuration.common.internalToken).add(middleware: gateMiddleware)
         let passwords = PasswordHasher()
+        let intents = RoleIntents(store: roleIntents, authz: client, authzURL: configuration.authzURL, timeSource: dependencies.timeSource)
+        services.append(RoleIntentSettler(intents: intents, logger: logger))
         let factor = SecondFactor(
             totp: totp, sealer: SecretSealer(secret: configuration.jwtSecret), timeSource: dependencies.timeSource, attempts: attempts,
             limits: configuration.signInLimits)
         let auth = AuthController<ServiceRequestContext>(
             accounts: accounts, passwords: passwords, sessions: SessionTokens(secret: configuration.jwtSecret, issuer: configuration.publicURL),
-            authz: client, authzURL: configuration.authzURL, defaultQuotas: configuration.defaultQuotas, secondFactor: factor, links: links,
+            authz: client, authzURL: configuration.authzURL, intents: intents, defaultQuotas: configuration.defaultQuotas, secondFactor: factor, links: links,
             limits: configuration.mailLimits, publicURL: configuration.publicURL, breakGlass: configuration.breakGlass, storedBreakGlass: breakGlassStore, gate: gate,
             timeSource: dependencies.timeSource)
         let mail: any MailTransport = try configuration.smtp.map { try SMTPTransport(settings: $0) } ?? OutboxDirectory(path: configuration.mailOutbox)
@@ -126,7 +133,7 @@ public func buildIdentity(
         ).addRoutes(to: forwarded)
         let invitations = Invitations(links: links, limits: configuration.mailLimits, publicURL: configuration.publicURL, passwords: passwords)
         let tenants = TenantsController<ServiceRequestContext>(
-            accounts: accounts, tokens: tokens, authz: client, authzURL: configuration.authzURL, invitations: invitations,
+            accounts: accounts, tokens: tokens, authz: client, authzURL: configuration.authzURL, invitations: invitations, intents: intents,
             timeSource: dependencies.timeSource)
         tenants.addRoutes(to: forwarded)
         tenants.addInternalRoutes(to: internalRoutes)

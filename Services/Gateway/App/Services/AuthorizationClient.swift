@@ -91,14 +91,18 @@ public struct AuthorizationClient: Sendable {
         if let refusal = self.act(on: decision, key: key, policy: policy) { throw refusal }
     }
 
-    static let forbidden = ServiceError(.forbidden, message: "Forbidden resource")
+    /// NestJS's 403 message, with the permission the caller lacks beside it.
+    static func forbidden(_ key: DecisionCache.Key) -> ServiceError {
+        ServiceError(
+            status: .forbidden, body: ErrorBody(statusCode: 403, message: "Forbidden resource", permission: "\(key.resource):\(key.action)"))
+    }
 
     /// What a decision from authz means here: counted by outcome and mode; an allow is kept
     /// (``DecisionCache``, under the policy version known when the call started); an enforced
     /// denial is the 403 returned.
     func act(on decision: EnforceDecision, key: DecisionCache.Key, policy: PolicyVersion?) -> ServiceError? {
         self.count(decision.allowed ? "allowed" : decision.enforced ? "denied" : "would_deny", mode: decision.mode)
-        if !decision.allowed && decision.enforced { return Self.forbidden }
+        if !decision.allowed && decision.enforced { return Self.forbidden(key) }
         if decision.allowed { self.cache.store(key, under: policy) }
         return nil
     }

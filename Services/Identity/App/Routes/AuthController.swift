@@ -14,6 +14,7 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
     let sessions: SessionTokens
     let authz: InternalClient
     let authzURL: String
+    let intents: RoleIntents
     let defaultQuotas: TenantQuotas
     let secondFactor: SecondFactor
     let links: any SignInLinkRepository
@@ -26,7 +27,7 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
 
     public init(
         accounts: any AccountRepository, passwords: PasswordHasher, sessions: SessionTokens, authz: InternalClient, authzURL: String,
-        defaultQuotas: TenantQuotas, secondFactor: SecondFactor, links: any SignInLinkRepository, limits: MailLimits, publicURL: String,
+        intents: RoleIntents, defaultQuotas: TenantQuotas, secondFactor: SecondFactor, links: any SignInLinkRepository, limits: MailLimits, publicURL: String,
         breakGlass: BreakGlass? = nil, storedBreakGlass: BreakGlassStore? = nil, gate: DatabaseGate = DatabaseGate(open: true),
         timeSource: any TimeSource
     ) {
@@ -42,6 +43,7 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
         self.sessions = sessions
         self.authz = authz
         self.authzURL = authzURL
+        self.intents = intents
         self.defaultQuotas = defaultQuotas
         self.timeSource = timeSource
     }
@@ -122,16 +124,23 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
             superadmin: false, disabledAt: nil, sessionsNotBefore: 0, createdAt: Timestamp.millis(now))
         let tenant = TenantRecord(
             id: UUID().uuidString.lowercased(), name: name ?? email, ownerId: user.id, quotas: self.defaultQuotas, createdAt: Timestamp.millis(now))
-        let (authz, authzURL, requestID) = (self.authz, self.authzURL, context.requestID)
+        let (intents, requestID) = (self.intents, context.requestID)
+        // The owner role is granted inside the transaction that stores the user, and its intent,
+        // recorded first, is taken back in that same transaction: if anything fails — authz, the
+        // commit, the process — the intent is left and undoes the grant (at once, or later).
+        let intent = try await intents.record(userId: user.id, role: "owner", tenantId: tenant.id)
         do {
-            // The owner role is granted inside the transaction: if authz cannot, nothing is stored.
-            try await self.accounts.create(user: user, tenant: tenant) {
-                let _: PolicyChangeResult = try await authz.call(
-                    service: "authz", baseURL: authzURL, path: "/internal/v1/roles",
-                    body: RoleGrant(subject: "user:\(user.id)", role: "owner", tenant: tenant.id), requestID: requestID)
+            try await self.accounts.create(user: user, tenant: tenant, clearing: intent) {
+                try await intents.grant(userId: user.id, role: "owner", tenantId: tenant.id, requestID: requestID)
             }
-        } catch let error as StorageError {
+        } catch let error as StorageError where error.isConflict {
+            // The email is taken: refused before anything was granted.
+            try? await intents.store.clear(id: intent)
             throw error.serviceError
+        } catch {
+            await intents.settleAfterFailure(id: intent, userId: user.id, role: "owner", tenantId: tenant.id, requestID: requestID, logger: context.logger)
+            if let error = error as? StorageError { throw error.serviceError }
+            throw error
         }
         context.logger.info("signed up", metadata: ["user": "\(user.id)", "tenant": "\(tenant.id)"])
         return try self.session(for: user, tenantId: tenant.id, now: now, status: .created)

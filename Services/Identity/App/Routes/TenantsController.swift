@@ -16,10 +16,12 @@ public struct TenantsController<Context: ServiceRequestContextProtocol>: Sendabl
     let authzURL: String
     /// Invitations: a new address gets an account and a magic link.
     let invitations: Invitations
+    let intents: RoleIntents
     let timeSource: any TimeSource
 
     public init(
         accounts: any AccountRepository, tokens: any ApiTokenRepository, authz: InternalClient, authzURL: String, invitations: Invitations,
+        intents: RoleIntents,
         timeSource: any TimeSource
     ) {
         self.accounts = accounts
@@ -27,6 +29,7 @@ public struct TenantsController<Context: ServiceRequestContextProtocol>: Sendabl
         self.authz = authz
         self.authzURL = authzURL
         self.invitations = invitations
+        self.intents = intents
         self.timeSource = timeSource
     }
 
@@ -145,38 +148,50 @@ public struct TenantsController<Context: ServiceRequestContextProtocol>: Sendabl
         let now = Timestamp.millis(self.timeSource.now())
         var invitee: UserRecord?
         var user = try await self.accounts.user(email: email)
+        let newUserId = UUID().uuidString.lowercased()
+        // The grant's intent comes first: whatever fails after it, identity's rows decide whether
+        // the role stays (a member) or goes (no member) — at once, or by the settler later.
+        var intent = try await self.intents.record(userId: user?.id ?? newUserId, role: role, tenantId: tenant.id)
         if user == nil {
             let record = UserRecord(
-                id: UUID().uuidString.lowercased(), email: email, name: nil, passwordHash: self.invitations.unusablePasswordHash,
+                id: newUserId, email: email, name: nil, passwordHash: self.invitations.unusablePasswordHash,
                 superadmin: false, disabledAt: nil, sessionsNotBefore: 0, createdAt: now)
             do {
                 try await self.accounts.invite(user: record, tenantId: tenant.id, limit: tenant.quotas.maxMembers)
                 (user, invitee) = (record, record)
             } catch let error as StorageError {
                 // Invited by a concurrent request, or over the quota.
+                try? await self.intents.store.clear(id: intent)
                 if case .conflict = error { user = try await self.accounts.user(email: email) } else { throw error.serviceError }
+                if let user { intent = try await self.intents.record(userId: user.id, role: role, tenantId: tenant.id) }
             }
         }
-        guard let user else { throw ServiceError(.conflict, message: "The account for this email changed meanwhile; try again") }
+        guard let user else {
+            try? await self.intents.store.clear(id: intent)
+            throw ServiceError(.conflict, message: "The account for this email changed meanwhile; try again")
+        }
         var added = invitee != nil
         if invitee == nil {
             do {
                 added = try await self.accounts.addMember(tenantId: tenant.id, userId: user.id, limit: tenant.quotas.maxMembers, at: now)
             } catch let error as StorageError {
+                try? await self.intents.store.clear(id: intent)
                 throw error.serviceError
             }
         }
         do {
-            let _: PolicyChangeResult = try await self.authz.call(
-                service: "authz", baseURL: self.authzURL, path: "/internal/v1/roles",
-                body: RoleGrant(subject: "user:\(user.id)", role: role, tenant: tenant.id), requestID: context.requestID)
+            try await self.intents.grant(userId: user.id, role: role, tenantId: tenant.id, requestID: context.requestID)
+            try? await self.intents.store.clear(id: intent)
         } catch {
-            // No membership (nor invited account) without its role: undo what this request added.
+            // No membership (nor invited account) without its role: undo what this request added,
+            // then settle the intent (the grant may have landed although its call failed).
             if let invitee {
                 try? await self.accounts.withdrawInvitation(userId: invitee.id, tenantId: tenant.id)
             } else if added {
                 _ = try? await self.accounts.removeMember(tenantId: tenant.id, userId: user.id)
             }
+            await self.intents.settleAfterFailure(
+                id: intent, userId: user.id, role: role, tenantId: tenant.id, requestID: context.requestID, logger: context.logger)
             throw error
         }
         if let invitee {

@@ -41,9 +41,11 @@ public struct TenantRecord: Sendable, Equatable {
 /// Users, tenants and who belongs where.
 public protocol AccountRepository: Sendable {
     /// Stores a new user with the tenant they own, in one transaction; `beforeCommit` runs inside
-    /// it (sign-up assigns the owner role in authz there), so a failure leaves nothing behind.
+    /// it (sign-up assigns the owner role in authz there), and the role intent `clearing` is taken
+    /// back in it, so either all of it holds or the intent is left to undo the grant.
     /// - Throws: ``StorageError/conflict(_:)`` when the email is taken.
-    func create(user: UserRecord, tenant: TenantRecord, beforeCommit: @escaping @Sendable () async throws -> Void) async throws
+    func create(user: UserRecord, tenant: TenantRecord, clearing intent: String?, beforeCommit: @escaping @Sendable () async throws -> Void)
+        async throws
     func user(email: String) async throws -> UserRecord?
     func user(id: String) async throws -> UserRecord?
     /// Revokes every session of `userId` issued before `notBefore` (never moves it back).
@@ -122,7 +124,9 @@ public struct SQLAccountRepository: AccountRepository {
     static let userColumns = "id, email, name, password_hash, superadmin, disabled_at, sessions_not_before, created_at"
     static let tenantColumns = "t.id, t.name, t.owner_id, t.max_apps, t.max_concurrent_streams, t.max_members, t.max_tokens, t.created_at"
 
-    public func create(user: UserRecord, tenant: TenantRecord, beforeCommit: @escaping @Sendable () async throws -> Void) async throws {
+    public func create(
+        user: UserRecord, tenant: TenantRecord, clearing intent: String?, beforeCommit: @escaping @Sendable () async throws -> Void
+    ) async throws {
         try await self.database.transaction { sql in
             let taken = try await sql.raw("SELECT id FROM identity_users WHERE email = \(bind: user.email)").all()
             guard taken.isEmpty else { throw StorageError.conflict("An account with this email already exists") }
@@ -143,6 +147,7 @@ public struct SQLAccountRepository: AccountRepository {
             try await sql.raw(
                 "INSERT INTO identity_memberships (tenant_id, user_id, created_at) VALUES (\(bind: tenant.id), \(bind: user.id), \(bind: tenant.createdAt))"
             ).run()
+            if let intent { try await SQLRoleIntentRepository.clear(id: intent, in: sql) }
             try await beforeCommit()
         }
     }

@@ -138,6 +138,22 @@ public enum IdentityMigrations {
                     "CREATE TABLE identity_break_glass (id INTEGER PRIMARY KEY, sessions_not_before BIGINT NOT NULL)",
                 ]
             },
+            Migration(version: 7, name: "role intents: grants in authz made one outcome with identity's rows") { _ in
+                [
+                    """
+                    CREATE TABLE identity_role_intents (
+                        id TEXT PRIMARY KEY,
+                        user_id TEXT NOT NULL,
+                        role TEXT NOT NULL,
+                        tenant_id TEXT NOT NULL,
+                        created_at BIGINT NOT NULL,
+                        next_attempt_at BIGINT NOT NULL,
+                        attempts INTEGER NOT NULL
+                    )
+                    """,
+                    "CREATE INDEX identity_role_intents_due ON identity_role_intents (next_attempt_at)",
+                ]
+            },
         ]
     )
 }
