@@ -51,7 +51,10 @@ public enum OpenAPIDocument {
         `{"data": …, "error": null}` unless the route says otherwise; every error is the NestJS body \
         `{statusCode, message, error}`. Credentials: an `sk_` API token or a dashboard JWT as a bearer \
         token; public routes never look at one. `x-permission` names the Casbin `resource:action` a \
-        route checks.
+        route checks. Every POST and PATCH takes an `Idempotency-Key` header (1 to 255 printable ASCII \
+        characters, scoped to the caller, kept 24 h): a retry with the same key and body gets the first \
+        answer with `Idempotency-Replayed: true`; the same key with another body is a 422; a retry \
+        while the first still runs is a 409.
         """
 
     static func tagDescription(_ tag: String) -> String {
@@ -137,6 +140,10 @@ public enum OpenAPIDocument {
             statuses[401] = "Missing, bad or stale signature"
         }
         if route.method != "GET" && route.auth != .public { statuses[409] = "Conflicts with the current state" }
+        if route.method == "POST" || route.method == "PATCH" {
+            statuses[409] = statuses[409] ?? "A request with this Idempotency-Key is still running"
+            statuses[422] = "This Idempotency-Key was used with another request"
+        }
         if !local {
             statuses[503] = "A service behind the gateway is unavailable"
             statuses[504] = "A service behind the gateway did not answer in time"

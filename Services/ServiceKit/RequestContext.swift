@@ -72,9 +72,13 @@ public struct CallerMiddleware<Context: ServiceRequestContextProtocol>: RouterMi
 
 extension Router where Context: ServiceRequestContextProtocol {
     /// The group of routes the gateway forwards to this service (`/api/v1/…`): internal token
-    /// required, the caller in the context.
-    public func forwardedGroup(_ path: RouterPath = "/api/v1", internalToken: String) -> RouterGroup<Context> {
-        self.group(path).add(middleware: InternalTokenMiddleware(token: internalToken)).add(middleware: CallerMiddleware())
+    /// required, the caller in the context, and `Idempotency-Key` honoured when a store is given.
+    public func forwardedGroup(_ path: RouterPath = "/api/v1", internalToken: String, idempotency: (any IdempotencyStore)? = nil) -> RouterGroup<
+        Context
+    > {
+        let group = self.group(path).add(middleware: InternalTokenMiddleware(token: internalToken)).add(middleware: CallerMiddleware())
+        guard let idempotency else { return group }
+        return group.add(middleware: IdempotencyMiddleware<Context>(store: idempotency))
     }
 
     /// The group of this service's internal routes (`/internal/v1/…`): internal token required.

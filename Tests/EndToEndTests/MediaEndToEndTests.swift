@@ -139,6 +139,39 @@ extension RealExecutables {
             }
         }
 
+        @Test("Idempotency-Key through the gateway: a retry after media was killed gets the first answer, replayed, and there is one app; another body is a 422")
+        func idempotentCreate() async throws {
+            try await Stack.with { stack, client in
+                let base = stack.gatewayURL + "/api/v1"
+                let signup = try await client.call(
+                    base + "/auth/signup", method: "POST", headers: [Self.json, ("Idempotency-Key", "signup-1")],
+                    body: #"{"email":"idem@example.com","password":"correct horse battery"}"#)
+                #expect(signup.status == 201)
+                // A sign-up retried with its key is answered from the first, not refused as a duplicate.
+                let again = try await client.call(
+                    base + "/auth/signup", method: "POST", headers: [Self.json, ("Idempotency-Key", "signup-1")],
+                    body: #"{"email":"idem@example.com","password":"correct horse battery"}"#)
+                #expect(again.status == 201 && again.header("Idempotency-Replayed") == "true" && again.body == signup.body)
+                let owner = ("Authorization", "Bearer " + (try #require(try self.data(signup)["token"] as? String)))
+                let key = ("Idempotency-Key", "create-live-app")
+                let created = try await client.call(base + "/apps", method: "POST", headers: [owner, Self.json, key], body: #"{"name":"Live"}"#)
+                #expect(created.status == 201)
+                let appId = try #require(try self.data(created)["id"] as? String)
+                // The replica that answered dies; the client, unsure, retries with the same key.
+                try await stack.kill9("media")
+                try await stack.restart("media", client: client)
+                let retried = try await client.call(base + "/apps", method: "POST", headers: [owner, Self.json, key], body: #"{"name":"Live"}"#)
+                #expect(retried.status == 201)
+                #expect(retried.header("Idempotency-Replayed") == "true")
+                #expect(try self.data(retried)["id"] as? String == appId)
+                let apps = try await client.call(base + "/apps", headers: [owner])
+                #expect((try apps.json()["data"] as? [[String: Any]])?.count == 1)
+                let other = try await client.call(base + "/apps", method: "POST", headers: [owner, Self.json, key], body: #"{"name":"Other"}"#)
+                #expect(other.status == 422)
+                #expect(try other.json()["message"] as? String == "This Idempotency-Key was used with another request")
+            }
+        }
+
         @Test("cluster nodes: join and heartbeat with X-Cluster-Token, liveness expiry, rooms placed on an alive node and moved when it dies")
         func clusterNodes() async throws {
             try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on", "STREAMHUB_NODE_TTL_S": "3"]) { stack, client in

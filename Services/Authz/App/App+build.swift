@@ -34,12 +34,14 @@ public func buildAuthz(
     var migrate: (@Sendable () async throws -> Void)?
     var readiness: [ReadinessCheck] = []
     let store: any PolicyStore
+    var idempotency: (any IdempotencyStore)?
     if let injected = dependencies.store {
         store = injected
     } else {
         let (database, service) = try await DatabaseFactory.open(configuration.storage, logger: logger)
         services.append(service)
         store = SQLPolicyStore(database: database)
+        idempotency = SQLIdempotencyStore(database: database, prefix: "authz")
         migrate = { [logger] in try await AuthzMigrations.migrator.migrate(database, logger: logger) }
         readiness.append(AuthzMigrations.migrator.readiness(database))
     }
@@ -59,7 +61,8 @@ public func buildAuthz(
         internalToken: configuration.common.internalToken, metrics: metrics, serverName: "streamhub-authz", logger: logger
     )
     enforce.addRoutes(to: router)
-    PolicyAdminController(engine: engine).addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
+    PolicyAdminController(engine: engine).addRoutes(
+        to: router.forwardedGroup(internalToken: configuration.common.internalToken, idempotency: idempotency))
     RoleGrantController(engine: engine, mode: configuration.enforcement).addRoutes(to: router.internalGroup(internalToken: configuration.common.internalToken))
 
     router.addRouteListing(internalToken: configuration.common.internalToken)

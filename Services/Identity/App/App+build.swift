@@ -63,6 +63,7 @@ public func buildIdentity(
     var attempts = dependencies.attempts
     var roleIntents = dependencies.roleIntents
     var breakGlassStore = dependencies.breakGlassStore
+    var idempotency: (any IdempotencyStore)?
     if let injected = dependencies.tokens {
         tokens = injected
     } else {
@@ -75,6 +76,7 @@ public func buildIdentity(
         attempts = attempts ?? SQLAttemptRepository(database: database)
         roleIntents = roleIntents ?? SQLRoleIntentRepository(database: database)
         breakGlassStore = breakGlassStore ?? BreakGlassStore(database: database)
+        idempotency = SQLIdempotencyStore(database: database, prefix: "identity")
         migrate = { [logger] in try await IdentityMigrations.migrator.migrate(database, logger: logger) }
         readiness.append(IdentityMigrations.migrator.readiness(database))
     }
@@ -110,7 +112,10 @@ public func buildIdentity(
             transport = replicated
         }
         let client = InternalClient(transport: transport, internalToken: configuration.common.internalToken, timeout: .seconds(10))
-        let forwarded = router.forwardedGroup(internalToken: configuration.common.internalToken).add(middleware: gateMiddleware)
+        var forwarded = router.forwardedGroup(internalToken: configuration.common.internalToken).add(middleware: gateMiddleware)
+        if let idempotency {
+            forwarded = forwarded.add(middleware: IdempotencyMiddleware<ServiceRequestContext>(store: idempotency, isAvailable: { gate.isOpen }))
+        }
         let passwords = PasswordHasher()
         let intents = RoleIntents(store: roleIntents, authz: client, authzURL: configuration.authzURL, timeSource: dependencies.timeSource)
         services.append(RoleIntentSettler(intents: intents, logger: logger))

@@ -33,6 +33,7 @@ public func buildMedia(
     var migrate: (@Sendable () async throws -> Void)?
     var readiness: [ReadinessCheck] = []
     let apps: any AppRepository
+    var idempotency: (any IdempotencyStore)?
     var events: SQLStreamEvents?
     var nodes: SQLNodeRegistry?
     if let injected = dependencies.apps {
@@ -41,6 +42,7 @@ public func buildMedia(
         let (database, service) = try await DatabaseFactory.open(configuration.storage, logger: logger)
         services.append(service)
         apps = SQLAppRepository(database: database)
+        idempotency = SQLIdempotencyStore(database: database, prefix: "media")
         events = SQLStreamEvents(database: database)
         nodes = SQLNodeRegistry(database: database)
         migrate = { [logger] in try await MediaMigrations.migrator.migrate(database, logger: logger) }
@@ -63,12 +65,12 @@ public func buildMedia(
         apps: apps, identity: InternalClient(transport: transport, internalToken: configuration.common.internalToken, timeout: .seconds(10)),
         identityURL: configuration.identityURL, livekit: LiveKitTokens(settings: configuration.livekit), nodes: nodes,
         nodeTTLSeconds: configuration.nodeTTLSeconds)
-    appsController.addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
+    appsController.addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken, idempotency: idempotency))
     appsController.addInternalRoutes(to: router.internalGroup(internalToken: configuration.common.internalToken))
     router.forwardedGroup(internalToken: configuration.common.internalToken).get("oembed", use: pages.oembed)
     if let nodes {
         ClusterController<ServiceRequestContext>(registry: nodes, clusterToken: configuration.clusterToken, ttlSeconds: configuration.nodeTTLSeconds)
-            .addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken))
+            .addRoutes(to: router.forwardedGroup(internalToken: configuration.common.internalToken, idempotency: idempotency))
     }
     if let events {
         WebhookController<ServiceRequestContext>(verifier: LiveKitWebhookVerifier(settings: configuration.livekit), events: events)

@@ -48,6 +48,7 @@ public enum AuthzMigrations {
                     "UPDATE authz_policy_version SET version = version + 1 WHERE id = 1",
                 ]
             },
+            Migration(version: 4, name: "idempotency keys") { _ in SQLIdempotencyStore.migration(prefix: "authz") },
         ]
     )
 }

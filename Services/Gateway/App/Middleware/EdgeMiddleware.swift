@@ -36,7 +36,7 @@ public struct EdgeMiddleware<Context: ServiceRequestContextProtocol>: RouterMidd
             response = try await next(request, context)
             if isAPI, let origin, let allowed = self.cors.allow(origin) {
                 response.headers[.accessControlAllowOrigin] = allowed
-                response.headers[.accessControlExposeHeaders] = "X-Request-Id, Retry-After"
+                response.headers[.accessControlExposeHeaders] = "X-Request-Id, Retry-After, Idempotency-Replayed"
                 if allowed != "*" { response.headers[.accessControlAllowCredentials] = "true" }
             }
             if isAPI, response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
@@ -61,7 +61,8 @@ public struct EdgeMiddleware<Context: ServiceRequestContextProtocol>: RouterMidd
         }
         var headers: HTTPFields = [
             .accessControlAllowOrigin: allowed, .accessControlAllowMethods: (methods + ["OPTIONS"]).joined(separator: ", "),
-            .accessControlAllowHeaders: "Authorization, Content-Type, X-Request-Id", .accessControlMaxAge: "600", .cacheControl: "no-store",
+            .accessControlAllowHeaders: "Authorization, Content-Type, X-Request-Id, Idempotency-Key", .accessControlMaxAge: "600",
+            .cacheControl: "no-store",
         ]
         if allowed != "*" { headers[.accessControlAllowCredentials] = "true" }
         return Response(status: .noContent, headers: headers)

@@ -294,6 +294,7 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
         headers[.contentType] = "application/json; charset=utf-8"
         if let requestID = upstream.headers[.requestID] { headers[.requestID] = requestID }
         if let cacheControl = upstream.headers[.cacheControl] { headers[.cacheControl] = cacheControl }
+        if let replayed = upstream.headers[IdempotencyMiddleware<Context>.replayed] { headers[IdempotencyMiddleware<Context>.replayed] = replayed }
         return Response(status: upstream.status, headers: headers, body: .init(byteBuffer: buffer))
     }
 }

@@ -154,6 +154,7 @@ public enum IdentityMigrations {
                     "CREATE INDEX identity_role_intents_due ON identity_role_intents (next_attempt_at)",
                 ]
             },
+            Migration(version: 8, name: "idempotency keys") { _ in SQLIdempotencyStore.migration(prefix: "identity") },
         ]
     )
 }

@@ -431,6 +431,7 @@ public enum MediaMigrations {
             Migration(version: 4, name: "rooms named per app: a room name is unique within its app only") { _ in
                 ["DROP INDEX media_rooms_room"]
             },
+            Migration(version: 5, name: "idempotency keys") { _ in SQLIdempotencyStore.migration(prefix: "media") },
         ]
     )
 }
