@@ -26,14 +26,53 @@ public final class PolicyEngine: @unchecked Sendable {
 
     public var currentVersion: Int64 { self.lock.withLock { self.version } }
 
-    /// Loads the store's policy when its version differs from ours.
-    /// - Returns: whether a reload happened.
+    /// How the last refresh brought the policy up to date (for tests and the log).
+    public enum RefreshKind: Sendable, Equatable {
+        case current, applied(changes: Int), reloaded
+    }
+
+    /// Brings the policy to the store's version: by applying the changes made since ours when the
+    /// store still has them all (a grant costs its own rows, not the whole policy), else by a full
+    /// reload.
+    /// - Returns: whether the policy moved.
     @discardableResult
     public func refresh(force: Bool = false) async throws -> Bool {
+        try await self.update(force: force) != .current
+    }
+
+    public func update(force: Bool = false) async throws -> RefreshKind {
+        let local = self.currentVersion
         if !force {
             let stored = try await self.store.version()
-            if stored == self.currentVersion { return false }
+            if stored == local { return .current }
         }
+        if !force, local >= 0, let delta = try await self.store.changes(since: local) {
+            let applied: Bool = self.lock.withLock {
+                // Another refresh got here first: its result stands, or ours is stale.
+                guard self.version == local else { return delta.version <= self.version }
+                do {
+                    for change in delta.changes {
+                        switch change {
+                        case .add(let rule): try self.enforcer.addPolicy(rule.ptype, rule.values)
+                        case .remove(let rule): try self.enforcer.removePolicy(rule.ptype, rule.values)
+                        }
+                    }
+                } catch {
+                    // The enforcer may be half-changed: only a full reload (below) is right now.
+                    self.version = -1
+                    return false
+                }
+                self.enforcer.invalidateCaches()
+                self.version = delta.version
+                return true
+            }
+            if applied { return delta.changes.isEmpty ? .current : .applied(changes: delta.changes.count) }
+        }
+        return try await self.reload() ? .reloaded : .current
+    }
+
+    /// Loads the whole policy into a fresh enforcer and swaps it in.
+    func reload() async throws -> Bool {
         let (version, rules) = try await self.store.load()
         let fresh = try Enforcer(model: self.model)
         try fresh.replacePolicy(rules.map { PolicyCSV.Line(type: $0.ptype, values: $0.values) })
@@ -66,7 +105,7 @@ public final class PolicyEngine: @unchecked Sendable {
     /// - Throws: ``StorageError`` from the store.
     public func apply(_ changes: [PolicyChange]) async throws -> (version: Int64, changed: Int) {
         let result = try await self.store.apply(changes)
-        try await self.refresh(force: true)
+        if result.changed > 0 { try await self.refresh() }
         return result
     }
 

@@ -49,6 +49,20 @@ public enum AuthzMigrations {
                 ]
             },
             Migration(version: 4, name: "idempotency keys") { _ in SQLIdempotencyStore.migration(prefix: "authz") },
+            Migration(version: 5, name: "policy change log: replicas apply changes instead of reloading") { _ in
+                [
+                    """
+                    CREATE TABLE authz_policy_log (
+                        version BIGINT NOT NULL,
+                        seq INTEGER NOT NULL,
+                        op TEXT NOT NULL CHECK (op IN ('add', 'remove')),
+                        ptype TEXT NOT NULL,
+                        v0 TEXT NOT NULL, v1 TEXT NOT NULL, v2 TEXT NOT NULL, v3 TEXT NOT NULL, v4 TEXT NOT NULL, v5 TEXT NOT NULL,
+                        PRIMARY KEY (version, seq)
+                    )
+                    """
+                ]
+            },
         ]
     )
 }

@@ -21,11 +21,20 @@ public enum PolicyChange: Sendable, Equatable {
     case remove(StoredRule)
 }
 
+/// The changes that bring a policy from one version to another, in the order they were made.
+public struct PolicyDelta: Sendable, Equatable {
+    public var version: Int64
+    public var changes: [PolicyChange]
+}
+
 /// Where the policy lives. The version moves on every change, so every replica can tell
 /// cheaply whether it is current.
 public protocol PolicyStore: Sendable {
     func version() async throws -> Int64
     func load() async throws -> (version: Int64, rules: [StoredRule])
+    /// The changes made after `version`, when the store still has every one of them (a replica then
+    /// applies them instead of reloading everything); nil when it does not.
+    func changes(since version: Int64) async throws -> PolicyDelta?
     /// Applies `changes` in one transaction; returns the new version and how many changed rows.
     func apply(_ changes: [PolicyChange]) async throws -> (version: Int64, changed: Int)
     /// Calls `onChange` whenever any writer (any replica) commits a change, until cancelled.
@@ -35,6 +44,7 @@ public protocol PolicyStore: Sendable {
 
 extension PolicyStore {
     public func listen(_ onChange: @escaping @Sendable () async -> Void) async throws -> Bool { false }
+    public func changes(since version: Int64) async throws -> PolicyDelta? { nil }
 }
 
 /// The PostgreSQL channel every policy change is announced on (`NOTIFY`, sent on commit).
@@ -114,6 +124,42 @@ public struct SQLPolicyStore: PolicyStore {
         }
     }
 
+    struct LogRow: Decodable {
+        var version: Int64
+        var op: String
+        var ptype: String
+        var v0: String
+        var v1: String
+        var v2: String
+        var v3: String
+        var v4: String
+        var v5: String
+    }
+
+    /// From the change log; nil when a version after `since` has no entry there (pruned, or a
+    /// migration that changed rules directly): then only a full reload is right.
+    public func changes(since version: Int64) async throws -> PolicyDelta? {
+        try await self.database.transaction { sql in
+            let current = try await sql.raw("SELECT version FROM authz_policy_version WHERE id = 1").first(decoding: VersionRow.self)?.version ?? 0
+            guard current > version else { return current == version ? PolicyDelta(version: current, changes: []) : nil }
+            guard current - version <= 1000 else { return nil }
+            let rows = try await sql.raw(
+                """
+                SELECT version, op, ptype, v0, v1, v2, v3, v4, v5 FROM authz_policy_log \
+                WHERE version > \(bind: version) AND version <= \(bind: current) ORDER BY version, seq
+                """
+            ).all(decoding: LogRow.self)
+            guard Set(rows.map(\.version)) == Set((version + 1)...current) else { return nil }
+            let changes = rows.map { row -> PolicyChange in
+                var values = [row.v0, row.v1, row.v2, row.v3, row.v4, row.v5]
+                while let last = values.last, last.isEmpty { values.removeLast() }
+                let rule = StoredRule(ptype: row.ptype, values: values)
+                return row.op == "remove" ? .remove(rule) : .add(rule)
+            }
+            return PolicyDelta(version: current, changes: changes)
+        }
+    }
+
     /// On PostgreSQL: `LISTEN` on a connection of the pool's, held while listening.
     public func listen(_ onChange: @escaping @Sendable () async -> Void) async throws -> Bool {
         try await self.database.listen(channel: PolicyChannel.name, onChange)
@@ -132,6 +178,7 @@ public struct SQLPolicyStore: PolicyStore {
             // (two invitations granting one role) is stored once and counted once, not a 409.
             try await self.database.lock("authz_rules", in: sql)
             var changed = 0
+            var applied: [(op: String, rule: StoredRule)] = []
             for change in changes {
                 switch change {
                 case .add(let rule):
@@ -150,6 +197,7 @@ public struct SQLPolicyStore: PolicyStore {
                         """
                     ).run()
                     changed += 1
+                    applied.append(("add", rule))
                 case .remove(let rule):
                     let v = rule.values + Array(repeating: "", count: 6 - rule.values.count)
                     let removed = try await sql.raw(
@@ -159,10 +207,23 @@ public struct SQLPolicyStore: PolicyStore {
                         """
                     ).all()
                     changed += removed.count
+                    if !removed.isEmpty { applied.append(("remove", rule)) }
                 }
             }
             if changed > 0 {
                 try await sql.raw("UPDATE authz_policy_version SET version = version + 1 WHERE id = 1").run()
+                // The change log other replicas apply instead of reloading (the last 1,000 versions).
+                let version = try await sql.raw("SELECT version FROM authz_policy_version WHERE id = 1").first(decoding: VersionRow.self)?.version ?? 0
+                for (seq, entry) in applied.enumerated() {
+                    let v = entry.rule.values + Array(repeating: "", count: 6 - entry.rule.values.count)
+                    try await sql.raw(
+                        """
+                        INSERT INTO authz_policy_log (version, seq, op, ptype, v0, v1, v2, v3, v4, v5) VALUES (\(bind: version), \(bind: seq), \
+                        \(bind: entry.op), \(bind: entry.rule.ptype), \(bind: v[0]), \(bind: v[1]), \(bind: v[2]), \(bind: v[3]), \(bind: v[4]), \(bind: v[5]))
+                        """
+                    ).run()
+                }
+                try await sql.raw("DELETE FROM authz_policy_log WHERE version <= \(bind: version - 1000)").run()
                 // Delivered to every listening replica when the transaction commits.
                 try await self.database.notify(channel: PolicyChannel.name, in: sql)
             }
