@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import Prometheus
 import ServiceLifecycle
+import Shared
 import UnixSignals
 
 /// The shared `main` of every service executable: structured JSON logs on stderr, Prometheus as the
@@ -14,6 +15,22 @@ public enum ServiceMain {
     ///   - name: the executable's name, prefixed to fatal messages.
     ///   - usage: printed for `--help`; any other argument is a usage error (exit 64) — the services
     ///     take their settings from the environment only.
+    /// What `mode` means for whoever reads the log: every service says it once at start, a warning
+    /// unless roles are enforced (the contract's default, `log`, enforces nothing).
+    public static func modeLine(_ mode: EnforcementMode) -> String {
+        switch mode {
+        case .on: "authorization mode: on (roles are enforced)"
+        case .log:
+            "authorization mode: log: roles are evaluated and denials logged, never enforced; set STREAMHUB_AUTHZ_ENFORCE=on for a real deployment"
+        case .off:
+            "authorization mode: off: roles are not evaluated, any credential reaches everything its scope names; set STREAMHUB_AUTHZ_ENFORCE=on for a real deployment"
+        }
+    }
+
+    static func announce(_ mode: EnforcementMode, logger: Logger) {
+        if mode == .on { logger.notice("\(Self.modeLine(mode))") } else { logger.warning("\(Self.modeLine(mode))") }
+    }
+
     public static func run<App: ApplicationProtocol>(
         name: String,
         usage: String,
@@ -39,6 +56,7 @@ public enum ServiceMain {
         } catch {
             Self.fatal(name, "failed to start: \(error)", code: 1)
         }
+        if let mode = try? SettingsReader.environment().enforcementMode() { Self.announce(mode, logger: logger) }
         // Shutdown always completes: a dependency that stopped answering (a frozen database under
         // the pool's graceful close) must not keep a stopping process alive past the orchestrator's
         // patience. Past `shutdownDeadline` after SIGTERM/SIGINT the process exits on its own.

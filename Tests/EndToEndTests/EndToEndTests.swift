@@ -213,6 +213,16 @@ extension RealExecutables {
             #expect(try await client.call(base + "/api/v1/health").status == 200)
             let apps = try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(token)")])
             #expect(first.output.text.contains("Video.js is not installed (--offline)"))
+            // The mode is said at start: the default (log) enforces nothing.
+            #expect(first.output.text.contains("WARNING: authorization mode: log: roles are evaluated and denials logged, never enforced"))
+            // --port is the public URL's port: sessions are issued for it, and oEmbed knows its pages.
+            let signup = try await client.call(
+                base + "/api/v1/auth/signup", method: "POST", headers: [("Content-Type", "application/json")],
+                body: #"{"email":"port@example.com","password":"correct horse battery"}"#)
+            let session = try #require((try signup.json()["data"] as? [String: Any])?["token"] as? String, "\(signup.body)")
+            let payload = try #require(Base64URL.decode(session.split(separator: ".")[1]))
+            let claims = try #require(try JSONSerialization.jsonObject(with: payload) as? [String: Any])
+            #expect(claims["iss"] as? String == base)
             if FileManager.default.isExecutableFile(atPath: "/usr/bin/ffmpeg") {
                 // The sample stream plays through an app of its own.
                 let line = try #require(first.output.text.split(separator: "\n").first { $0.hasPrefix("Sample stream: ") }, "\(first.output.text)")
@@ -221,6 +231,8 @@ extension RealExecutables {
                 #expect(apps.body.contains(#""id":"\#(app)""#) && apps.body.contains(#""name":"Samples""#), "\(apps.body)")
                 let page = try await client.call(player)
                 #expect(page.status == 200 && page.body.contains("streamhub-player.js"))
+                let oembed = try await client.call(base + "/api/v1/oembed?url=" + (player.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? player))
+                #expect(oembed.status == 200, "\(oembed.body)")
                 #expect(try await client.call(base + "/api/v1/apps/\(app)/play-token/demo").status == 200)
                 #expect(try await client.call(base + "/hls/\(app)/demo/index.m3u8").status == 200)
                 #expect(try await client.call(base + "/samples/demo/index.m3u8").status == 200)

@@ -118,15 +118,24 @@ extension RealExecutables {
             #expect(!directory.stderr.contains("NSCocoaErrorDomain"))
         }
 
-        @Test("start-up: a fresh install logs no warning; every service is ready once migrated; the gateway's readiness names a missing upstream")
+        @Test("start-up: every service says the authorization mode (a warning for the default log, the only one on a fresh install; none with on); ready once migrated; the gateway's readiness names a missing upstream")
         func startupAndReadiness() async throws {
+            try await Stack.with(extra: ["LOG_LEVEL": "info", "STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, _ in
+                for service in Stack.services {
+                    let lines = stack.log(service).split(separator: "\n")
+                    let warnings = lines.filter { $0.contains(#""level":"warning""#) || $0.contains(#""level":"error""#) }
+                    #expect(warnings.isEmpty, "\(service) warned on a fresh start: \(warnings)")
+                    #expect(lines.contains { $0.contains("authorization mode: on (roles are enforced)") }, "\(service)")
+                }
+            }
             try await Stack.with(extra: ["LOG_LEVEL": "info"]) { stack, client in
                 for service in Stack.services {
                     let ready = try await client.call("http://127.0.0.1:\(stack.ports[service]!)/internal/v1/ready")
                     #expect(ready.status == 200, "\(service): \(ready.body)")
                     #expect(try ready.json()["ready"] as? Bool == true)
                     let warnings = stack.log(service).split(separator: "\n").filter { $0.contains(#""level":"warning""#) || $0.contains(#""level":"error""#) }
-                    #expect(warnings.isEmpty, "\(service) warned on a fresh start: \(warnings)")
+                    #expect(warnings.count == 1 && warnings.first?.contains("authorization mode: log: roles are evaluated and denials logged, never enforced") == true,
+                        "\(service) warned on a fresh start: \(warnings)")
                 }
                 let loaded = stack.log("authz").split(separator: "\n").first { $0.contains(#""msg":"policy loaded""#) }
                 #expect(loaded?.contains(#""model":"built-in default_model.conf""#) == true, "\(loaded ?? "no policy loaded line")")
