@@ -290,10 +290,9 @@ public final class PostgresStore: Database, Service {
             attempt += 1
             let remaining = deadline - ContinuousClock.now
             do {
-                try await Self.withTimeout(min(remaining, .seconds(2))) {
-                    // The driver's own error, not the mapped one: the log says what is wrong.
-                    _ = try await self.client.withConnection { connection in try await connection.sql().raw("SELECT 1").all() }
-                }
+                // A connection of its own, not the pool's: the pool retries a refused login or a
+                // missing database until it times out, and the reason would be lost.
+                try await Self.withTimeout(min(remaining, .seconds(2))) { try await self.probe() }
                 return
             } catch {
                 lastError = Self.describe(error)
@@ -304,7 +303,31 @@ public final class PostgresStore: Database, Service {
             try await Task.sleep(for: min(.milliseconds(500), max(.zero, deadline - ContinuousClock.now)))
         }
         throw StorageError.unavailable(
-            "cannot reach PostgreSQL at \(self.location.endpoint) (DATABASE_URL) within \(self.location.connectTimeout.components.seconds) s: \(lastError)")
+            "cannot reach PostgreSQL at \(self.location.endpoint) (DATABASE_URL, user \(self.location.username), database \(self.location.database)) "
+                + "within \(self.location.connectTimeout.components.seconds) s: \(lastError)")
+    }
+
+    /// Connects once with the configured settings, asks `SELECT 1`, and closes.
+    func probe() async throws {
+        let location = self.location
+        let tls: PostgresConnection.Configuration.TLS
+        switch location.sslMode {
+        case "require": tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        case "prefer": tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        default: tls = .disable
+        }
+        let configuration = PostgresConnection.Configuration(
+            host: location.host, port: location.port, username: location.username, password: location.password, database: location.database, tls: tls)
+        let connection = try await PostgresConnection.connect(
+            on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: 0, logger: self.logger
+        ).get()
+        do {
+            _ = try await connection.query("SELECT 1", logger: self.logger)
+        } catch {
+            try? await connection.close().get()
+            throw error
+        }
+        try? await connection.close().get()
     }
 
     static func withTimeout(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> Void) async throws {
@@ -322,12 +345,30 @@ public final class PostgresStore: Database, Service {
         }
     }
 
+    /// What PostgreSQL (or the network) said, in words an operator acts on.
     static func describe(_ error: any Error) -> String {
         if let psql = error as? PSQLError {
-            if let message = psql.serverInfo?[.message] { return message }
+            if let message = psql.serverInfo?[.message] {
+                let state = psql.serverInfo?[.sqlState] ?? ""
+                let meaning: String
+                switch state {
+                case "28P01", "28000": meaning = "authentication failed: check the user and password in DATABASE_URL"
+                case "3D000": meaning = "the database does not exist: create it, or name another in DATABASE_URL"
+                case "53300": meaning = "too many connections"
+                case "57P03": meaning = "the server is starting up or shutting down"
+                default: meaning = "PostgreSQL refused the connection"
+                }
+                return "\(meaning) (PostgreSQL said: \(message)\(state.isEmpty ? "" : ", SQLSTATE \(state)"))"
+            }
+            if let underlying = psql.underlying { return Self.describe(underlying) }
             return "\(psql.code)"
         }
-        return "\(error)"
+        if let storage = error as? StorageError, case .unavailable("timed out") = storage { return "no answer (the server did not respond)" }
+        let text = "\(error)"
+        if text.contains("connection refused") || text.contains("Connection refused") || text.contains("ECONNREFUSED") {
+            return "connection refused: nothing listens at that host and port"
+        }
+        return text
     }
 
     public func listen(channel: String, _ onChange: @escaping @Sendable () async -> Void) async throws -> Bool {

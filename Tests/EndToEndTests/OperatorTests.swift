@@ -162,11 +162,42 @@ extension RealExecutables {
             #expect(result.status == 1)
             #expect(elapsed < .seconds(10), "took \(elapsed)")
             let last = result.stderr.split(separator: "\n").last.map(String.init) ?? ""
-            #expect(last.hasPrefix("streamhub-identity: stopped: cannot reach PostgreSQL at 127.0.0.1:\(port) (DATABASE_URL) within 2 s"), "\(last)")
+            #expect(
+                last == "streamhub-identity: stopped: cannot reach PostgreSQL at 127.0.0.1:\(port) (DATABASE_URL, user u, database db) within 2 s: "
+                    + "connection refused: nothing listens at that host and port", "\(last)")
             #expect(!result.stderr.contains("secret-pass"))
             let retries = result.stderr.split(separator: "\n").filter { $0.contains("PostgreSQL not reachable yet") }
             #expect(!retries.isEmpty && retries.allSatisfy { $0.contains(#""level":"warning""#) })
             #expect(!result.stderr.contains(#""level":"info""#) || !result.stderr.contains("connectionCreationCircuitBreakerTripped"))
+        }
+
+        @Test("PostgreSQL that answers but refuses: a wrong password and a missing database are named as such, not as a timeout", .enabled(if: TestDatabases.postgresEnabled))
+        func refusingPostgres() async throws {
+            let url = try #require(ProcessInfo.processInfo.environment["STREAMHUB_TEST_DATABASE_URL"])
+            var components = try #require(URLComponents(string: url))
+            let host = components.host ?? "127.0.0.1"
+            let port = components.port ?? 5432
+            func start(_ databaseURL: String) async throws -> String {
+                let result = try await Stack.run(
+                    Stack.binary("streamhub-identity"), [],
+                    environment: [
+                        "STREAMHUB_INTERNAL_TOKEN": Stack.internalToken, "STREAMHUB_JWT_SECRET": Stack.jwtSecret, "PORT": "0",
+                        "DATABASE_URL": databaseURL, "DATABASE_CONNECT_TIMEOUT_S": "2",
+                    ])
+                #expect(result.status == 1)
+                #expect(!result.stderr.contains("not-the-password"))
+                return result.stderr.split(separator: "\n").last.map(String.init) ?? ""
+            }
+            components.password = "not-the-password"
+            let wrongPassword = try await start(try #require(components.string))
+            #expect(wrongPassword.contains("cannot reach PostgreSQL at \(host):\(port) (DATABASE_URL, user \(components.user ?? "")"), "\(wrongPassword)")
+            #expect(wrongPassword.contains("authentication failed: check the user and password in DATABASE_URL"), "\(wrongPassword)")
+            #expect(!wrongPassword.contains("timed out"))
+            var missing = try #require(URLComponents(string: url))
+            missing.path = "/no_such_database_here"
+            let noDatabase = try await start(try #require(missing.string))
+            #expect(noDatabase.contains("the database does not exist"), "\(noDatabase)")
+            #expect(noDatabase.contains("database no_such_database_here"), "\(noDatabase)")
         }
 
         @Test("logs: one request-id key, one access line per request; metrics: HELP and TYPE for every metric; mounts answer OPTIONS")
