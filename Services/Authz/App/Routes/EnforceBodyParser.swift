@@ -107,7 +107,10 @@ enum EnforceBodyParser {
         guard bytes.count > 0 else { throw Refusal(message: "Request body is required") }
         // JSON text is UTF-8 (RFC 8259 §8.1), as JSONDecoder insists: one check of the whole body,
         // so no string (read, or skipped as an unknown member's) can carry invalid bytes.
-        guard String(validating: bytes, as: UTF8.self) != nil else { throw Refusal(message: "Request body is not valid JSON") }
+        // Bodies are ASCII as a rule: only one with a byte past 0x7F pays for a full check.
+        if bytes.contains(where: { $0 >= 0x80 }), String(validating: bytes, as: UTF8.self) == nil {
+            throw Refusal(message: "Request body is not valid JSON")
+        }
         var problem = Problem()
         var reader = Reader(bytes: bytes)
         let result: T?
