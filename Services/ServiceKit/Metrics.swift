@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import Prometheus
 import Shared
 import Synchronization
@@ -174,6 +175,10 @@ public final class RouteLabel: Sendable {
 /// request id.
 public struct RequestMetricsMiddleware<Context: ServiceRequestContextProtocol>: RouterMiddleware {
     let metrics: ServiceMetrics
+    /// Routes polled by machines, logged at debug (counted as every other).
+    static var quietRoutes: Set<String> {
+        ["/internal/v1/policy/version", "/internal/v1/health", "/internal/v1/ready", "/api/v1/health", "/metrics"]
+    }
 
     public init(metrics: ServiceMetrics) {
         self.metrics = metrics
@@ -187,8 +192,11 @@ public struct RequestMetricsMiddleware<Context: ServiceRequestContextProtocol>: 
         let route = label.value ?? context.endpointPath.map(RouteLabel.pattern(endpoint:)) ?? "unmatched"
         self.metrics.recordRequest(route: route, method: request.method.rawValue, status: response.status.code, duration: duration)
         let (seconds, attoseconds) = duration.components
-        context.logger.info(
-            "request",
+        // Polls and probes (the gateway's policy-version poll, health and readiness checks, metric
+        // scrapes) would fill the log: they are logged at debug unless they fail.
+        let level: Logger.Level = Self.quietRoutes.contains(route) && response.status.code < 500 ? .debug : .info
+        context.logger.log(
+            level: level, "request",
             metadata: [
                 "method": .string(request.method.rawValue), "route": .string(route),
                 "status": .stringConvertible(response.status.code),

@@ -274,6 +274,8 @@ public enum UpstreamStack {
         let names = Dictionary(upstreams.map { ($0.targets.configured, $0.name) }, uniquingKeysWith: { first, next in first + "+" + next })
         for name in names.values {
             metrics?.gauge(.upstreamCircuitOpen, labels: [("upstream", name)]).set(Double(0))
+            // Every documented metric exists from start-up: openings at 0 until the first one.
+            _ = metrics?.counter(.upstreamCircuitOpenings, labels: [("upstream", name)])
         }
         let link = Link()
         let breaker = CircuitBreakingUpstream(

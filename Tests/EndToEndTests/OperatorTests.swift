@@ -223,6 +223,20 @@ extension RealExecutables {
                     #expect(line["method"] as? String == "GET" && line["status"] as? String == "200" && line["request_id"] as? String == "ops-log-1")
                     #expect(line["duration_ms"] != nil && line["route"] != nil)
                 }
+                // Polls and probes log at debug: the gateway's policy-version poll (10 a second) and
+                // health checks would otherwise fill the log.
+                for _ in 0..<5 {
+                    _ = try await client.call("http://127.0.0.1:\(stack.ports["authz"]!)/internal/v1/policy/version", headers: [("X-StreamHub-Internal-Token", Stack.internalToken)])
+                    _ = try await client.call(stack.gatewayURL + "/api/v1/health")
+                }
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(!stack.log("authz").contains("/internal/v1/policy/version"), "the version poll is logged at info")
+                #expect(!stack.log("gateway").contains(#""route":"/api/v1/health""#), "health checks are logged at info")
+                let gatewayMetrics = try await client.call(stack.gatewayURL + "/metrics", headers: [("Authorization", "Bearer \(Self.metricsToken)")]).body
+                for upstream in ["identity", "authz", "media"] {
+                    // Documented and on the dashboard: there from start-up at 0, not after the first opening.
+                    #expect(gatewayMetrics.contains(#"streamhub_upstream_circuit_openings_total{service="gateway",upstream="\#(upstream)"} 0"#), "\(upstream)")
+                }
                 for service in Stack.services {
                     let metrics = try await client.call(
                         "http://127.0.0.1:\(stack.ports[service]!)/metrics", headers: [("Authorization", "Bearer \(Self.metricsToken)")]
