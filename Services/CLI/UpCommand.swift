@@ -53,9 +53,12 @@ struct UpCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        for stopSignal in [SIGINT, SIGTERM] {
+        // Ctrl-C, SIGTERM and SIGHUP (the terminal closed) all stop the services; a closed
+        // terminal's broken pipe must not kill `up` and leave them running.
+        for stopSignal in [SIGINT, SIGTERM, SIGHUP] {
             signal(stopSignal) { received in receivedStopSignal.store(received, ordering: .relaxed) }
         }
+        signal(SIGPIPE, SIG_IGN)
         // Every port must be free before anything starts: a second `up` must not mistake the first
         // one's services for its own and report success.
         let taken = Self.services.map { self.port + $0.offset }.filter { !Self.isFree(port: $0) }
@@ -145,7 +148,7 @@ struct UpCommand: AsyncParsableCommand {
         while reason.isEmpty {
             let signal = receivedStopSignal.load(ordering: .relaxed)
             if signal != 0 {
-                reason = signal == SIGINT ? "Ctrl-C" : "SIGTERM"
+                reason = signal == SIGINT ? "Ctrl-C" : signal == SIGHUP ? "SIGHUP: the terminal closed" : "SIGTERM"
             } else if let name = await supervisor.anyExited() {
                 reason = "\(name) exited unexpectedly: \(await supervisor.lastMessage(name))"
             } else {
@@ -274,20 +277,30 @@ actor ProcessSupervisor {
 
     func hasExited(_ name: String) -> Bool { self.exited.contains(name) }
 
-    /// The service's own last words in this run: its last log line, as plain text (the `msg` and
-    /// `error` of a JSON line).
+    /// The service's own last words in this run: its plain-text stop message, else its last
+    /// critical or error line (`msg: error`); failing both, how it ended (an exit code or a signal)
+    /// and where its log is — never an access line's `request`.
     func lastMessage(_ name: String) -> String {
         guard let start = self.logStarts[name], let handle = FileHandle(forReadingAtPath: start.path) else { return "no log" }
         defer { try? handle.close() }
         handle.seek(toFileOffset: start.offset)
         let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
-        guard let line = text.split(separator: "\n").last(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty }) else {
-            return "it wrote nothing (log: \(start.path))"
-        }
-        if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let message = object["msg"] as? String {
+        let lines = text.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        if let plain = lines.last(where: { !$0.hasPrefix("{") }) { return String(plain) }
+        for line in lines.reversed() {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let level = object["level"] as? String, ["critical", "error"].contains(level), let message = object["msg"] as? String
+            else { continue }
             return [message, object["error"] as? String].compactMap { $0 }.joined(separator: ": ")
         }
-        return String(line)
+        var ending = "it logged no error"
+        if let process = self.processes.first(where: { $0.name == name })?.process, !process.isRunning {
+            ending =
+                process.terminationReason == .uncaughtSignal
+                ? "killed by signal \(process.terminationStatus)\(process.terminationStatus == SIGKILL ? " (SIGKILL: out of memory, or killed by hand?)" : "")"
+                : "exit code \(process.terminationStatus), and it logged no error"
+        }
+        return "\(ending) (log: \(start.path))"
     }
 
     func anyExited() -> String? { self.exited.first }
