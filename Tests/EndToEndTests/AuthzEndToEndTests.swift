@@ -10,6 +10,42 @@ extension RealExecutables {
     /// administration through the gateway, enforcement mode `on`.
     @Suite("Authorization end to end", .serialized)
     struct AuthzEndToEndTests {
+        @Test("enforce on: an app token minted by the owner works at once on its app (it holds member in the tenant); revoked, its role goes too")
+        func appTokenRole() async throws {
+            try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
+                let base = stack.gatewayURL + "/api/v1"
+                let json = ("Content-Type", "application/json")
+                let signup = try await client.call(
+                    base + "/auth/signup", method: "POST", headers: [json], body: #"{"email":"tok@example.com","password":"correct horse battery"}"#)
+                let session = try #require(try signup.json()["data"] as? [String: Any])
+                let owner = ("Authorization", "Bearer " + (try #require(session["token"] as? String)))
+                let tenant = try #require(session["tenantId"] as? String)
+                let app = try #require(
+                    (try await client.call(base + "/apps", method: "POST", headers: [owner, json], body: #"{"name":"Tok"}"#).json()["data"]
+                        as? [String: Any])?["id"] as? String)
+                let minted = try await client.call(
+                    base + "/tokens", method: "POST", headers: [owner, json], body: #"{"name":"ci","scope":"app","appId":"\#(app)"}"#)
+                #expect(minted.status == 201, "\(minted.body)")
+                let created = try #require(try minted.json()["data"] as? [String: Any])
+                let token = ("Authorization", "Bearer " + (try #require(created["token"] as? String)))
+                let tokenId = try #require(created["id"] as? String)
+                let read = try await client.call(base + "/apps/\(app)", headers: [token])
+                #expect(read.status == 200, "\(read.body)")
+                let opened = try await client.call(base + "/apps/\(app)/streams", method: "POST", headers: [token, json], body: #"{"room":"ci"}"#)
+                #expect(opened.status == 201, "\(opened.body)")
+                func roles() async throws -> [String] {
+                    let answer = try await client.call(
+                        "http://127.0.0.1:\(stack.ports["authz"]!)/internal/v1/roles/of", method: "POST",
+                        headers: [json, ("X-StreamHub-Internal-Token", Stack.internalToken)],
+                        body: #"{"subject":"token:\#(tokenId)","tenants":["\#(tenant)"]}"#)
+                    return ((try answer.json()["roles"] as? [String: Any])?[tenant] as? [String]) ?? []
+                }
+                #expect(try await roles() == ["member"])
+                #expect(try await client.call(base + "/tokens/\(tokenId)", method: "DELETE", headers: [owner]).status == 200)
+                try await Stack.waitFor(deadline: .seconds(5), "the revoked token's role to go") { try await roles().isEmpty }
+            }
+        }
+
         @Test("enforce on: a member without a role gets 403; once an admin assigns one, 200")
         func enforcementThroughGateway() async throws {
             try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in

@@ -123,7 +123,7 @@ struct RoleIntentTests {
                 store: store, authz: InternalClient(transport: state, internalToken: Self.token, timeout: .seconds(5)), authzURL: "http://authz.test",
                 timeSource: SystemTimeSource())
             let now = Timestamp.millis(Date())
-            try await store.record(RoleIntent(id: "i1", userId: "ghost", role: "owner", tenantId: "t1", attempts: 0), at: now, dueAt: now + 60_000)
+            try await store.record(RoleIntent(id: "i1", subject: "user:ghost", role: "owner", tenantId: "t1", attempts: 0), at: now, dueAt: now + 60_000)
             state.lock.withLock { _ = state.grants.insert(["user:ghost", "owner", "t1"]) }
             state.down = true
             // Not due yet: a request may still be finishing it.

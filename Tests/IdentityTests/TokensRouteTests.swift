@@ -10,7 +10,7 @@ import Shared
 import TestSupport
 import Testing
 
-/// Media as identity sees it: one app per tenant, anything else 404.
+/// Media (one app per tenant, anything else 404) and authz (role grants accepted) as identity sees them.
 final class FakeMedia: UpstreamClient, @unchecked Sendable {
     let apps: [String: String]  // app id → tenant id
 
@@ -19,7 +19,10 @@ final class FakeMedia: UpstreamClient, @unchecked Sendable {
     func send(_ request: UpstreamRequest, timeout: Duration) async throws -> UpstreamResponse {
         let id = String(request.pathAndQuery.split(separator: "/").last ?? "")
         let (status, body): (Int, String)
-        if request.pathAndQuery.hasPrefix("/internal/v1/apps/"), let tenant = self.apps[id] {
+        if request.pathAndQuery == "/internal/v1/roles" || request.pathAndQuery == "/internal/v1/roles/revoke" {
+            // authz: an app token's role granted at mint, revoked with it.
+            (status, body) = (200, #"{"tenant":"t1","version":1,"changed":1}"#)
+        } else if request.pathAndQuery.hasPrefix("/internal/v1/apps/"), let tenant = self.apps[id] {
             (status, body) = (200, #"{"id":"\#(id)","tenantId":"\#(tenant)","name":"n","features":{"publicPlayback":true},"createdAt":"2026-01-01T00:00:00.000Z"}"#)
         } else {
             (status, body) = (404, #"{"statusCode":404,"message":"No such app","error":"Not Found"}"#)

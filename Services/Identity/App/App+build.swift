@@ -134,7 +134,7 @@ public func buildIdentity(
         auth.addInternalRoutes(to: internalRoutes)
         TokensController<ServiceRequestContext>(
             tokens: tokens, accounts: accounts, media: client, mediaURL: configuration.mediaURL, defaultQuotas: configuration.defaultQuotas,
-            timeSource: dependencies.timeSource
+            intents: intents, timeSource: dependencies.timeSource
         ).addRoutes(to: forwarded)
         let invitations = Invitations(links: links, limits: configuration.mailLimits, publicURL: configuration.publicURL, passwords: passwords)
         let tenants = TenantsController<ServiceRequestContext>(

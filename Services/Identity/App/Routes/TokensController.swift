@@ -15,17 +15,21 @@ public struct TokensController<Context: ServiceRequestContextProtocol>: Sendable
     let accounts: any AccountRepository
     let media: InternalClient
     let mediaURL: String
+    /// App tokens get ``appTokenRole`` in their tenant when minted and lose it when revoked.
+    let intents: RoleIntents?
     let defaultQuotas: TenantQuotas
     let timeSource: any TimeSource
 
     public init(
         tokens: any ApiTokenRepository, accounts: any AccountRepository, media: InternalClient, mediaURL: String, defaultQuotas: TenantQuotas,
+        intents: RoleIntents? = nil,
         timeSource: any TimeSource
     ) {
         self.tokens = tokens
         self.accounts = accounts
         self.media = media
         self.mediaURL = mediaURL
+        self.intents = intents
         self.defaultQuotas = defaultQuotas
         self.timeSource = timeSource
     }
@@ -91,6 +95,26 @@ public struct TokensController<Context: ServiceRequestContextProtocol>: Sendable
         } catch let error as StorageError {
             throw error.serviceError
         }
+        if let tenantId, body.scope == .app, let intents {
+            // An app token can act at once under `on`: it holds `member` in its tenant (the gateway
+            // keeps it to its app's routes). The grant and the token are one outcome.
+            let subject = "token:\(minted.record.id)"
+            do {
+                let intent = try await intents.record(subject: subject, role: Self.appTokenRole, tenantId: tenantId)
+                do {
+                    try await intents.grant(subject: subject, role: Self.appTokenRole, tenantId: tenantId, requestID: context.requestID)
+                    try? await intents.store.clear(id: intent)
+                } catch {
+                    _ = try? await self.tokens.revoke(id: minted.record.id, at: Timestamp.millis(now))
+                    await intents.settleAfterFailure(
+                        id: intent, subject: subject, role: Self.appTokenRole, tenantId: tenantId, requestID: context.requestID, logger: context.logger)
+                    throw error
+                }
+            } catch {
+                _ = try? await self.tokens.revoke(id: minted.record.id, at: Timestamp.millis(now))
+                throw error
+            }
+        }
         context.logger.info("api token minted", metadata: ["token": "\(minted.record.id)", "scope": "\(body.scope.rawValue)"])
         var response = try JSONResponse.make(CreatedApiToken(token: minted.token, summary: minted.record.summary), status: .created)
         response.headers[.cacheControl] = "no-store"
@@ -120,8 +144,17 @@ public struct TokensController<Context: ServiceRequestContextProtocol>: Sendable
         } else if record.revokedAt == nil {
             record.revokedAt = now
         }
+        if record.scope == .app, let tenant = record.tenantId, let intents {
+            // Its roles go too (now, or by the settler when authz is away): a revoked token holds nothing.
+            let intent = try await intents.record(subject: "token:\(id)", role: Self.appTokenRole, tenantId: tenant)
+            await intents.settleAfterFailure(
+                id: intent, subject: "token:\(id)", role: Self.appTokenRole, tenantId: tenant, requestID: context.requestID, logger: context.logger)
+        }
         return try JSONResponse.make(record.summary)
     }
+
+    /// The role an app token holds in its tenant.
+    public static var appTokenRole: String { "member" }
 
     /// The longest lifetime a token may be given (`expiresAt` at most this far ahead).
     static var longestLifetime: TimeInterval { 10 * 366 * 24 * 3600 }

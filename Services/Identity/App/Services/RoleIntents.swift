@@ -15,14 +15,15 @@ import Shared
 /// does not exist (and never lacks one that does).
 public struct RoleIntent: Sendable, Equatable {
     public var id: String
-    public var userId: String
+    /// `user:<id>` or `token:<id>`.
+    public var subject: String
     public var role: String
     public var tenantId: String
     public var attempts: Int
 
-    public init(id: String, userId: String, role: String, tenantId: String, attempts: Int) {
+    public init(id: String, subject: String, role: String, tenantId: String, attempts: Int) {
         self.id = id
-        self.userId = userId
+        self.subject = subject
         self.role = role
         self.tenantId = tenantId
         self.attempts = attempts
@@ -36,8 +37,9 @@ public protocol RoleIntentRepository: Sendable {
     func clear(id: String) async throws
     /// Claims up to `limit` due intents (each by one replica; due again a minute later unless cleared).
     func claimDue(at now: Int64, limit: Int) async throws -> [RoleIntent]
-    /// Whether `userId` belongs to `tenantId` now.
-    func isMember(userId: String, tenantId: String) async throws -> Bool
+    /// Whether `subject` should hold roles in `tenantId` now: a user who belongs to it, an active
+    /// (unrevoked) token of it.
+    func holdsRoles(subject: String, tenantId: String) async throws -> Bool
 }
 
 public struct SQLRoleIntentRepository: RoleIntentRepository {
@@ -56,8 +58,8 @@ public struct SQLRoleIntentRepository: RoleIntentRepository {
         try await self.database.withSQL { sql in
             try await sql.raw(
                 """
-                INSERT INTO identity_role_intents (id, user_id, role, tenant_id, created_at, next_attempt_at, attempts) \
-                VALUES (\(bind: intent.id), \(bind: intent.userId), \(bind: intent.role), \(bind: intent.tenantId), \(bind: now), \(bind: dueAt), 0)
+                INSERT INTO identity_role_intents (id, subject, role, tenant_id, created_at, next_attempt_at, attempts) \
+                VALUES (\(bind: intent.id), \(bind: intent.subject), \(bind: intent.role), \(bind: intent.tenantId), \(bind: now), \(bind: dueAt), 0)
                 """
             ).run()
         }
@@ -69,7 +71,7 @@ public struct SQLRoleIntentRepository: RoleIntentRepository {
 
     struct Row: Decodable {
         var id: String
-        var user_id: String
+        var subject: String
         var role: String
         var tenant_id: String
         var attempts: Int
@@ -82,14 +84,21 @@ public struct SQLRoleIntentRepository: RoleIntentRepository {
                 """
                 UPDATE identity_role_intents SET attempts = attempts + 1, next_attempt_at = \(bind: now + 60_000) \
                 WHERE id IN (SELECT id FROM identity_role_intents WHERE next_attempt_at <= \(bind: now) ORDER BY created_at LIMIT \(bind: limit)
-                """ + skipLocked + ") RETURNING id, user_id, role, tenant_id, attempts"
-            ).all(decoding: Row.self).map { RoleIntent(id: $0.id, userId: $0.user_id, role: $0.role, tenantId: $0.tenant_id, attempts: $0.attempts) }
+                """ + skipLocked + ") RETURNING id, subject, role, tenant_id, attempts"
+            ).all(decoding: Row.self).map { RoleIntent(id: $0.id, subject: $0.subject, role: $0.role, tenantId: $0.tenant_id, attempts: $0.attempts) }
         }
     }
 
-    public func isMember(userId: String, tenantId: String) async throws -> Bool {
+    public func holdsRoles(subject: String, tenantId: String) async throws -> Bool {
         try await self.database.withSQL { sql in
-            !(try await sql.raw(
+            if subject.hasPrefix("token:") {
+                let id = String(subject.dropFirst("token:".count))
+                return !(try await sql.raw(
+                    "SELECT id FROM identity_api_tokens WHERE id = \(bind: id) AND tenant_id = \(bind: tenantId) AND revoked_at IS NULL"
+                ).all()).isEmpty
+            }
+            let userId = String(subject.dropFirst("user:".count))
+            return !(try await sql.raw(
                 "SELECT user_id FROM identity_memberships WHERE tenant_id = \(bind: tenantId) AND user_id = \(bind: userId)"
             ).all()).isEmpty
         }
@@ -113,45 +122,57 @@ public struct RoleIntents: Sendable {
         self.timeSource = timeSource
     }
 
-    /// Records the intent to grant `role` to `userId` in `tenantId`; its id, for the transaction
+    /// Records the intent to grant `role` to `subject` in `tenantId`; its id, for the transaction
     /// that takes it back.
-    func record(userId: String, role: String, tenantId: String) async throws -> String {
+    func record(subject: String, role: String, tenantId: String) async throws -> String {
         let now = Timestamp.millis(self.timeSource.now())
         let id = UUID().uuidString.lowercased()
         try await self.store.record(
-            RoleIntent(id: id, userId: userId, role: role, tenantId: tenantId, attempts: 0), at: now, dueAt: now + Self.grace)
+            RoleIntent(id: id, subject: subject, role: role, tenantId: tenantId, attempts: 0), at: now, dueAt: now + Self.grace)
         return id
     }
 
+    func record(userId: String, role: String, tenantId: String) async throws -> String {
+        try await self.record(subject: "user:\(userId)", role: role, tenantId: tenantId)
+    }
+
     /// Grants the role in authz.
-    func grant(userId: String, role: String, tenantId: String, requestID: String) async throws {
+    func grant(subject: String, role: String, tenantId: String, requestID: String) async throws {
         let _: PolicyChangeResult = try await self.authz.call(
             service: "authz", baseURL: self.authzURL, path: "/internal/v1/roles",
-            body: RoleGrant(subject: "user:\(userId)", role: role, tenant: tenantId), requestID: requestID)
+            body: RoleGrant(subject: subject, role: role, tenant: tenantId), requestID: requestID)
+    }
+
+    func grant(userId: String, role: String, tenantId: String, requestID: String) async throws {
+        try await self.grant(subject: "user:\(userId)", role: role, tenantId: tenantId, requestID: requestID)
     }
 
     /// Makes authz agree with identity's rows for one intent, then takes it back: a member gets the
     /// role; otherwise every role of the user in the tenant goes (the grant may have landed even
     /// though its call failed).
     func settle(_ intent: RoleIntent, requestID: String) async throws {
-        if try await self.store.isMember(userId: intent.userId, tenantId: intent.tenantId) {
-            try await self.grant(userId: intent.userId, role: intent.role, tenantId: intent.tenantId, requestID: requestID)
+        if try await self.store.holdsRoles(subject: intent.subject, tenantId: intent.tenantId) {
+            try await self.grant(subject: intent.subject, role: intent.role, tenantId: intent.tenantId, requestID: requestID)
         } else {
             let _: PolicyChangeResult = try await self.authz.call(
                 service: "authz", baseURL: self.authzURL, path: "/internal/v1/roles/revoke",
-                body: SubjectInTenant(subject: "user:\(intent.userId)", tenant: intent.tenantId), requestID: requestID)
+                body: SubjectInTenant(subject: intent.subject, tenant: intent.tenantId), requestID: requestID)
         }
         try await self.store.clear(id: intent.id)
     }
 
     /// After a failed request: settles its intent now if it can; the settler does it later if not.
-    func settleAfterFailure(id: String, userId: String, role: String, tenantId: String, requestID: String, logger: Logger) async {
+    func settleAfterFailure(id: String, subject: String, role: String, tenantId: String, requestID: String, logger: Logger) async {
         do {
-            try await self.settle(RoleIntent(id: id, userId: userId, role: role, tenantId: tenantId, attempts: 0), requestID: requestID)
+            try await self.settle(RoleIntent(id: id, subject: subject, role: role, tenantId: tenantId, attempts: 0), requestID: requestID)
         } catch {
             logger.warning(
-                "role grant left to settle later", metadata: ["user": "\(userId)", "tenant": "\(tenantId)", "error": "\(error)"])
+                "role grant left to settle later", metadata: ["subject": "\(subject)", "tenant": "\(tenantId)", "error": "\(error)"])
         }
+    }
+
+    func settleAfterFailure(id: String, userId: String, role: String, tenantId: String, requestID: String, logger: Logger) async {
+        await self.settleAfterFailure(id: id, subject: "user:\(userId)", role: role, tenantId: tenantId, requestID: requestID, logger: logger)
     }
 
     /// Settles every due intent; how many were settled.
@@ -163,10 +184,10 @@ public struct RoleIntents: Sendable {
                 do {
                     try await self.settle(intent, requestID: RequestIDs.generate())
                     settled += 1
-                    logger.notice("role grant settled", metadata: ["user": "\(intent.userId)", "tenant": "\(intent.tenantId)"])
+                    logger.notice("role grant settled", metadata: ["subject": "\(intent.subject)", "tenant": "\(intent.tenantId)"])
                 } catch {
                     logger.warning(
-                        "role grant not settled yet", metadata: ["user": "\(intent.userId)", "attempt": "\(intent.attempts)", "error": "\(error)"])
+                        "role grant not settled yet", metadata: ["subject": "\(intent.subject)", "attempt": "\(intent.attempts)", "error": "\(error)"])
                 }
             }
         } catch {

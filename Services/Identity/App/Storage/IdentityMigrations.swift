@@ -143,7 +143,7 @@ public enum IdentityMigrations {
                     """
                     CREATE TABLE identity_role_intents (
                         id TEXT PRIMARY KEY,
-                        user_id TEXT NOT NULL,
+                        subject TEXT NOT NULL,
                         role TEXT NOT NULL,
                         tenant_id TEXT NOT NULL,
                         created_at BIGINT NOT NULL,
