@@ -26,4 +26,67 @@ struct DeploymentFilesTests {
             #expect(FileManager.default.fileExists(atPath: Self.root.appendingPathComponent(path).path), "\(path) does not exist")
         }
     }
+
+    /// What each service needs set to start and work as deployed (beside defaults that suit
+    /// containers): secrets, its upstreams, the public URL, and the mode it says at start.
+    static let required: [String: Set<String>] = [
+        "identity": [
+            "STREAMHUB_INTERNAL_TOKEN", "STREAMHUB_JWT_SECRET", "DATABASE_URL", "STREAMHUB_PUBLIC_URL", "AUTHZ_URL", "MEDIA_URL", "HOST", "PORT",
+            "STREAMHUB_AUTHZ_ENFORCE", "ADMIN_USER", "ADMIN_PASS",
+        ],
+        "authz": ["STREAMHUB_INTERNAL_TOKEN", "DATABASE_URL", "STREAMHUB_AUTHZ_ENFORCE", "HOST", "PORT"],
+        "media": [
+            "STREAMHUB_INTERNAL_TOKEN", "DATABASE_URL", "STREAMHUB_CLUSTER_TOKEN", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "IDENTITY_URL",
+            "STREAMHUB_PUBLIC_URL", "STREAMHUB_AUTHZ_ENFORCE", "HOST", "PORT",
+        ],
+        "gateway": [
+            "STREAMHUB_INTERNAL_TOKEN", "STREAMHUB_JWT_SECRET", "STREAMHUB_PUBLIC_URL", "STREAMHUB_AUTHZ_ENFORCE", "IDENTITY_URL", "AUTHZ_URL",
+            "MEDIA_URL", "HOST", "PORT",
+        ],
+    ]
+
+    @Test("compose/compose.yaml sets every variable each service needs (the common block included)")
+    func composeEnvironments() throws {
+        let text = try String(contentsOf: Self.root.appendingPathComponent("compose/compose.yaml"), encoding: .utf8)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        func keys(from start: Int, indent: Int) -> Set<String> {
+            var found: Set<String> = []
+            for line in lines[start...].dropFirst() {
+                let leading = line.prefix { $0 == " " }.count
+                if !line.trimmingCharacters(in: .whitespaces).isEmpty, leading < indent { break }
+                if leading == indent, let colon = line.firstIndex(of: ":") {
+                    let key = line[line.index(line.startIndex, offsetBy: indent)..<colon]
+                    if key.allSatisfy({ $0.isUppercase || $0 == "_" || $0.isNumber }) { found.insert(String(key)) }
+                }
+            }
+            return found
+        }
+        let common = try #require(lines.firstIndex { $0.hasPrefix("x-common-env:") }.map { keys(from: $0, indent: 2) })
+        for (service, needed) in Self.required {
+            let start = try #require(lines.firstIndex(of: "  \(service):"), "\(service) is not in compose.yaml")
+            let environment = try #require(lines[start...].firstIndex { $0 == "    environment:" })
+            var set = keys(from: environment, indent: 6)
+            if lines[environment + 1].contains("<<: *common-env") { set.formUnion(common) }
+            #expect(needed.subtracting(set).isEmpty, "\(service) lacks \(needed.subtracting(set).sorted())")
+        }
+    }
+
+    @Test("deploy/kubernetes/streamhub.yaml sets every variable each service needs, roles enforced")
+    func kubernetesEnvironments() throws {
+        let text = try String(contentsOf: Self.root.appendingPathComponent("deploy/kubernetes/streamhub.yaml"), encoding: .utf8)
+        for (service, needed) in Self.required {
+            let document = try #require(
+                text.components(separatedBy: "\n---\n").first { $0.contains("kind: Deployment") && $0.contains("command: [\"streamhub-\(service)\"]") },
+                "no Deployment runs streamhub-\(service)")
+            var set: Set<String> = []
+            for line in document.split(separator: "\n") {
+                let trimmed = line.trimmingCharacters(in: .whitespaces)
+                for prefix in ["- { name: ", "- name: "] where trimmed.hasPrefix(prefix) {
+                    set.insert(String(trimmed.dropFirst(prefix.count).prefix { $0 != "," && $0 != " " }))
+                }
+            }
+            #expect(needed.subtracting(set).isEmpty, "\(service) lacks \(needed.subtracting(set).sorted())")
+            #expect(document.contains(#"- { name: STREAMHUB_AUTHZ_ENFORCE, value: "on" }"#), "\(service) does not enforce roles")
+        }
+    }
 }
