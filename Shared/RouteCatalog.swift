@@ -175,12 +175,12 @@ public enum RouteCatalog {
         RouteDefinition(
             "POST", "/api/v1/auth/signup", service: .identity, auth: .public,
             request: .of(SignupRequest.self), response: .of(SessionResponse.self), status: 201,
-            summary: "Create a user and a tenant they own; answers a dashboard session {token, expiresAt, user, tenantId}"
+            summary: "Create a user and a tenant they own {email, password, name?}; answers a dashboard session (token, expiresAt, user, tenantId)"
         ),
         RouteDefinition(
             "POST", "/api/v1/auth/login", service: .identity, auth: .public,
             request: .of(LoginRequest.self), response: .of(SessionResponse.self),
-            summary: "Sign in with {email, password, tenantId?}; answers a dashboard session"
+            summary: "Sign in with {email, password, totpCode?, tenantId?}; answers a dashboard session (401 totpRequired when a TOTP code is needed)"
         ),
         RouteDefinition(
             "GET", "/api/v1/auth/me", service: .identity, auth: .signedIn,
@@ -276,7 +276,7 @@ public enum RouteCatalog {
         RouteDefinition(
             "PATCH", "/api/v1/tenants/:id", service: .identity, auth: .authenticated, permission: "tenant:write",
             request: .of(TenantUpdate.self), response: .of(TenantSummary.self),
-            summary: "Rename a tenant {name}; change its quotas {quotas} (superadmins and global tokens only)"
+            summary: "Rename a tenant or change its quotas {name?, quotas?} (quotas: superadmins and global tokens only)"
         ),
         RouteDefinition(
             "GET", "/api/v1/tenants/:id/members", service: .identity, auth: .authenticated, permission: "user:read",
@@ -286,7 +286,7 @@ public enum RouteCatalog {
         RouteDefinition(
             "POST", "/api/v1/tenants/:id/members", service: .identity, auth: .authenticated, permission: "user:write",
             request: .of(AddMemberRequest.self), response: .of(MemberSummary.self), status: 201,
-            summary: "Add an existing user {email, role} (maxMembers holds)"
+            summary: "Add a member {email, role}: an existing user joins; a new address is invited (an account without a password and a mailed sign-in link); maxMembers holds"
         ),
         RouteDefinition(
             "DELETE", "/api/v1/tenants/:id/members/:userId", service: .identity, auth: .authenticated, permission: "user:write",

@@ -113,6 +113,41 @@ struct OpenAPIDocumentTests {
         #expect(closed.count >= 10)
     }
 
+    @Test("a summary that lists a body's fields ({a, b?}) lists exactly the fields the body takes, so the two cannot drift")
+    func summariesNameTheBodyFields() throws {
+        var checked = 0
+        for route in RouteCatalog.routes {
+            guard case .json(let name)? = route.request, case .object(let properties, _)? = WireTypes.components[name],
+                let open = route.summary.firstIndex(of: "{"), let close = route.summary[open...].firstIndex(of: "}")
+            else { continue }
+            // The first `{…}` (nested braces kept whole): its top-level names, `?` and `: {…}` dropped.
+            _ = close
+            var depth = 0
+            var names: [String] = []
+            var current = ""
+            for character in route.summary[route.summary.index(after: open)...] {
+                if character == "{" { depth += 1 }
+                if character == "}" {
+                    if depth == 0 { break }
+                    depth -= 1
+                    continue
+                }
+                guard depth == 0 else { continue }
+                if character == "," {
+                    names.append(current)
+                    current = ""
+                } else {
+                    current.append(character)
+                }
+            }
+            names.append(current)
+            let listed = Set(names.map { $0.split(separator: ":")[0].trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "?")) })
+            #expect(listed == Set(properties.map(\.name)), "\(route.method) \(route.path): the summary lists \(listed.sorted()), the body takes \(properties.map(\.name).sorted())")
+            checked += 1
+        }
+        #expect(checked >= 5)
+    }
+
     @Test("the envelope wraps enveloped payloads; bare routes are bare")
     func envelope() throws {
         let document = OpenAPIDocument.make()
