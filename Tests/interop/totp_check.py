@@ -57,10 +57,14 @@ def main():
     status, answer = call(api + "/auth/totp/recovery-codes", "POST", {"code": totp.at(now + 30)}, token=session)
     results["recovery_renewed"] = status == 200 and len(answer["data"]["recoveryCodes"]) == 10
     fresh = answer["data"]["recoveryCodes"] if status == 200 else [""]
-    status, _ = call(api + "/auth/login", "POST", dict(login, totpCode=recovery[1]))
-    results["old_recovery_void"] = status == 401
     status, _ = call(api + "/auth/login", "POST", dict(login, totpCode=fresh[0]))
     results["new_recovery_accepted"] = status == 200
+    status, _ = call(api + "/auth/login", "POST", dict(login, totpCode=recovery[1]))
+    results["old_recovery_void"] = status == 401
+    # Five wrong codes so far (a wrong one, a reused one, an older one, a spent and a void recovery
+    # code): the account's limit. Now even pyotp's current code is refused, with Retry-After.
+    status, answer = call(api + "/auth/login", "POST", dict(login, totpCode=totp.now()))
+    results["guesses_limited"] = status == 429 and (answer or {}).get("retryAfterSeconds", 0) > 0
     print(json.dumps({"ok": all(results.values()), "steps": results}, sort_keys=True))
     return 0 if all(results.values()) else 1
 
