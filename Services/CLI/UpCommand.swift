@@ -82,7 +82,8 @@ struct UpCommand: AsyncParsableCommand {
         // Mailed links, the sessions' issuer and oEmbed name the port this gateway listens on,
         // unless an operator named a public URL of their own.
         if environment[ConfigKey.publicURL]?.isEmpty ?? true { environment[ConfigKey.publicURL] = "http://127.0.0.1:\(self.port)" }
-        let mode = try SettingsReader.values(environment).enforcementMode()
+        // A bad value is the services' to refuse, in their own words (below).
+        let mode = try? SettingsReader.values(environment).enforcementMode()
 
         let supervisor = ProcessSupervisor()
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
@@ -102,7 +103,7 @@ struct UpCommand: AsyncParsableCommand {
             let identityStore = try StorageLocation(reader: SettingsReader.values(environment), name: "identity")
             say("")
             say("StreamHub is running at http://127.0.0.1:\(self.port)/api/v1")
-            say((mode == .on ? "" : "WARNING: ") + ServiceMain.modeLine(mode))
+            if let mode { say((mode == .on ? "" : "WARNING: ") + ServiceMain.modeLine(mode)) }
             if try await TokenSeeder.hasActiveGlobalToken(location: identityStore) {
                 say("A global token was minted on the first run; mint another with: streamhub seed-token --name NAME --data-dir \(dataDir)")
             } else {
