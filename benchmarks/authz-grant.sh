@@ -24,7 +24,7 @@ psql -q "$BASE_URL" -c "CREATE DATABASE $DB" >/dev/null
 URL="${BASE_URL%/*}/$DB"
 TOKEN="bench-internal-token-0123456789abcdef"
 start() { # port
-  STREAMHUB_INTERNAL_TOKEN="$TOKEN" DATABASE_URL="$URL" STREAMHUB_AUTHZ_ENFORCE=on PORT=$1 LOG_LEVEL=warning "$BIN" 2>"$WORK/authz-$1.log" &
+  STREAMHUB_INTERNAL_TOKEN="$TOKEN" DATABASE_URL="$URL" STREAMHUB_AUTHZ_ENFORCE=on PORT=$1 LOG_LEVEL=warning "$BIN" >/dev/null 2>"$WORK/authz-$1.log" &
   echo $!
 }
 A=$(start 18182)

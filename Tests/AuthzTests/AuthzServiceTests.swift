@@ -73,6 +73,27 @@ struct AuthzServiceTests {
         }
     }
 
+    @Test("internal revoke takes every role of the subject in that tenant and none elsewhere; grants name known roles only")
+    func internalRevoke() async throws {
+        let (app, store) = try await self.makeApp()
+        try await app.test(.router) { (client: any TestClientProtocol) async throws in
+            for (role, tenant) in [("admin", "t1"), ("viewer", "t1"), ("viewer", "t2")] {
+                let granted = try await self.post(client, "/internal/v1/roles", #"{"subject":"user:bo","role":"\#(role)","tenant":"\#(tenant)"}"#)
+                #expect(granted.status == .ok || granted.status == .created)
+            }
+            let unknown = try await self.post(client, "/internal/v1/roles", #"{"subject":"user:bo","role":"ghost","tenant":"t1"}"#)
+            #expect(unknown.status == .badRequest)
+            let revoked = try await self.post(client, "/internal/v1/roles/revoke", #"{"subject":"user:bo","tenant":"t1"}"#)
+            #expect(revoked.status == .ok)
+            let changed = try JSONSerialization.jsonObject(with: Data(buffer: revoked.body)) as? [String: Any]
+            #expect(changed?["changed"] as? Int == 2)
+            let left = try await store.load().rules.filter { $0.ptype == "g" && $0.values.first == "user:bo" }.map(\.values)
+            #expect(left == [["user:bo", "viewer", "t2"]])
+            let again = try await self.post(client, "/internal/v1/roles/revoke", #"{"subject":"user:bo","tenant":"t1"}"#)
+            #expect((try JSONSerialization.jsonObject(with: Data(buffer: again.body)) as? [String: Any])?["changed"] as? Int == 0)
+        }
+    }
+
     @Test("off evaluates nothing; log evaluates but does not enforce", arguments: Path.allCases)
     func modes(path: Path) async throws {
         let (off, _) = try await self.makeApp(mode: "off")

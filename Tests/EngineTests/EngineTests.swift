@@ -224,3 +224,44 @@ struct RuleIndexUpkeepTests {
         #expect(try enforcer.enforce([.string("user39"), .string("data39"), .string("read")]))
     }
 }
+
+@Suite("Rule set upkeep")
+struct RuleSetUpkeepTests {
+    @Test("hasPolicy, adds and removes agree with a plain set through 2,000 random changes (the set is kept, not rebuilt)")
+    func membershipFollowsChanges() throws {
+        let enforcer = try Enforcer(model: try CasbinModel(text: RBACQueryTests.domainModel))
+        var reference = Set<[String]>()
+        var random = SplitMix(seed: 7)
+        for step in 0..<2_000 {
+            let rule = ["user\(random.next(30))", ["owner", "admin", "viewer"][random.next(3)], "t\(random.next(4))"]
+            if random.next(3) == 0 {
+                #expect(try enforcer.removePolicy("g", rule) == reference.contains(rule), "step \(step)")
+                reference.remove(rule)
+            } else {
+                #expect(try enforcer.addPolicy("g", rule) == !reference.contains(rule), "step \(step)")
+                reference.insert(rule)
+            }
+            let probe = ["user\(random.next(30))", "admin", "t\(random.next(4))"]
+            #expect(enforcer.hasPolicy("g", probe) == reference.contains(probe), "step \(step)")
+        }
+        #expect(Set(enforcer.policies("g")) == reference)
+        #expect(enforcer.policies("g").count == reference.count)
+        try enforcer.removeFilteredPolicy("g", fieldIndex: 2, ["t1"])
+        reference = reference.filter { $0[2] != "t1" }
+        for rule in reference { #expect(enforcer.hasPolicy("g", rule)) }
+        #expect(enforcer.hasPolicy("g", ["user1", "admin", "t1"]) == false)
+    }
+
+    @Test("the subjects given a role in a domain follow adds and removes, domain by domain")
+    func subjectsInDomain() throws {
+        let enforcer = try Enforcer(model: try CasbinModel(text: RBACQueryTests.domainModel))
+        try enforcer.addPolicy("g", ["alice", "admin", "t1"])
+        try enforcer.addPolicy("g", ["admin", "viewer", "t1"])
+        try enforcer.addPolicy("g", ["bob", "viewer", "t2"])
+        #expect(Set(enforcer.subjectsWithRoles(inDomain: "t1")) == ["alice", "admin"])
+        #expect(enforcer.subjectsWithRoles(inDomain: "t2") == ["bob"])
+        try enforcer.removePolicy("g", ["alice", "admin", "t1"])
+        #expect(enforcer.subjectsWithRoles(inDomain: "t1") == ["admin"])
+        #expect(enforcer.subjectsWithRoles(inDomain: "t3").isEmpty)
+    }
+}

@@ -49,10 +49,10 @@ public struct PolicyFilter: Sendable, Equatable {
 public final class Enforcer {
     public let model: CasbinModel
     /// Rules per type (`p`, `p2`, `g`, `g2`…), in evaluation order.
-    public private(set) var rules: [String: [[String]]] = [:] {
-        didSet { self.membership.removeAll(keepingCapacity: true) }
-    }
-    /// Per-type rule sets for O(1) `hasPolicy`, rebuilt lazily after changes.
+    /// Every write below keeps `membership` right: one added or removed rule updates its set in
+    /// place (a grant costs its own rule, not a copy of the policy); wholesale changes drop it.
+    public private(set) var rules: [String: [[String]]] = [:]
+    /// Per-type rule sets for O(1) `hasPolicy`, built lazily.
     var membership: [String: Set<[String]>] = [:]
     var roleManagers: [String: RoleManager] = [:]
     var fieldIndexes: [String: [String: Int]] = [:]
@@ -125,6 +125,7 @@ public final class Enforcer {
             rules[line.type, default: []].append(line.values)
         }
         self.rules = rules
+        self.membership.removeAll()
         self.sortByPriority()
         self.sortBySubjectHierarchy()
         self.indexes.removeAll()
@@ -284,21 +285,21 @@ public final class Enforcer {
 
     /// Appends, keeping priority order when the type has a priority field.
     func insert(_ type: String, _ rule: [String]) {
-        var list = self.rules[type] ?? []
         if self.model.policyDefinitions[type] != nil, let index = self.fieldIndex(type, "priority"), index < rule.count,
             let priority = Int(rule[index])
         {
+            let list = self.rules[type] ?? []
             var position = list.count
             while position > 0 {
                 let previous = list[position - 1]
                 guard index < previous.count, let other = Int(previous[index]), other > priority else { break }
                 position -= 1
             }
-            list.insert(rule, at: position)
+            self.rules[type, default: []].insert(rule, at: position)
         } else {
-            list.append(rule)
+            self.rules[type, default: []].append(rule)
         }
-        self.rules[type] = list
+        self.membership[type]?.insert(rule)
     }
 
     @discardableResult
@@ -314,6 +315,7 @@ public final class Enforcer {
         for rule in old {
             if let index = self.rules[type]?.firstIndex(of: rule) {
                 self.rules[type]?.remove(at: index)
+                self.membership[type]?.remove(rule)
                 if self.isRoleType(type) && self.autoBuildRoleLinks { try self.link(type, rule, add: false) }
             }
         }
@@ -341,6 +343,7 @@ public final class Enforcer {
         }
         guard !removed.isEmpty else { return false }
         self.rules[type] = kept
+        self.membership[type] = nil
         if self.isRoleType(type) && self.autoBuildRoleLinks {
             for rule in removed { try self.link(type, rule, add: false) }
         }
@@ -361,6 +364,7 @@ public final class Enforcer {
         for (before, after) in zip(old, new) {
             guard let index = self.rules[type]?.firstIndex(of: before) else { continue }
             self.rules[type]?[index] = after
+            self.membership[type] = nil
             if self.isRoleType(type) && self.autoBuildRoleLinks {
                 try self.link(type, before, add: false)
                 try self.link(type, after, add: true)
@@ -373,6 +377,7 @@ public final class Enforcer {
     /// Removes every rule. As in Go 2.60, role links stay until `buildRoleLinks`/`loadPolicy`.
     public func clearPolicy() {
         self.rules.removeAll()
+        self.membership.removeAll()
         self.indexes.removeAll()
         self.standardIndex = nil
     }
@@ -384,6 +389,18 @@ public final class Enforcer {
     /// Direct roles of `user` (in `domain`).
     public func rolesForUser(_ user: String, domain: String? = nil, roleType: String = "g") -> [String] {
         self.roleManagers[roleType]?.roles(of: user, domain: domain ?? "") ?? []
+    }
+
+    /// The roles `subject` is given by a rule naming exactly `domain` (the `g` rules
+    /// `subject, role, domain`), from the role links.
+    public func directRoles(of subject: String, inExactDomain domain: String, roleType: String = "g") -> [String] {
+        self.roleManagers[roleType]?.parents(of: subject, inDomain: domain) ?? []
+    }
+
+    /// Every subject given a role in exactly `domain` (no pattern matching), read from the role
+    /// links: O(subjects in the domain), not O(rules).
+    public func subjectsWithRoles(inDomain domain: String, roleType: String = "g") -> [String] {
+        self.roleManagers[roleType]?.children(inDomain: domain) ?? []
     }
 
     /// Direct members of `role` (in `domain`).

@@ -56,6 +56,16 @@ final class RoleManager {
         self.invalidate()
     }
 
+    /// The parents `child` is linked to in exactly `domain` (no pattern matching).
+    func parents(of child: String, inDomain domain: String) -> [String] {
+        self.links[domain]?[child] ?? []
+    }
+
+    /// The children linked in exactly `domain`.
+    func children(inDomain domain: String) -> [String] {
+        self.links[domain].map { Array($0.keys) } ?? []
+    }
+
     func deleteLink(_ child: String, _ parent: String, domain: String = "") {
         guard var parents = self.links[domain]?[child], let index = parents.firstIndex(of: parent) else { return }
         parents.remove(at: index)

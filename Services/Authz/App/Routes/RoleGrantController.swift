@@ -33,7 +33,7 @@ public struct RoleGrantController<Context: ServiceRequestContextProtocol>: Senda
         let body = try await request.decodeJSON(SubjectInTenant.self, limit: 16 * 1024)
         let subject = try Identifier.validate(body.subject, field: "subject")
         let tenant = try Identifier.validate(body.tenant, field: "tenant")
-        let changes = self.engine.rules("g").filter { $0.count == 3 && $0[0] == subject && $0[2] == tenant }.map {
+        let changes = self.engine.assignments(of: subject, in: tenant).map {
             PolicyChange.remove(StoredRule(ptype: "g", values: $0))
         }
         var result: (version: Int64, changed: Int) = (self.engine.currentVersion, 0)

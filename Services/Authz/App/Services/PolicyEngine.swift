@@ -114,16 +114,26 @@ public final class PolicyEngine: @unchecked Sendable {
         self.lock.withLock { self.enforcer.implicitRolesForUser(subject, domain: domain) }
     }
 
+    /// The `g` rules `subject, role, tenant` in force (what removing a member takes away).
+    public func assignments(of subject: String, in tenant: String) -> [[String]] {
+        self.lock.withLock { self.enforcer.directRoles(of: subject, inExactDomain: tenant).map { [subject, $0, tenant] } }
+    }
+
     /// The roles that exist in `tenant`: every subject with a permission in the tenant or among the
     /// built-ins (domain `*`), and every role that is itself given a role there — callers
     /// (`user:<id>`, `token:<id>`) are never roles.
     public func knownRoles(in tenant: String) -> Set<String> {
         self.lock.withLock {
-            var known = Set(self.enforcer.policies("p").filter { $0.count >= 2 && ($0[1] == tenant || $0[1] == "*") }.map { $0[0] })
-            for rule in self.enforcer.policies("g") where rule.count >= 3 && rule[2] == tenant {
+            var known: Set<String> = []
+            for rule in self.enforcer.policies("p") where rule.count >= 2 && (rule[1] == tenant || rule[1] == "*") && !Self.isCaller(rule[0]) {
                 known.insert(rule[0])
             }
-            return known.filter { !Self.isCaller($0) }
+            // The `g` rules of the tenant through the role links (a 100,000-rule policy is not read
+            // per grant); only roles themselves (not callers) count.
+            for subject in self.enforcer.subjectsWithRoles(inDomain: tenant) where !Self.isCaller(subject) {
+                known.insert(subject)
+            }
+            return known
         }
     }
 
