@@ -63,9 +63,13 @@ public struct PolicyAdminController<Context: ServiceRequestContextProtocol>: Sen
     /// A role assignment may name only a role that exists (has a permission in the tenant or among
     /// the built-ins, or a role of its own) or one that `alsoDefined` gives permissions, and never
     /// assigns a role to itself.
-    func checkAssignment(user: String, role: String, tenant: String, alsoDefined: Set<String> = [], line: String = "") throws {
+    /// `known` is the tenant's known roles when the caller already read them (an import reads them
+    /// once, not per line).
+    func checkAssignment(
+        user: String, role: String, tenant: String, known: Set<String>? = nil, alsoDefined: Set<String> = [], line: String = ""
+    ) throws {
         guard user != role else { throw ServiceError.badRequest("\(line)a role cannot be assigned to itself (\(role))") }
-        let known = self.engine.knownRoles(in: tenant)
+        let known = known ?? self.engine.knownRoles(in: tenant)
         guard known.contains(role) || alsoDefined.contains(role) else {
             throw ServiceError.badRequest("\(line)unknown role \(role); known roles: \(known.sorted().joined(separator: ", "))")
         }
@@ -212,9 +216,11 @@ public struct PolicyAdminController<Context: ServiceRequestContextProtocol>: Sen
         // Roles the import itself defines, or gives roles of their own, may be assigned by it.
         defined.formUnion(assignments.map(\.user))
         defined = defined.filter { !PolicyEngine.isCaller($0) }
+        let known = self.engine.knownRoles(in: tenant)
         for assignment in assignments {
             try self.checkAssignment(
-                user: assignment.user, role: assignment.role, tenant: tenant, alsoDefined: defined, line: "import:\(assignment.line.lineNumber): ")
+                user: assignment.user, role: assignment.role, tenant: tenant, known: known, alsoDefined: defined,
+                line: "import:\(assignment.line.lineNumber): ")
             try self.checkRank(assignment.role, removing: false, context: context, tenant: tenant, line: "import:\(assignment.line.lineNumber): ")
         }
         return try await self.change(changes, tenant: tenant, status: .ok)
