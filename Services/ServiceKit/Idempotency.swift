@@ -26,9 +26,18 @@ public enum IdempotencyClaim: Sendable, Equatable {
     case answered(StoredAnswer)
     /// The key was used with another request (another body, method or path).
     case otherRequest
-    /// A request with this key is still running (`abandoned`: it has been running so long that its
-    /// process most likely died; its outcome is unknown).
+    /// A request with this key is still running (`abandoned`: its lease ran out — the process
+    /// running it died or lost its database — so its outcome is unknown).
     case running(abandoned: Bool)
+}
+
+/// A running key's lease: the process running the request renews it every ``renewEvery``; a key
+/// whose lease ran out (``length`` without a renewal) is abandoned.
+public enum IdempotencyLease {
+    /// Milliseconds a claim or a renewal holds the key.
+    public static let length: Int64 = 10_000
+    /// How often the running request's process renews its lease.
+    public static let renewEvery: Duration = .seconds(3)
 }
 
 /// Where a service keeps its idempotency keys (its own database, so every replica agrees).
@@ -39,6 +48,8 @@ public protocol IdempotencyStore: Sendable {
     func complete(scope: String, key: String, answer: StoredAnswer, at now: Int64) async throws
     /// Forgets a claimed key (its run failed: a retry runs again).
     func release(scope: String, key: String) async throws
+    /// Extends a running key's lease to `until` (milliseconds).
+    func renew(scope: String, key: String, until: Int64) async throws
 }
 
 /// `Idempotency-Key` on every non-idempotent route (POST, PATCH) of a service, as the contract
@@ -48,9 +59,12 @@ public protocol IdempotencyStore: Sendable {
 /// is a 422; a retry while the first still runs is a 409. Answers of 5xx and thrown errors are not
 /// kept: the write did not happen (or is unknown), and a retry runs again.
 ///
-/// A request whose process died mid-way leaves its key running; past ``abandonAfter`` a retry is
-/// told the first outcome is unknown (409) rather than run again, so a retry never makes a second
-/// app, token, stream or invitation.
+/// While a request runs, its process renews the key's lease (``IdempotencyLease``). A request whose
+/// process died mid-way stops renewing: once the lease has run out (10 s) a retry is told the first
+/// outcome is unknown (409) rather than run again, so a retry never makes a second app, token,
+/// stream or invitation. Forgetting a failed run's key or keeping an answer is retried in the
+/// background for 30 s when the database refuses it (a retry then runs again or is replayed, rather
+/// than being told "unknown").
 public struct IdempotencyMiddleware<Context: ServiceRequestContextProtocol>: RouterMiddleware {
     public static var header: HTTPField.Name { HTTPField.Name("Idempotency-Key")! }
     public static var replayed: HTTPField.Name { HTTPField.Name("Idempotency-Replayed")! }
@@ -106,25 +120,54 @@ public struct IdempotencyMiddleware<Context: ServiceRequestContextProtocol>: Rou
         case .fresh:
             break
         }
+        let store = self.store
+        let timeSource = self.timeSource
+        let renewal = Task {
+            while !Task.isCancelled {
+                try await Task.sleep(for: IdempotencyLease.renewEvery)
+                try? await store.renew(scope: scope, key: keyDigest, until: Timestamp.millis(timeSource.now()) + IdempotencyLease.length)
+            }
+        }
+        defer { renewal.cancel() }
         let response: Response
         do {
             response = try await next(request, context)
         } catch {
-            try? await self.store.release(scope: scope, key: keyDigest)
+            renewal.cancel()
+            await Self.persist { try await store.release(scope: scope, key: keyDigest) }
             throw error
         }
         guard response.status.code < 500 else {
-            try? await self.store.release(scope: scope, key: keyDigest)
+            renewal.cancel()
+            await Self.persist { try await store.release(scope: scope, key: keyDigest) }
             return response
         }
         let collected = CollectedBody()
         let original = response.body
         try await original.write(CollectingWriter(into: collected))
         let answer = StoredAnswer(status: response.status.code, contentType: response.headers[.contentType], body: String(buffer: collected.buffer))
-        try? await self.store.complete(scope: scope, key: keyDigest, answer: answer, at: Timestamp.millis(self.timeSource.now()))
+        renewal.cancel()
+        await Self.persist { try await store.complete(scope: scope, key: keyDigest, answer: answer, at: Timestamp.millis(timeSource.now())) }
         var kept = response
         kept.body = .init(byteBuffer: collected.buffer)
         return kept
+    }
+}
+
+extension IdempotencyMiddleware {
+    /// Runs `write` once now; when the database refuses it, again in the background every second
+    /// for 30 s (the answer does not wait for the database).
+    static func persist(_ write: @escaping @Sendable () async throws -> Void) async {
+        do {
+            try await write()
+        } catch {
+            Task {
+                for _ in 0..<30 {
+                    try await Task.sleep(for: .seconds(1))
+                    if (try? await write()) != nil { return }
+                }
+            }
+        }
     }
 }
 

@@ -9,7 +9,8 @@ public struct SQLIdempotencyStore: IdempotencyStore {
     let table: String
     /// How long answers are kept.
     public static let retention: Int64 = 24 * 3600 * 1000
-    /// A key still running after this long belongs to a request whose process most likely died.
+    /// A key claimed before leases existed (no `lease_until`) and still running after this long
+    /// belongs to a request whose process most likely died.
     public static let abandonAfter: Int64 = 10 * 60 * 1000
 
     /// `prefix`: the service's table prefix (`identity`, `media`, `authz`).
@@ -37,12 +38,18 @@ public struct SQLIdempotencyStore: IdempotencyStore {
         ]
     }
 
+    /// The second migration: a running key's lease, renewed by the process running its request.
+    public static func leaseMigration(prefix: String) -> [String] {
+        ["ALTER TABLE \(prefix)_idempotency ADD COLUMN lease_until BIGINT"]
+    }
+
     struct Row: Decodable {
         var request_hash: String
         var status: Int?
         var content_type: String?
         var body: String?
         var created_at: Int64
+        var lease_until: Int64?
     }
 
     public func claim(scope: String, key: String, request: String, at now: Int64) async throws -> IdempotencyClaim {
@@ -53,13 +60,16 @@ public struct SQLIdempotencyStore: IdempotencyStore {
             }
             let existing = try await sql.raw(
                 """
-                SELECT request_hash, status, content_type, body, created_at FROM \(unsafeRaw: self.table) \
+                SELECT request_hash, status, content_type, body, created_at, lease_until FROM \(unsafeRaw: self.table) \
                 WHERE scope = \(bind: scope) AND key_hash = \(bind: key)
                 """
             ).first(decoding: Row.self)
             if let existing, existing.created_at >= now - Self.retention {
                 guard existing.request_hash == request else { return .otherRequest }
-                guard let status = existing.status else { return .running(abandoned: now - existing.created_at > Self.abandonAfter) }
+                guard let status = existing.status else {
+                    let abandoned = existing.lease_until.map { $0 < now } ?? (now - existing.created_at > Self.abandonAfter)
+                    return .running(abandoned: abandoned)
+                }
                 return .answered(StoredAnswer(status: status, contentType: existing.content_type, body: existing.body ?? ""))
             }
             if existing != nil {
@@ -67,8 +77,8 @@ public struct SQLIdempotencyStore: IdempotencyStore {
             }
             try await sql.raw(
                 """
-                INSERT INTO \(unsafeRaw: self.table) (scope, key_hash, request_hash, status, content_type, body, created_at) \
-                VALUES (\(bind: scope), \(bind: key), \(bind: request), NULL, NULL, NULL, \(bind: now))
+                INSERT INTO \(unsafeRaw: self.table) (scope, key_hash, request_hash, status, content_type, body, created_at, lease_until) \
+                VALUES (\(bind: scope), \(bind: key), \(bind: request), NULL, NULL, NULL, \(bind: now), \(bind: now + IdempotencyLease.length))
                 """
             ).run()
             return .fresh
@@ -81,6 +91,17 @@ public struct SQLIdempotencyStore: IdempotencyStore {
                 """
                 UPDATE \(unsafeRaw: self.table) SET status = \(bind: answer.status), content_type = \(bind: answer.contentType), \
                 body = \(bind: answer.body) WHERE scope = \(bind: scope) AND key_hash = \(bind: key)
+                """
+            ).run()
+        }
+    }
+
+    public func renew(scope: String, key: String, until: Int64) async throws {
+        try await self.database.withSQL { sql in
+            try await sql.raw(
+                """
+                UPDATE \(unsafeRaw: self.table) SET lease_until = \(bind: until) \
+                WHERE scope = \(bind: scope) AND key_hash = \(bind: key) AND status IS NULL
                 """
             ).run()
         }

@@ -272,6 +272,12 @@ public final class PostgresStore: Database, Service {
     let logger: Logger
     /// How long a caller waits for a pooled connection before the database counts as away.
     var leaseTimeout: Duration { min(self.location.connectTimeout, self.location.queryTimeout, .seconds(5)) }
+    /// Set when a unit of work lost its connection or got none in time, cleared when one gets a
+    /// connection: while the database is known to be away (stopped, restarting, cut off), a unit
+    /// waits at most ``awayLeaseTimeout`` for a connection — a stopped database is a 503 in about a
+    /// second, not at the full deadline.
+    let away = DatabaseAway()
+    static let awayLeaseTimeout: Duration = .seconds(1)
 
     public init(location: PostgresLocation, logger: Logger) {
         // The pool's own connection retries are noisy at info; start-up reports them itself (warning).
@@ -415,7 +421,16 @@ public final class PostgresStore: Database, Service {
 
     /// What the watchdog of one unit of work knows: when a connection was leased, and which; and
     /// the caller's continuation, resumed once by whichever ends first (the work or the deadline).
+    final class DatabaseAway: Sendable {
+        let flag = Mutex(false)
+        var isSet: Bool { self.flag.withLock { $0 } }
+        func set(_ value: Bool) { self.flag.withLock { $0 = value } }
+    }
+
     final class LeaseState<T: Sendable>: Sendable {
+        let away: DatabaseAway
+        init(away: DatabaseAway) { self.away = away }
+
         struct Held {
             var since: ContinuousClock.Instant?
             var connection: PostgresConnection?
@@ -428,10 +443,13 @@ public final class PostgresStore: Database, Service {
                 $0.since = .now
                 $0.connection = connection
             }
+            self.away.set(false)
             // A connection lost mid-work answers the caller at once: statements sent on it after
             // the loss would never complete.
             connection.closeFuture.whenComplete { _ in
-                self.finish(.failure(StorageError.unavailable("The database is not reachable; try again shortly")))
+                if self.finish(.failure(StorageError.unavailable("The database is not reachable; try again shortly"))) {
+                    self.away.set(true)
+                }
             }
         }
 
@@ -469,8 +487,8 @@ public final class PostgresStore: Database, Service {
     /// could mean waiting forever: the hang of requests and of shutdown seen at a PostgreSQL
     /// restart.) So no unit of work holds its caller longer than `DATABASE_QUERY_TIMEOUT_S`.
     func leased<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        let state = LeaseState<T>()
-        let leaseTimeout = self.leaseTimeout
+        let state = LeaseState<T>(away: self.away)
+        let leaseTimeout = self.away.isSet ? min(self.leaseTimeout, Self.awayLeaseTimeout) : self.leaseTimeout
         let workTimeout = DatabaseDeadline.override ?? self.location.queryTimeout
         let deadline = ContinuousClock.now + workTimeout
         let logger = self.logger
@@ -499,7 +517,9 @@ public final class PostgresStore: Database, Service {
                     try? await Task.sleep(until: min(ContinuousClock.now + leaseTimeout, deadline), clock: .continuous)
                     if Task.isCancelled { return }
                     guard state.since != nil else {
-                        state.finish(.failure(StorageError.unavailable("The database is not reachable; try again shortly")))
+                        if state.finish(.failure(StorageError.unavailable("The database is not reachable; try again shortly"))) {
+                            state.away.set(true)
+                        }
                         return
                     }
                     try? await Task.sleep(until: deadline, clock: .continuous)

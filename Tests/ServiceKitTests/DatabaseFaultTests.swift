@@ -114,6 +114,33 @@ struct DatabaseFaultTests {
         }
     }
 
+    @Test("a database that refuses connections: the first unit fails at the lease bound, the next ones within about a second (known away)")
+    func refusedIsFast() async throws {
+        var location = try await self.location(queryTimeout: .seconds(3))
+        // A port nothing listens on: every connection the pool tries is refused.
+        location.port = 1
+        let store = PostgresStore(location: location, logger: TestDatabases.logger)
+        let pool = Task { try await store.run() }
+        defer { pool.cancel() }
+        func timed() async -> (Duration, (any Error)?) {
+            let started = ContinuousClock.now
+            do {
+                _ = try await store.withSQL { sql in try await sql.raw("SELECT 1 AS pid").first(decoding: PIDRow.self) }
+                return (ContinuousClock.now - started, nil)
+            } catch {
+                return (ContinuousClock.now - started, error)
+            }
+        }
+        let (first, firstError) = await timed()
+        #expect((firstError as? StorageError)?.serviceError.status.code == 503)
+        #expect(first >= .seconds(2.5) && first < .seconds(4))
+        for _ in 0..<3 {
+            let (next, error) = await timed()
+            #expect((error as? StorageError)?.serviceError.status.code == 503)
+            #expect(next < .seconds(1.5), "\(next)")
+        }
+    }
+
     @Test("SQLSTATE classes 08, 53, 57 and 58 mean unavailable; others do not")
     func sqlStateClasses() {
         for state in ["57P01", "57P02", "57P03", "57014", "08006", "08003", "53300", "53100", "58030"] {

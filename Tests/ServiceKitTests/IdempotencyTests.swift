@@ -29,7 +29,10 @@ struct IdempotencyTests {
     static let token = String(repeating: "i", count: 40)
     static let migrator = Migrator(
         service: "idem",
-        migrations: [Migration(version: 1, name: "keys") { _ in SQLIdempotencyStore.migration(prefix: "idem") }])
+        migrations: [
+            Migration(version: 1, name: "keys") { _ in SQLIdempotencyStore.migration(prefix: "idem") },
+            Migration(version: 2, name: "leases") { _ in SQLIdempotencyStore.leaseMigration(prefix: "idem") },
+        ])
 
     /// A service whose `POST /api/v1/things` makes a thing (counted) and whose `POST /api/v1/fail`
     /// answers 503; `gate` holds `/api/v1/slow` until opened.
@@ -126,22 +129,53 @@ struct IdempotencyTests {
         }
     }
 
-    @Test("a key whose request never finished (its process died) is answered 409 outcome unknown, never run again", arguments: TestDatabases.backends)
+    @Test("a key whose request never finished (its process died: its lease ran out) is answered 409 outcome unknown, never run again", arguments: TestDatabases.backends)
     func abandoned(backend: String) async throws {
         try await self.withService(backend) { client, made, _, database in
-            let store = SQLIdempotencyStore(database: database, prefix: "idem")
-            let longAgo = Timestamp.millis(Date()) - SQLIdempotencyStore.abandonAfter - 1000
-            // A run claimed the key (scope user:u1) and died before answering.
+            let now = Timestamp.millis(Date())
+            // A run claimed the key (scope user:u1) and died before answering: nobody renews its lease.
             let first = try await self.post(client, "things", key: "d-1")
             #expect(first.status == .created)
             try await database.withSQL { sql in
-                try await sql.raw("UPDATE idem_idempotency SET status = NULL, body = NULL, created_at = \(bind: longAgo)").run()
+                try await sql.raw("UPDATE idem_idempotency SET status = NULL, body = NULL, lease_until = \(bind: now - 1)").run()
             }
             let retry = try await self.post(client, "things", key: "d-1")
             #expect(retry.status == .conflict)
             #expect(try JSONDecoder().decode(ErrorBody.self, from: Data(buffer: retry.body)).message.contains("its outcome is unknown"))
-            #expect(made.value == 1)
-            _ = store
+            // A key claimed before leases existed: abandoned after 10 minutes.
+            #expect(try await self.post(client, "things", key: "d-2").status == .created)
+            try await database.withSQL { sql in
+                try await sql.raw(
+                    """
+                    UPDATE idem_idempotency SET status = NULL, body = NULL, lease_until = NULL, \
+                    created_at = \(bind: now - SQLIdempotencyStore.abandonAfter - 1000) WHERE status IS NOT NULL
+                    """
+                ).run()
+            }
+            #expect(try await self.post(client, "things", key: "d-2").status == .conflict)
+            #expect(made.value == 2)
+        }
+    }
+
+    @Test("a request still running renews its key's lease: a retry past the first lease is still told to wait, not 'unknown'", arguments: TestDatabases.backends)
+    func leaseRenewed(backend: String) async throws {
+        try await self.withService(backend) { client, _, gate, database in
+            async let slow = self.post(client, "slow", key: "l-1")
+            struct Lease: Decodable { var lease_until: Int64? }
+            func lease() async throws -> Int64? {
+                try await database.withSQL { sql in
+                    try await sql.raw("SELECT lease_until FROM idem_idempotency WHERE status IS NULL").first(decoding: Lease.self)?.lease_until
+                }
+            }
+            try await Waiting.until(deadline: .seconds(5), "the slow request to claim its key") { try await lease() != nil }
+            let claimed = try #require(try await lease())
+            try await Waiting.until(deadline: .seconds(8), "the lease to be renewed") { (try await lease() ?? 0) > claimed }
+            // The renewed lease stands: still running, not abandoned.
+            let racing = try await self.post(client, "slow", key: "l-1")
+            #expect(racing.status == .conflict)
+            #expect(try JSONDecoder().decode(ErrorBody.self, from: Data(buffer: racing.body)).message.contains("still running"))
+            gate.add()
+            #expect(try await slow.status == .ok)
         }
     }
 }

@@ -63,6 +63,9 @@ public enum AuthzMigrations {
                     """
                 ]
             },
+            Migration(version: 6, name: "idempotency leases: a key whose process died is known abandoned in seconds") { _ in
+                SQLIdempotencyStore.leaseMigration(prefix: "authz")
+            },
         ]
     )
 }

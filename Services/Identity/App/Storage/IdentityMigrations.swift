@@ -155,6 +155,9 @@ public enum IdentityMigrations {
                 ]
             },
             Migration(version: 8, name: "idempotency keys") { _ in SQLIdempotencyStore.migration(prefix: "identity") },
+            Migration(version: 9, name: "idempotency leases: a key whose process died is known abandoned in seconds") { _ in
+                SQLIdempotencyStore.leaseMigration(prefix: "identity")
+            },
         ]
     )
 }

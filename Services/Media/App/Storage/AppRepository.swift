@@ -432,6 +432,9 @@ public enum MediaMigrations {
                 ["DROP INDEX media_rooms_room"]
             },
             Migration(version: 5, name: "idempotency keys") { _ in SQLIdempotencyStore.migration(prefix: "media") },
+            Migration(version: 6, name: "idempotency leases: a key whose process died is known abandoned in seconds") { _ in
+                SQLIdempotencyStore.leaseMigration(prefix: "media")
+            },
         ]
     )
 }
