@@ -156,6 +156,26 @@ public struct RoleGrant: Codable, Sendable, Equatable {
     }
 }
 
+/// `POST /internal/v1/roles/grantable` on authz: may `granter` (nil: a global caller) give `role`
+/// in `tenant`? 200 when it may, 400 when the tenant has no such role, 403 when the role ranks above
+/// the granter's own (an admin cannot hand out `owner`).
+public struct GrantableRoleRequest: Codable, Sendable, Equatable {
+    public var granter: String?
+    public var role: String
+    public var tenant: String
+
+    public init(granter: String?, role: String, tenant: String) {
+        self.granter = granter
+        self.role = role
+        self.tenant = tenant
+    }
+}
+
+/// An answer whose body carries nothing the caller needs (any JSON object).
+public struct EmptyAnswer: Codable, Sendable, Equatable {
+    public init() {}
+}
+
 /// `POST /internal/v1/roles/of` on authz: the roles of `subject` in each of `tenants`.
 public struct SubjectRolesRequest: Codable, Sendable, Equatable {
     public var subject: String
@@ -272,20 +292,17 @@ public struct MemberSummary: Codable, Sendable, Equatable {
     public var name: String?
     public var roles: [String]
     public var joinedAt: String
-    /// Set when adding the member created their account: a magic link was mailed to them.
-    public var invited: Bool?
 
-    public init(userId: String, email: String, name: String?, roles: [String], joinedAt: String, invited: Bool? = nil) {
+    public init(userId: String, email: String, name: String?, roles: [String], joinedAt: String) {
         self.userId = userId
         self.email = email
         self.name = name
         self.roles = roles
         self.joinedAt = joinedAt
-        self.invited = invited
     }
 }
 
-/// `POST /tenants/:id/members`: add an existing user by email with a role.
+/// `POST /tenants/:id/members`: invite an address to the tenant with a role.
 public struct AddMemberRequest: Codable, Sendable, Equatable {
     public var email: String
     public var role: String
@@ -452,4 +469,47 @@ public struct MemberRemoval: Codable, Sendable, Equatable {
 public struct TOTPStatus: Codable, Sendable, Equatable {
     public var totpEnabled: Bool
     public init(totpEnabled: Bool) { self.totpEnabled = totpEnabled }
+}
+
+/// A pending invitation to a tenant (`POST /tenants/:id/members`): nobody joins, and no account is
+/// made or bound, until the invitee accepts it with the mailed token.
+public struct InvitationSummary: Codable, Sendable, Equatable {
+    public var id: String
+    public var tenantId: String
+    public var email: String
+    public var role: String
+    public var createdAt: String
+    public var expiresAt: String
+
+    public init(id: String, tenantId: String, email: String, role: String, createdAt: String, expiresAt: String) {
+        self.id = id
+        self.tenantId = tenantId
+        self.email = email
+        self.role = role
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+    }
+}
+
+/// `POST /auth/invitations/accept`: a signed-in user accepts an invitation to their own address.
+public struct AcceptInvitationRequest: Codable, Sendable, Equatable {
+    public var token: String
+
+    public init(token: String) {
+        self.token = token
+    }
+}
+
+/// `POST /auth/invitations/signup`: the invitee has no account yet; the mailed token proves the
+/// address, the password is theirs.
+public struct InvitationSignupRequest: Codable, Sendable, Equatable {
+    public var token: String
+    public var password: String
+    public var name: String?
+
+    public init(token: String, password: String, name: String? = nil) {
+        self.token = token
+        self.password = password
+        self.name = name
+    }
 }

@@ -203,6 +203,16 @@ public enum RouteCatalog {
             summary: "Change the password {currentPassword, newPassword}; ends earlier sessions, answers a fresh one"
         ),
         RouteDefinition(
+            "POST", "/api/v1/auth/invitations/accept", service: .identity, auth: .signedIn,
+            request: .of(AcceptInvitationRequest.self), response: .of(SessionResponse.self),
+            summary: "Accept an invitation to your own address {token}: you join its tenant with its role; a session in that tenant"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/auth/invitations/signup", service: .identity, auth: .public,
+            request: .of(InvitationSignupRequest.self), response: .of(SessionResponse.self), status: 201,
+            summary: "Create your account from an invitation {token, password, name?}: the address is the invited one; you join its tenant (no tenant of your own)"
+        ),
+        RouteDefinition(
             "POST", "/api/v1/auth/magic-link", service: .identity, auth: .public,
             request: .of(EmailRequest.self), response: .of(MessageResponse.self),
             summary: "Mail a sign-in link to {email}; always the same 200 (limited: 3 per email, 10 per IP per 15 min; 60 s cooldown → 429)"
@@ -285,8 +295,18 @@ public enum RouteCatalog {
         ),
         RouteDefinition(
             "POST", "/api/v1/tenants/:id/members", service: .identity, auth: .authenticated, permission: "user:write",
-            request: .of(AddMemberRequest.self), response: .of(MemberSummary.self), status: 201,
-            summary: "Add a member {email, role}: an existing user joins; a new address is invited (an account without a password and a mailed sign-in link); maxMembers holds"
+            request: .of(AddMemberRequest.self), response: .of(InvitationSummary.self), status: 201,
+            summary: "Invite an address {email, role}: a pending invitation and a mailed /login/invite link; nobody joins until the invitee accepts (members and pending invitations within maxMembers; a role up to the inviter's own)"
+        ),
+        RouteDefinition(
+            "GET", "/api/v1/tenants/:id/invitations", service: .identity, auth: .authenticated, permission: "user:read",
+            response: .list(InvitationSummary.self),
+            summary: "A tenant's pending invitations"
+        ),
+        RouteDefinition(
+            "DELETE", "/api/v1/tenants/:id/invitations/:invitationId", service: .identity, auth: .authenticated, permission: "user:write",
+            response: .of(InvitationSummary.self),
+            summary: "Withdraw a pending invitation (its link stops working)"
         ),
         RouteDefinition(
             "DELETE", "/api/v1/tenants/:id/members/:userId", service: .identity, auth: .authenticated, permission: "user:write",

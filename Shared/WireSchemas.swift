@@ -120,7 +120,25 @@ extension QuotaUpdate: WireType {
 extension MemberSummary: WireType {
     public static let schema = Schema.object([
         .required("userId", .id), .required("email", .email), .optional("name", .name), .required("roles", .array(.text)),
-        .required("joinedAt", .timestamp), .optional("invited", .boolean, "true when the address had no account and was invited by mail"),
+        .required("joinedAt", .timestamp),
+    ])
+}
+
+extension InvitationSummary: WireType {
+    public static let schema = Schema.object([
+        .required("id", .id), .required("tenantId", .id), .required("email", .email), .required("role", .name),
+        .required("createdAt", .timestamp), .required("expiresAt", .timestamp, "The mailed link works until then (7 days)"),
+    ])
+}
+
+extension AcceptInvitationRequest: WireType {
+    public static let schema = Schema.object([.required("token", .string(maxLength: 128), "The token of the mailed /login/invite link")])
+}
+
+extension InvitationSignupRequest: WireType {
+    public static let schema = Schema.object([
+        .required("token", .string(maxLength: 128), "The token of the mailed /login/invite link"), .required("password", .string(maxLength: 1024)),
+        .optional("name", .name),
     ])
 }
 
@@ -326,6 +344,7 @@ public enum WireTypes {
         HealthStatus.self, ErrorBody.self, SignupRequest.self, LoginRequest.self, UserSummary.self, SessionResponse.self, TenantQuotas.self,
         TenantSummary.self, TenantMembership.self, MeResponse.self, CreateApiTokenRequest.self, ApiTokenSummary.self, CreatedApiToken.self,
         PolicyChangeResult.self, TenantUpdate.self, QuotaUpdate.self, MemberSummary.self, AddMemberRequest.self, MemberRemoval.self,
+        InvitationSummary.self, AcceptInvitationRequest.self, InvitationSignupRequest.self,
         UserUpdate.self, TOTPEnrollment.self, TOTPCodeRequest.self, TOTPStatus.self, RecoveryCodes.self, EmailRequest.self,
         MagicVerifyRequest.self, PasswordResetRequest.self, PasswordChangeRequest.self, SwitchTenantRequest.self, MessageResponse.self,
         LogoutResult.self, TenantUsage.Counts.self, TenantUsage.self, AppFeatures.self, AppSummary.self, CreateAppRequest.self,

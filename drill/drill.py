@@ -489,10 +489,10 @@ def paged(client, path, bearer):
         after = page[-1]["id"]
 
 
-def paged_members(client, owner):
-    status, payload, _ = client.call("GET", "/tenants/%s/members" % owner.tenant, bearer=owner.token)
+def listed(client, path, owner):
+    status, payload, _ = client.call("GET", path, bearer=owner.token)
     if status != 200:
-        raise SystemExit("GET /tenants/:id/members answered %s" % status)
+        raise SystemExit("GET %s answered %s" % (path, status))
     return data_of(payload) or []
 
 
@@ -535,13 +535,16 @@ def verify(client, ledger, owners):
                 counts["role removals"] += 1
                 if (subject, "viewer") in held:
                     problems.append("role removal of %s acknowledged but the role is still held" % subject)
-        members = paged_members(client, owner)
-        emails = collections.Counter(m["email"] for m in members)
+        # An invitation is an offer: it is pending (and nobody joined) until the invitee accepts.
+        emails = collections.Counter(m["email"] for m in listed(client, "/tenants/%s/invitations" % owner.tenant, owner))
+        members = {m["email"] for m in listed(client, "/tenants/%s/members" % owner.tenant, owner)}
         for o, email in ledger.invited:
             if o is owner:
                 counts["invitations"] += 1
                 if emails[email] != 1:
-                    problems.append("invitation of %s acknowledged but listed %d times" % (email, emails[email]))
+                    problems.append("invitation of %s acknowledged but pending %d times" % (email, emails[email]))
+                if email in members:
+                    problems.append("invitation of %s made a member without acceptance" % email)
         status, payload, _ = client.call("GET", "/apps/%s/streams" % owner.app, bearer=owner.token)
         streams = data_of(payload) or []
         stream_ids = {s["id"] for s in streams}

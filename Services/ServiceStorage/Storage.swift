@@ -163,6 +163,12 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible, S
         return false
     }
 
+    /// Whether this is ``quotaExceeded(_:)``.
+    public var isQuota: Bool {
+        if case .quotaExceeded = self { return true }
+        return false
+    }
+
     public var description: String {
         switch self {
         case .notFound(let message), .conflict(let message), .invalid(let message), .unavailable(let message), .quotaExceeded(let message):

@@ -217,12 +217,37 @@ extension RealExecutables {
                 #expect(try await client.call(base + "/tenants/\(bob.tenantId)", headers: [asAnn]).status == 404)
                 #expect(try await client.call(base + "/tenants/\(bob.tenantId)/members", headers: [asAnn]).status == 404)
 
+                // Inviting an existing user makes an offer, not a member: Bob joins when he accepts.
                 let added = try await client.call(
                     base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"BOB@example.com","role":"member"}"#)
                 #expect(added.status == 201, "\(added.body)")
+                #expect(try self.data(added)["email"] as? String == "bob@example.com")
+                #expect(try self.data(added)["role"] as? String == "member")
+                let offered = try #require(try await client.call(base + "/tenants/\(ann.tenantId)/members", headers: [asAnn]).json()["data"] as? [[String: Any]])
+                #expect(offered.map { $0["email"] as? String } == ["ann@example.com"], "an invitation made a member without consent")
+                let bobMe = try await client.call(base + "/auth/me", headers: [("Authorization", "Bearer \(bob.token)")]).json()
+                #expect(((bobMe["data"] as? [String: Any])?["tenants"] as? [[String: Any]])?.count == 1)
+                let pending = try #require(try await client.call(base + "/tenants/\(ann.tenantId)/invitations", headers: [asAnn]).json()["data"] as? [[String: Any]])
+                #expect(pending.map { $0["email"] as? String } == ["bob@example.com"])
+                let invite = try await self.mailedToken(stack, "invite", after: 0)
+                // Accepting takes the invited address's own session: Cat's is refused, Bob's joins.
+                let cat = try await client.call(
+                    base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"cat@example.com","password":"correct horse battery"}"#)
+                let asCat = ("Authorization", "Bearer " + (try #require(try self.data(cat)["token"] as? String)))
+                let notCats = try await client.call(base + "/auth/invitations/accept", method: "POST", headers: [asCat, Self.json], body: #"{"token":"\#(invite)"}"#)
+                #expect(notCats.status == 403)
+                #expect(try await client.call(base + "/auth/invitations/accept", method: "POST", headers: [Self.json], body: #"{"token":"\#(invite)"}"#).status == 401)
+                let accepted = try await client.call(
+                    base + "/auth/invitations/accept", method: "POST", headers: [("Authorization", "Bearer \(bob.token)"), Self.json], body: #"{"token":"\#(invite)"}"#)
+                #expect(accepted.status == 200, "\(accepted.body)")
+                #expect(try self.data(accepted)["tenantId"] as? String == ann.tenantId)
+                let spent = try await client.call(
+                    base + "/auth/invitations/accept", method: "POST", headers: [("Authorization", "Bearer \(bob.token)"), Self.json], body: #"{"token":"\#(invite)"}"#)
+                #expect(spent.status == 404)
                 let members = try #require(try await client.call(base + "/tenants/\(ann.tenantId)/members", headers: [asAnn]).json()["data"] as? [[String: Any]])
                 #expect(members.map { $0["email"] as? String } == ["ann@example.com", "bob@example.com"])
                 #expect(members.map { $0["roles"] as? [String] } == [["owner"], ["member"]])
+                #expect((try await client.call(base + "/tenants/\(ann.tenantId)/invitations", headers: [asAnn]).json()["data"] as? [Any])?.isEmpty == true)
                 // An invitation with a role authz refuses leaves no account behind (users below: still 3).
                 let ghost = try await client.call(
                     base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"nobody@example.com","role":"ghost"}"#)
@@ -232,6 +257,7 @@ extension RealExecutables {
                 #expect(badRole.status == 400)
                 let notAdded = try #require(try await client.call(base + "/tenants/\(ann.tenantId)/members", headers: [asAnn]).json()["data"] as? [[String: Any]])
                 #expect(notAdded.count == 2, "a refused role left a membership behind")
+                #expect((try await client.call(base + "/tenants/\(ann.tenantId)/invitations", headers: [asAnn]).json()["data"] as? [Any])?.isEmpty == true)
 
                 // Bob signs in to Ann's tenant and reads its apps as a member.
                 let bobInAnn = try await client.call(
@@ -253,7 +279,9 @@ extension RealExecutables {
                 let third = try await client.call(
                     base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"cat@example.com","role":"viewer"}"#)
                 #expect(third.status == 403)
-                #expect(try third.json()["message"] as? String == "Quota maxMembers (2) reached: remove a member or raise the tenant's quota")
+                #expect(
+                    try third.json()["message"] as? String
+                        == "Quota maxMembers (2) reached: members and pending invitations count; remove a member, withdraw an invitation or raise the tenant's quota")
                 #expect(try await client.call(base + "/tenants/\(ann.tenantId)/members/\(ann.userId)", method: "DELETE", headers: [asAnn]).status == 400)
 
                 // Users: global callers only; disabling ends sessions and sign-in.
@@ -317,6 +345,8 @@ extension RealExecutables {
                 _ = try await client.call(
                     base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [root, Self.json], body: #"{"email":"sw-bob@example.com","role":"viewer"}"#)
                 let asBob = ("Authorization", "Bearer \(bob.token)")
+                let invite = try await self.mailedToken(stack, "invite", after: 0)
+                #expect(try await client.call(base + "/auth/invitations/accept", method: "POST", headers: [asBob, Self.json], body: #"{"token":"\#(invite)"}"#).status == 200)
                 let switched = try await client.call(
                     base + "/auth/switch-tenant", method: "POST", headers: [asBob, Self.json], body: #"{"tenantId":"\#(ann.tenantId)"}"#)
                 #expect(switched.status == 200)
@@ -428,47 +458,79 @@ extension RealExecutables {
             }
         }
 
-        @Test("invitations: a new address gets an account, the role and a mailed magic link that signs in to the inviting tenant; once, under concurrency")
+        @Test("invitations are offers: no account or membership until the invitee accepts; the real owner of an invited address signs up; roles up to the inviter's own")
         func invitations() async throws {
             try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
                 let base = stack.gatewayURL + "/api/v1"
                 let ann = try await self.signup(client, base, "inviter@example.com")
                 let asAnn = ("Authorization", "Bearer \(ann.token)")
-                // Five concurrent invitations of one new address: one account, one membership, one mail.
-                let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
-                    for _ in 0..<5 {
-                        group.addTask {
-                            try await client.call(
-                                base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json],
-                                body: #"{"email":" New.Person@Example.com ","role":"viewer"}"#
-                            ).status
-                        }
-                    }
-                    return try await group.reduce(into: [Int]()) { $0.append($1) }
-                }
-                #expect(statuses.sorted() == [200, 200, 200, 200, 201], "\(statuses)")
+                let invited = try await client.call(
+                    base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":" New.Person@Example.com ","role":"viewer"}"#)
+                #expect(invited.status == 201, "\(invited.body)")
+                #expect(try self.data(invited)["email"] as? String == "new.person@example.com")
                 let members = try #require(try await client.call(base + "/tenants/\(ann.tenantId)/members", headers: [asAnn]).json()["data"] as? [[String: Any]])
-                #expect(members.map { $0["email"] as? String } == ["inviter@example.com", "new.person@example.com"])
-                #expect(members.last?["roles"] as? [String] == ["viewer"])
-
-                let token = try await self.mailedToken(stack, "magic", after: 0)
-                try await Task.sleep(for: .milliseconds(500))
+                #expect(members.map { $0["email"] as? String } == ["inviter@example.com"])
+                let token = try await self.mailedToken(stack, "invite", after: 0)
                 let mails = try FileManager.default.contentsOfDirectory(atPath: stack.dataDir + "/data/outbox").filter { $0.hasSuffix(".eml") }
-                #expect(mails.count == 1)
                 let text = try String(contentsOfFile: stack.dataDir + "/data/outbox/" + mails[0], encoding: .utf8)
                 #expect(text.contains("To: new.person@example.com\r\n") && text.contains("Subject: You are invited to StreamHub\r\n"))
 
-                // No password works until one is set; the link signs in to the inviting tenant with the role.
+                // No account exists for the address until the invitee makes one from the invitation.
                 let guess = try await client.call(
                     base + "/auth/login", method: "POST", headers: [Self.json], body: #"{"email":"new.person@example.com","password":"correct horse battery"}"#)
                 #expect(guess.status == 401)
-                let signedIn = try await client.call(base + "/auth/magic/verify", method: "POST", headers: [Self.json], body: #"{"token":"\#(token)"}"#)
-                #expect(signedIn.status == 200, "\(signedIn.body)")
-                #expect(try self.data(signedIn)["tenantId"] as? String == ann.tenantId)
-                let session = ("Authorization", "Bearer " + (try #require(try self.data(signedIn)["token"] as? String)))
+                let short = try await client.call(
+                    base + "/auth/invitations/signup", method: "POST", headers: [Self.json], body: #"{"token":"\#(token)","password":"short"}"#)
+                #expect(short.status == 400)
+                let joined = try await client.call(
+                    base + "/auth/invitations/signup", method: "POST", headers: [Self.json], body: #"{"token":"\#(token)","password":"correct horse battery"}"#)
+                #expect(joined.status == 201, "\(joined.body)")
+                #expect(try self.data(joined)["tenantId"] as? String == ann.tenantId)
+                let session = ("Authorization", "Bearer " + (try #require(try self.data(joined)["token"] as? String)))
                 let me = try await client.call(base + "/auth/me", headers: [session])
                 #expect(me.status == 200 && me.body.contains("viewer"), "\(me.body)")
                 #expect(try await client.call(base + "/apps", headers: [session]).status == 200)
+                let again = try await client.call(
+                    base + "/auth/invitations/signup", method: "POST", headers: [Self.json], body: #"{"token":"\#(token)","password":"correct horse battery"}"#)
+                #expect(again.status == 404)
+
+                // An invitation never blocks the address's real owner: they sign up as usual, and the
+                // invitation then needs their own session.
+                _ = try await client.call(
+                    base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"owner-of@example.com","role":"member"}"#)
+                let theirs = try await self.mailedToken(stack, "invite", after: 1)
+                let real = try await self.signup(client, base, "owner-of@example.com")
+                let taken = try await client.call(
+                    base + "/auth/invitations/signup", method: "POST", headers: [Self.json], body: #"{"token":"\#(theirs)","password":"correct horse battery"}"#)
+                #expect(taken.status == 409)
+                let accepted = try await client.call(
+                    base + "/auth/invitations/accept", method: "POST", headers: [("Authorization", "Bearer \(real.token)"), Self.json],
+                    body: #"{"token":"\#(theirs)"}"#)
+                #expect(accepted.status == 200, "\(accepted.body)")
+
+                // An admin invites up to admin, never an owner; a withdrawn invitation's link stops working.
+                _ = try await client.call(
+                    base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"adm@example.com","role":"admin"}"#)
+                let adminToken = try await self.mailedToken(stack, "invite", after: 2)
+                let admin = try await client.call(
+                    base + "/auth/invitations/signup", method: "POST", headers: [Self.json], body: #"{"token":"\#(adminToken)","password":"correct horse battery"}"#)
+                let asAdmin = ("Authorization", "Bearer " + (try #require(try self.data(admin)["token"] as? String)))
+                let owner = try await client.call(
+                    base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAdmin, Self.json], body: #"{"email":"x@example.com","role":"owner"}"#)
+                #expect(owner.status == 403, "\(owner.body)")
+                let ghost = try await client.call(
+                    base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAdmin, Self.json], body: #"{"email":"x@example.com","role":"ghost"}"#)
+                #expect(ghost.status == 400)
+                let member = try await client.call(
+                    base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAdmin, Self.json], body: #"{"email":"x@example.com","role":"member"}"#)
+                #expect(member.status == 201, "\(member.body)")
+                let withdrawnToken = try await self.mailedToken(stack, "invite", after: 3)
+                let id = try #require(try self.data(member)["id"] as? String)
+                #expect(try await client.call(base + "/tenants/\(ann.tenantId)/invitations/\(id)", method: "DELETE", headers: [asAdmin]).status == 200)
+                #expect(try await client.call(base + "/tenants/\(ann.tenantId)/invitations/\(id)", method: "DELETE", headers: [asAdmin]).status == 404)
+                let late = try await client.call(
+                    base + "/auth/invitations/signup", method: "POST", headers: [Self.json], body: #"{"token":"\#(withdrawnToken)","password":"correct horse battery"}"#)
+                #expect(late.status == 404)
             }
         }
 

@@ -140,7 +140,7 @@ struct RoleIntentTests {
         }
     }
 
-    @Test("an invitation whose grant answer was lost: no invited account, no membership, no grant", arguments: TestDatabases.backends)
+    @Test("accepting an invitation whose grant answer was lost: no account, no membership, no grant; the invitation stays pending", arguments: TestDatabases.backends)
     func invitationGrantLost(backend: String) async throws {
         let authz = StatefulAuthz()
         try await self.withIdentity(backend, authz: authz) { client, database, _ in
@@ -149,12 +149,31 @@ struct RoleIntentTests {
             let tenantId = try #require(body["tenantId"] as? String)
             let userId = try #require((body["user"] as? [String: Any])?["id"] as? String)
             let owner = Principal(kind: .user, scope: .tenant, subject: "user:\(userId)", tenantId: tenantId)
-            authz.failAfterApplying = true
             let invite = try await self.post(client, "/api/v1/tenants/\(tenantId)/members", #"{"email":"new@example.com","role":"viewer"}"#, as: owner)
-            #expect(invite.status == .gatewayTimeout)
+            #expect(invite.status == .created)
+            // Inviting grants nothing and makes no account.
+            #expect(try await SQLAccountRepository(database: database).user(email: "new@example.com") == nil)
+            #expect(authz.lock.withLock { authz.grants.map { $0[0] } } == ["user:\(userId)"])
+            struct Row: Decodable { var body: String }
+            let mail = try #require(
+                try await database.withSQL { sql in
+                    try await sql.raw("SELECT body FROM identity_mail_outbox WHERE recipient = 'new@example.com'").first(decoding: Row.self)
+                }
+            ).body
+            let token = try #require(mail.components(separatedBy: "\n").first { $0.contains("/login/invite?token=") }?.components(separatedBy: "token=").last)
+            authz.failAfterApplying = true
+            let accept = #"{"token":"\#(token)","password":"correct horse battery"}"#
+            let failed = try await self.post(client, "/api/v1/auth/invitations/signup", accept)
+            #expect(failed.status == .gatewayTimeout)
             #expect(try await SQLAccountRepository(database: database).user(email: "new@example.com") == nil)
             #expect(authz.lock.withLock { authz.grants.map { $0[0] } } == ["user:\(userId)"])
             #expect(try await self.count(database, "identity_role_intents") == 0)
+            #expect(try await self.count(database, "identity_memberships") == 1)
+            // The invitation is still pending: accepting again works.
+            authz.failAfterApplying = false
+            #expect(try await self.post(client, "/api/v1/auth/invitations/signup", accept).status == .created)
+            #expect(try await self.count(database, "identity_memberships") == 2)
+            #expect(authz.holds(("user:" + (try #require(try await SQLAccountRepository(database: database).user(email: "new@example.com")?.id))), tenantId))
         }
     }
 }

@@ -177,7 +177,7 @@ struct OpenAPIDocumentTests {
             (try Self.encoded(OEmbed(type: "video", version: "1.0", title: "r", providerName: "StreamHub", providerURL: "x", html: "<iframe>", width: 640, height: 360)), OEmbed.schema),
             (try Self.encoded(TenantUsage(tenantId: "t1", quotas: quotas, usage: .init(apps: 1, liveStreams: 0, viewers: 0, members: 1, tokens: 0))), TenantUsage.schema),
             (try Self.encoded(PolicyCheckResult(tenant: "t1", allowed: true, explain: [], roles: ["role:owner"])), PolicyCheckResult.schema),
-            (try Self.encoded(MemberSummary(userId: "u2", email: "b@example.com", name: nil, roles: ["viewer"], joinedAt: "2026-11-27T19:00:00.000Z", invited: true)), MemberSummary.schema),
+            (try Self.encoded(MemberSummary(userId: "u2", email: "b@example.com", name: nil, roles: ["viewer"], joinedAt: "2026-11-27T19:00:00.000Z")), MemberSummary.schema),
             (try Self.encoded(HealthStatus(ts: "2026-11-27T19:00:00.000Z", uptimeSeconds: 3)), HealthStatus.schema),
         ]
         for (value, schema) in samples {

@@ -14,6 +14,8 @@ public struct IdentityDependencies: Sendable {
     public var links: (any SignInLinkRepository)?
     public var attempts: (any AttemptRepository)?
     public var roleIntents: (any RoleIntentRepository)?
+    /// Pending invitations (by default in the accounts' database).
+    public var invitations: (any InvitationRepository)?
     public var breakGlassStore: BreakGlassStore?
     /// How identity reaches authz (a fake in tests).
     public var transport: (any UpstreamClient)?
@@ -23,7 +25,7 @@ public struct IdentityDependencies: Sendable {
     public init(
         tokens: (any ApiTokenRepository)? = nil, accounts: (any AccountRepository)? = nil, totp: (any TOTPRepository)? = nil,
         links: (any SignInLinkRepository)? = nil, attempts: (any AttemptRepository)? = nil, roleIntents: (any RoleIntentRepository)? = nil,
-        breakGlassStore: BreakGlassStore? = nil,
+        invitations: (any InvitationRepository)? = nil, breakGlassStore: BreakGlassStore? = nil,
         transport: (any UpstreamClient)? = nil,
         metrics: ServiceMetrics? = nil, timeSource: any TimeSource = SystemTimeSource()
     ) {
@@ -33,6 +35,7 @@ public struct IdentityDependencies: Sendable {
         self.links = links
         self.attempts = attempts
         self.roleIntents = roleIntents
+        self.invitations = invitations
         self.breakGlassStore = breakGlassStore
         self.transport = transport
         self.metrics = metrics
@@ -117,6 +120,15 @@ public func buildIdentity(
             forwarded = forwarded.add(middleware: IdempotencyMiddleware<ServiceRequestContext>(store: idempotency, isAvailable: { gate.isOpen }))
         }
         let passwords = PasswordHasher()
+        let invitationStore: any InvitationRepository
+        if let injected = dependencies.invitations {
+            invitationStore = injected
+        } else if let sql = accounts as? SQLAccountRepository {
+            invitationStore = SQLInvitationRepository(database: sql.database)
+        } else {
+            throw StorageError.invalid("an injected account store needs an injected invitation store")
+        }
+        let invitations = Invitations(store: invitationStore, links: links, limits: configuration.mailLimits, publicURL: configuration.publicURL)
         let intents = RoleIntents(store: roleIntents, authz: client, authzURL: configuration.authzURL, timeSource: dependencies.timeSource)
         services.append(RoleIntentSettler(intents: intents, logger: logger))
         let factor = SecondFactor(
@@ -126,7 +138,7 @@ public func buildIdentity(
             accounts: accounts, passwords: passwords, sessions: SessionTokens(secret: configuration.jwtSecret, issuer: configuration.publicURL),
             authz: client, authzURL: configuration.authzURL, intents: intents, defaultQuotas: configuration.defaultQuotas, secondFactor: factor, links: links,
             limits: configuration.mailLimits, publicURL: configuration.publicURL, breakGlass: configuration.breakGlass, storedBreakGlass: breakGlassStore, gate: gate,
-            timeSource: dependencies.timeSource)
+            invitations: invitations, timeSource: dependencies.timeSource)
         let mail: any MailTransport = try configuration.smtp.map { try SMTPTransport(settings: $0) } ?? OutboxDirectory(path: configuration.mailOutbox)
         services.append(MailDispatcher(links: links, transport: mail, from: configuration.mailFrom, logger: logger))
         TOTPController<ServiceRequestContext>(accounts: accounts, factor: factor).addRoutes(to: forwarded)
@@ -136,7 +148,6 @@ public func buildIdentity(
             tokens: tokens, accounts: accounts, media: client, mediaURL: configuration.mediaURL, defaultQuotas: configuration.defaultQuotas,
             intents: intents, timeSource: dependencies.timeSource
         ).addRoutes(to: forwarded)
-        let invitations = Invitations(links: links, limits: configuration.mailLimits, publicURL: configuration.publicURL, passwords: passwords)
         let tenants = TenantsController<ServiceRequestContext>(
             accounts: accounts, tokens: tokens, authz: client, authzURL: configuration.authzURL, invitations: invitations, intents: intents,
             timeSource: dependencies.timeSource)

@@ -242,4 +242,6 @@ public struct PolicyAdminController<Context: ServiceRequestContextProtocol>: Sen
 /// The built-in roles by rank (``PolicyAdminController/checkRank(_:removing:context:tenant:line:)``).
 enum RoleRanks {
     static let builtIn: [String: Int] = ["owner": 4, "admin": 3, "member": 2, "viewer": 1]
+    /// A role of the tenant's own making ranks as `admin`.
+    static func rank(of role: String) -> Int { Self.builtIn[role] ?? 3 }
 }

@@ -19,6 +19,7 @@ public struct RoleGrantController<Context: ServiceRequestContextProtocol>: Senda
         group.get("policy/version", use: self.version)
         group.post("roles", use: self.grant)
         group.post("roles/of", use: self.rolesOf)
+        group.post("roles/grantable", use: self.grantable)
         group.post("roles/revoke", use: self.revokeAll)
     }
 
@@ -61,6 +62,27 @@ public struct RoleGrantController<Context: ServiceRequestContextProtocol>: Senda
             throw error.serviceError
         }
         return try JSONResponse.make(PolicyChangeResult(tenant: tenant, version: result.version, changed: result.changed))
+    }
+
+    /// `POST /internal/v1/roles/grantable {granter?, role, tenant}`: identity asks before it invites
+    /// someone with a role. 400 for a role the tenant does not have, 403 for one above the granter's
+    /// highest rank (the rule `/authz/roles` applies); a nil granter is a global caller.
+    @Sendable func grantable(_ request: Request, context: Context) async throws -> Response {
+        let body = try await request.decodeJSON(GrantableRoleRequest.self, limit: 16 * 1024)
+        let role = try Identifier.validate(body.role, field: "role")
+        let tenant = try Identifier.validate(body.tenant, field: "tenant")
+        let known = self.engine.knownRoles(in: tenant)
+        guard known.contains(role) else {
+            throw ServiceError.badRequest("unknown role \(role); known roles: \(known.sorted().joined(separator: ", "))")
+        }
+        if let granter = body.granter {
+            let subject = try Identifier.validate(granter, field: "granter")
+            let own = self.engine.implicitRoles(of: subject, in: tenant).map { RoleRanks.builtIn[$0] ?? 0 }.max() ?? 0
+            guard RoleRanks.rank(of: role) <= own else {
+                throw ServiceError(.forbidden, message: "A role can be granted only up to your own (\(role) is above it)")
+            }
+        }
+        return try JSONResponse.make(EmptyAnswer())
     }
 
     /// `POST /internal/v1/roles/of {subject, tenants}` → `{roles: {tenant: [role]}}`.

@@ -23,14 +23,16 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
     let breakGlass: BreakGlass?
     let storedBreakGlass: BreakGlassStore?
     let gate: DatabaseGate
+    let invitations: Invitations?
     let timeSource: any TimeSource
 
     public init(
         accounts: any AccountRepository, passwords: PasswordHasher, sessions: SessionTokens, authz: InternalClient, authzURL: String,
         intents: RoleIntents, defaultQuotas: TenantQuotas, secondFactor: SecondFactor, links: any SignInLinkRepository, limits: MailLimits, publicURL: String,
         breakGlass: BreakGlass? = nil, storedBreakGlass: BreakGlassStore? = nil, gate: DatabaseGate = DatabaseGate(open: true),
-        timeSource: any TimeSource
+        invitations: Invitations? = nil, timeSource: any TimeSource
     ) {
+        self.invitations = invitations
         self.breakGlass = breakGlass
         self.storedBreakGlass = storedBreakGlass
         self.gate = gate
@@ -59,6 +61,10 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
         group.post("auth/reset", use: self.reset)
         group.post("auth/switch-tenant", use: self.switchTenant)
         group.post("auth/password", use: self.changePassword)
+        if self.invitations != nil {
+            group.post("auth/invitations/accept", use: self.acceptInvitation)
+            group.post("auth/invitations/signup", use: self.invitationSignup)
+        }
     }
 
     /// A new session acting in another tenant the user belongs to (404 otherwise).

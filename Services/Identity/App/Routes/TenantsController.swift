@@ -14,7 +14,7 @@ public struct TenantsController<Context: ServiceRequestContextProtocol>: Sendabl
     let tokens: any ApiTokenRepository
     let authz: InternalClient
     let authzURL: String
-    /// Invitations: a new address gets an account and a magic link.
+    /// Invitations: pending offers with a mailed link.
     let invitations: Invitations
     let intents: RoleIntents
     let timeSource: any TimeSource
@@ -40,6 +40,8 @@ public struct TenantsController<Context: ServiceRequestContextProtocol>: Sendabl
         group.get("tenants/:id/members", use: self.members)
         group.post("tenants/:id/members", use: self.addMember)
         group.delete("tenants/:id/members/:userId", use: self.removeMember)
+        group.get("tenants/:id/invitations", use: self.pendingInvitations)
+        group.delete("tenants/:id/invitations/:invitationId", use: self.withdrawInvitation)
         group.get("users", use: self.users)
         group.patch("users/:id", use: self.updateUser)
     }
@@ -136,76 +138,52 @@ public struct TenantsController<Context: ServiceRequestContextProtocol>: Sendabl
         return try JSONResponse.make(answer)
     }
 
-    /// Adds an existing user by email with a role (granted in authz); `maxMembers` holds exactly.
-    /// `{email, role}`: an existing account joins (201, or 200 when already a member); a new
-    /// address is invited — an account without a usable password, the membership and a mailed
-    /// magic link (201 with `invited: true`).
+    /// Invites an address with a role: a pending invitation and a mailed `/login/invite` link,
+    /// the same answer whether the address has an account or not. Nobody joins until the invitee
+    /// accepts (``AuthController``'s `/auth/invitations/*`). The role must exist in the tenant and
+    /// be at most the inviter's own (an admin cannot invite an owner); members and pending
+    /// invitations together stay within `maxMembers`.
     @Sendable func addMember(_ request: Request, context: Context) async throws -> Response {
         let tenant = try await self.visibleTenant(context)
         let body = try await request.decodeJSON(AddMemberRequest.self, limit: 16 * 1024)
         let email = try EmailAddress.normalize(body.email)
         let role = try Identifier.validate(body.role, field: "role")
+        let caller = try context.caller()
+        // authz knows the roles and the inviter's rank: 400 for a role it does not know, 403 for
+        // one above the inviter's own.
+        let _: EmptyAnswer = try await self.authz.call(
+            service: "authz", baseURL: self.authzURL, path: "/internal/v1/roles/grantable",
+            body: GrantableRoleRequest(granter: caller.bypassesAuthorization ? nil : caller.subject, role: role, tenant: tenant.id),
+            requestID: context.requestID)
         let now = Timestamp.millis(self.timeSource.now())
-        var invitee: UserRecord?
-        var user = try await self.accounts.user(email: email)
-        let newUserId = UUID().uuidString.lowercased()
-        // The grant's intent comes first: whatever fails after it, identity's rows decide whether
-        // the role stays (a member) or goes (no member) — at once, or by the settler later.
-        var intent = try await self.intents.record(userId: user?.id ?? newUserId, role: role, tenantId: tenant.id)
-        if user == nil {
-            let record = UserRecord(
-                id: newUserId, email: email, name: nil, passwordHash: self.invitations.unusablePasswordHash,
-                superadmin: false, disabledAt: nil, sessionsNotBefore: 0, createdAt: now)
-            do {
-                try await self.accounts.invite(user: record, tenantId: tenant.id, limit: tenant.quotas.maxMembers)
-                (user, invitee) = (record, record)
-            } catch let error as StorageError {
-                // Invited by a concurrent request, or over the quota.
-                try? await self.intents.store.clear(id: intent)
-                if case .conflict = error { user = try await self.accounts.user(email: email) } else { throw error.serviceError }
-                if let user { intent = try await self.intents.record(userId: user.id, role: role, tenantId: tenant.id) }
-            }
-        }
-        guard let user else {
-            try? await self.intents.store.clear(id: intent)
-            throw ServiceError(.conflict, message: "The account for this email changed meanwhile; try again")
-        }
-        var added = invitee != nil
-        if invitee == nil {
-            do {
-                added = try await self.accounts.addMember(tenantId: tenant.id, userId: user.id, limit: tenant.quotas.maxMembers, at: now)
-            } catch let error as StorageError {
-                try? await self.intents.store.clear(id: intent)
-                throw error.serviceError
-            }
-        }
+        let (invitation, mailed): (InvitationRecord, Bool)
         do {
-            try await self.intents.grant(userId: user.id, role: role, tenantId: tenant.id, requestID: context.requestID)
-            try? await self.intents.store.clear(id: intent)
-        } catch {
-            // No membership (nor invited account) without its role: undo what this request added,
-            // then settle the intent (the grant may have landed although its call failed).
-            if let invitee {
-                try? await self.accounts.withdrawInvitation(userId: invitee.id, tenantId: tenant.id)
-            } else if added {
-                _ = try? await self.accounts.removeMember(tenantId: tenant.id, userId: user.id)
-            }
-            await self.intents.settleAfterFailure(
-                id: intent, userId: user.id, role: role, tenantId: tenant.id, requestID: context.requestID, logger: context.logger)
-            throw error
+            (invitation, mailed) = try await self.invitations.invite(
+                email: email, role: role, tenant: tenant, invitedBy: caller.subject, inviter: try await self.inviterName(context), at: now)
+        } catch let error as StorageError {
+            throw error.serviceError
         }
-        if let invitee {
-            let sent = try await self.invitations.send(to: invitee, tenant: tenant, inviter: try await self.inviterName(context), at: now)
-            let inviter = (try? context.caller().subject) ?? "unknown"
-            context.logger.notice(
-                sent ? "member invited" : "member invited, mail over the limit",
-                metadata: ["tenant": "\(tenant.id)", "user": "\(invitee.id)", "by": "\(inviter)"])
+        context.logger.notice(
+            mailed ? "member invited" : "member invited, mail over the limit",
+            metadata: ["tenant": "\(tenant.id)", "invitation": "\(invitation.id)", "by": "\(caller.subject)"])
+        return try JSONResponse.make(invitation.summary, status: .created)
+    }
+
+    /// `GET /tenants/:id/invitations`: the pending ones.
+    @Sendable func pendingInvitations(_ request: Request, context: Context) async throws -> Response {
+        let tenant = try await self.visibleTenant(context)
+        return try JSONResponse.make(try await self.invitations.store.pending(tenantId: tenant.id, at: Timestamp.millis(self.timeSource.now())).map(\.summary))
+    }
+
+    /// `DELETE /tenants/:id/invitations/:invitationId`: its link stops working.
+    @Sendable func withdrawInvitation(_ request: Request, context: Context) async throws -> Response {
+        let tenant = try await self.visibleTenant(context)
+        let id = try Identifier.validate(context.parameters.get("invitationId") ?? "", field: "invitationId")
+        guard let withdrawn = try await self.invitations.store.withdraw(id: id, tenantId: tenant.id, at: Timestamp.millis(self.timeSource.now())) else {
+            throw ServiceError.notFound("No such invitation")
         }
-        return try JSONResponse.make(
-            MemberSummary(
-                userId: user.id, email: user.email, name: user.name, roles: [role], joinedAt: Timestamp.iso8601(self.timeSource.now()),
-                invited: invitee != nil ? true : nil),
-            status: added ? .created : .ok)
+        context.logger.notice("invitation withdrawn", metadata: ["tenant": "\(tenant.id)", "invitation": "\(id)"])
+        return try JSONResponse.make(withdrawn.summary)
     }
 
     /// Who an invitation says sent it: a signed-in user's email, else what kind of caller it was.

@@ -63,11 +63,6 @@ public protocol AccountRepository: Sendable {
     /// atomically); false when they were a member already.
     /// - Throws: ``StorageError/quotaExceeded(_:)`` naming `maxMembers`.
     func addMember(tenantId: String, userId: String, limit: Int, at: Int64) async throws -> Bool
-    /// Creates an invited user (no own tenant) and their membership in one transaction, within
-    /// the tenant's member quota. Throws `conflict` when the email is taken meanwhile.
-    func invite(user: UserRecord, tenantId: String, limit: Int) async throws
-    /// Undoes ``invite(user:tenantId:limit:)`` (the role could not be granted).
-    func withdrawInvitation(userId: String, tenantId: String) async throws
     func removeMember(tenantId: String, userId: String) async throws -> Bool
     /// Every user, in creation order, after the user `after`.
     func users(after: String?, limit: Int) async throws -> [UserRecord]
@@ -128,14 +123,7 @@ public struct SQLAccountRepository: AccountRepository {
         user: UserRecord, tenant: TenantRecord, clearing intent: String?, beforeCommit: @escaping @Sendable () async throws -> Void
     ) async throws {
         try await self.database.transaction { sql in
-            let taken = try await sql.raw("SELECT id FROM identity_users WHERE email = \(bind: user.email)").all()
-            guard taken.isEmpty else { throw StorageError.conflict("An account with this email already exists") }
-            try await sql.raw(
-                """
-                INSERT INTO identity_users (\(unsafeRaw: Self.userColumns)) VALUES (\(bind: user.id), \(bind: user.email), \(bind: user.name), \
-                \(bind: user.passwordHash), \(bind: user.superadmin), \(bind: user.disabledAt), \(bind: user.sessionsNotBefore), \(bind: user.createdAt))
-                """
-            ).run()
+            try await self.insertUser(sql, user)
             let q = tenant.quotas
             try await sql.raw(
                 """
@@ -232,25 +220,16 @@ public struct SQLAccountRepository: AccountRepository {
         }
     }
 
-    public func invite(user: UserRecord, tenantId: String, limit: Int) async throws {
-        try await self.database.transaction { sql in
-            let taken = try await sql.raw("SELECT id FROM identity_users WHERE email = \(bind: user.email)").all()
-            guard taken.isEmpty else { throw StorageError.conflict("An account with this email already exists") }
-            try await sql.raw(
-                """
-                INSERT INTO identity_users (\(unsafeRaw: Self.userColumns)) VALUES (\(bind: user.id), \(bind: user.email), \(bind: user.name), \
-                \(bind: user.passwordHash), \(bind: user.superadmin), \(bind: user.disabledAt), \(bind: user.sessionsNotBefore), \(bind: user.createdAt))
-                """
-            ).run()
-            _ = try await self.insertMembership(sql, tenantId: tenantId, userId: user.id, limit: limit, at: user.createdAt)
-        }
-    }
-
-    public func withdrawInvitation(userId: String, tenantId: String) async throws {
-        try await self.database.transaction { sql in
-            try await sql.raw("DELETE FROM identity_memberships WHERE tenant_id = \(bind: tenantId) AND user_id = \(bind: userId)").run()
-            try await sql.raw("DELETE FROM identity_users WHERE id = \(bind: userId)").run()
-        }
+    /// Stores a new user; `conflict` when the email is taken.
+    func insertUser(_ sql: any SQLDatabase, _ user: UserRecord) async throws {
+        let taken = try await sql.raw("SELECT id FROM identity_users WHERE email = \(bind: user.email)").all()
+        guard taken.isEmpty else { throw StorageError.conflict("An account with this email already exists") }
+        try await sql.raw(
+            """
+            INSERT INTO identity_users (\(unsafeRaw: Self.userColumns)) VALUES (\(bind: user.id), \(bind: user.email), \(bind: user.name), \
+            \(bind: user.passwordHash), \(bind: user.superadmin), \(bind: user.disabledAt), \(bind: user.sessionsNotBefore), \(bind: user.createdAt))
+            """
+        ).run()
     }
 
     /// Under the tenant's membership lock, so the member quota is exact under concurrency.

@@ -158,6 +158,7 @@ public enum IdentityMigrations {
             Migration(version: 9, name: "idempotency leases: a key whose process died is known abandoned in seconds") { _ in
                 SQLIdempotencyStore.leaseMigration(prefix: "identity")
             },
+            Migration(version: 10, name: "invitations: pending offers accepted by the invitee") { _ in SQLInvitationRepository.migration },
         ]
     )
 }
