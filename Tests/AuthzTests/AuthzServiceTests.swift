@@ -33,7 +33,7 @@ struct AuthzServiceTests {
         let store = try store ?? InMemoryPolicyStore(rules: Self.defaultRules() + [StoredRule(ptype: "g", values: ["user:ann", "admin", "t1"])])
         let app = try await buildAuthz(
             reader: .values(["STREAMHUB_INTERNAL_TOKEN": Self.internalToken, "STREAMHUB_AUTHZ_ENFORCE": mode]),
-            dependencies: AuthzDependencies(store: store)
+            dependencies: AuthzDependencies(store: store, identity: IdentityTenants())
         )
         return (app, store)
     }
@@ -70,6 +70,30 @@ struct AuthzServiceTests {
             let notGranted = try await self.post(
                 client, "/internal/v1/enforce", #"{"subject":"user:ann","tenant":"t1","resource":"tenant","action":"delete"}"#)
             #expect(try self.decision(notGranted).allowed == false)
+        }
+    }
+
+    @Test("a global caller's writes name a tenant that exists: another is a 404 and writes nothing; reads and tenant callers never ask identity")
+    func writesNeedAnExistingTenant() async throws {
+        let (app, store) = try await self.makeApp()
+        let global = Principal(kind: .apiToken, scope: .global, subject: "token:root", tenantId: nil)
+        try await app.test(.router) { (client: any TestClientProtocol) async throws in
+            let before = try await store.load().rules.count
+            let typo = try await self.post(client, "/api/v1/authz/roles?tenant=ghost-acme", #"{"user":"user:x","role":"viewer"}"#, principal: global)
+            #expect(typo.status == .notFound)
+            #expect(try self.message(typo) == "No such tenant ghost-acme")
+            let rule = #"{"subject":"user:x","resource":"app","action":"read"}"#
+            #expect(try await self.post(client, "/api/v1/authz/policies?tenant=ghost-acme", rule, principal: global).status == .notFound)
+            var headers: HTTPFields = [.streamHubInternalToken: Self.internalToken, .streamHubPrincipal: PrincipalHeader.encode(global)]
+            let imported = try await client.execute(
+                uri: "/api/v1/authz/import?tenant=ghost-acme", method: .post, headers: headers, body: ByteBuffer(string: "p, user:x, ghost-acme, app, read\n"))
+            #expect(imported.status == .notFound)
+            headers[.contentType] = nil
+            let removal = try await client.execute(uri: "/api/v1/authz/roles?tenant=ghost-acme&user=user:x&role=viewer", method: .delete, headers: headers)
+            #expect(removal.status == .notFound)
+            #expect(try await store.load().rules.count == before)
+            // An existing tenant takes the same write.
+            #expect(try await self.post(client, "/api/v1/authz/roles?tenant=acme", #"{"user":"user:x","role":"viewer"}"#, principal: global).status == .created)
         }
     }
 
@@ -241,7 +265,7 @@ struct AuthzServiceTests {
         ])
         let app = try await buildAuthz(
             reader: .values(["STREAMHUB_INTERNAL_TOKEN": Self.internalToken, "STREAMHUB_AUTHZ_ENFORCE": "on", "STREAMHUB_AUTHZ_MODEL": path]),
-            dependencies: AuthzDependencies(store: store)
+            dependencies: AuthzDependencies(store: store, identity: IdentityTenants())
         )
         try await app.test(.live) { (client: any TestClientProtocol) async throws in
             let live = try await self.post(
@@ -571,5 +595,14 @@ struct AuthzMigrationTests {
         }
         #expect(rules.filter { $0.values.count >= 4 && $0.values[2] == "cluster" }.count == 1)
         #expect(rules.contains(StoredRule(ptype: "p", values: ["admin", "*", "cluster", "read"])))
+    }
+}
+
+/// identity as authz sees it: every tenant exists but those named `ghost-…`.
+final class IdentityTenants: UpstreamClient, @unchecked Sendable {
+    func send(_ request: UpstreamRequest, timeout: Duration) async throws -> UpstreamResponse {
+        let missing = request.pathAndQuery.hasPrefix("/internal/v1/tenants/ghost-")
+        let body = ByteBuffer(string: missing ? #"{"statusCode":404,"message":"No such tenant","error":"Not Found"}"# : #"{"id":"t"}"#)
+        return UpstreamResponse(status: missing ? .notFound : .ok, headers: [:], body: .init(byteBuffer: body), collect: { _ in body })
     }
 }

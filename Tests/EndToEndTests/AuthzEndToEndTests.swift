@@ -51,7 +51,8 @@ extension RealExecutables {
             try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
                 let base = stack.gatewayURL
                 let token = try await stack.seedToken(name: "e2e").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-                let session = Stack.session(sub: "ann", tenantId: "t1")
+                let t1 = try await stack.newTenant(client)
+                let session = Stack.session(sub: "ann", tenantId: t1)
 
                 let denied = try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)")])
                 #expect(denied.status == 403)
@@ -59,7 +60,7 @@ extension RealExecutables {
 
                 // The platform operator's global token administers tenant t1's policy.
                 let assigned = try await client.call(
-                    base + "/api/v1/authz/roles?tenant=t1", method: "POST",
+                    base + "/api/v1/authz/roles?tenant=\(t1)", method: "POST",
                     headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")], body: #"{"user":"user:ann","role":"viewer"}"#
                 )
                 #expect(assigned.status == 201)
@@ -73,7 +74,7 @@ extension RealExecutables {
 
                 // ann is a viewer: reading policy is not hers; checking explains why.
                 let check = try await client.call(
-                    base + "/api/v1/authz/check?tenant=t1", method: "POST",
+                    base + "/api/v1/authz/check?tenant=\(t1)", method: "POST",
                     headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")],
                     body: #"{"subject":"user:ann","resource":"app","action":"read"}"#
                 )
@@ -84,7 +85,7 @@ extension RealExecutables {
                 #expect(policyRead.status == 403)
 
                 let badJSON = try await client.call(
-                    base + "/api/v1/authz/roles?tenant=t1", method: "POST",
+                    base + "/api/v1/authz/roles?tenant=\(t1)", method: "POST",
                     headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")], body: #"{"user":"#
                 )
                 #expect(badJSON.status == 400)
@@ -140,12 +141,13 @@ extension RealExecutables {
         func decisionCache() async throws {
             let metricsToken = "metrics-token-for-e2e-0123456789"
             try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on", "METRICS_TOKEN": metricsToken]) { stack, client in
+                let t9 = try await stack.newTenant(client)
                 let base = stack.gatewayURL
                 let token = try await stack.seedToken(name: "e2e").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 let admin = [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")]
-                let session = ("Authorization", "Bearer " + Stack.session(sub: "cached", tenantId: "t9"))
+                let session = ("Authorization", "Bearer " + Stack.session(sub: "cached", tenantId: t9))
                 let role = #"{"user":"user:cached","role":"viewer"}"#
-                #expect(try await client.call(base + "/api/v1/authz/roles?tenant=t9", method: "POST", headers: admin, body: role).status == 201)
+                #expect(try await client.call(base + "/api/v1/authz/roles?tenant=\(t9)", method: "POST", headers: admin, body: role).status == 201)
                 try await Stack.waitFor(deadline: .seconds(2), "the grant to be in force") {
                     try await client.call(base + "/api/v1/apps", headers: [session]).status == 200
                 }
@@ -165,14 +167,14 @@ extension RealExecutables {
 
                 // Revoked: refused within 1 s although the allow was cached.
                 #expect(
-                    try await client.call(base + "/api/v1/authz/roles?tenant=t9&user=user:cached&role=viewer", method: "DELETE", headers: admin).status == 200)
+                    try await client.call(base + "/api/v1/authz/roles?tenant=\(t9)&user=user:cached&role=viewer", method: "DELETE", headers: admin).status == 200)
                 let revoked = ContinuousClock.now
                 try await Stack.waitFor(deadline: .seconds(1), "the revocation to be in force within 1 s") {
                     try await client.call(base + "/api/v1/apps", headers: [session]).status == 403
                 }
                 print("decision cache: revocation in force after \(ContinuousClock.now - revoked)")
                 // Denials are never cached: granted again, allowed within 1 s.
-                #expect(try await client.call(base + "/api/v1/authz/roles?tenant=t9", method: "POST", headers: admin, body: role).status == 201)
+                #expect(try await client.call(base + "/api/v1/authz/roles?tenant=\(t9)", method: "POST", headers: admin, body: role).status == 201)
                 try await Stack.waitFor(deadline: .seconds(1), "the new grant to be in force within 1 s") {
                     try await client.call(base + "/api/v1/apps", headers: [session]).status == 200
                 }
@@ -266,27 +268,28 @@ extension RealExecutables {
             try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
                 let token = try await stack.seedToken(name: "docs").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 let base = stack.gatewayURL
+                let t1 = try await stack.newTenant(client)
                 let auth = ("Authorization", "Bearer \(token)")
                 let json = ("Content-Type", "application/json")
                 let assigned = try await client.call(
-                    base + "/api/v1/authz/roles?tenant=t1", method: "POST", headers: [auth, json], body: #"{"user":"user:42","role":"viewer"}"#)
+                    base + "/api/v1/authz/roles?tenant=\(t1)", method: "POST", headers: [auth, json], body: #"{"user":"user:42","role":"viewer"}"#)
                 let assignedData = try #require(try assigned.json()["data"] as? [String: Any])
-                #expect(assignedData["tenant"] as? String == "t1" && assignedData["changed"] as? Int == 1)
+                #expect(assignedData["tenant"] as? String == t1 && assignedData["changed"] as? Int == 1)
                 let granted = try await client.call(
-                    base + "/api/v1/authz/policies?tenant=t1", method: "POST", headers: [auth, json],
+                    base + "/api/v1/authz/policies?tenant=\(t1)", method: "POST", headers: [auth, json],
                     body: #"{"subject":"token:7","resource":"stream","action":"write"}"#)
                 #expect(granted.status == 201)
                 let check = try await client.call(
-                    base + "/api/v1/authz/check?tenant=t1", method: "POST", headers: [auth, json],
+                    base + "/api/v1/authz/check?tenant=\(t1)", method: "POST", headers: [auth, json],
                     body: #"{"subject":"user:42","resource":"app","action":"read"}"#)
                 let checked = try #require(try check.json()["data"] as? NSDictionary)
-                #expect(checked == ["tenant": "t1", "allowed": true, "explain": ["viewer", "*", "app", "read"], "roles": ["viewer"]] as NSDictionary)
+                #expect(checked == ["tenant": t1, "allowed": true, "explain": ["viewer", "*", "app", "read"], "roles": ["viewer"]] as NSDictionary)
                 // The user the JWT names is the subject the docs assign: user 42 now reads apps in t1.
-                let session = Stack.session(sub: "42", tenantId: "t1")
+                let session = Stack.session(sub: "42", tenantId: t1)
                 #expect(try await client.call(base + "/api/v1/apps", headers: [("Authorization", "Bearer \(session)")]).status == 200)
-                let removed = try await client.call(base + "/api/v1/authz/roles?tenant=t1&user=user:42&role=viewer", method: "DELETE", headers: [auth])
+                let removed = try await client.call(base + "/api/v1/authz/roles?tenant=\(t1)&user=user:42&role=viewer", method: "DELETE", headers: [auth])
                 #expect((try removed.json()["data"] as? [String: Any])?["changed"] as? Int == 1)
-                let again = try await client.call(base + "/api/v1/authz/roles?tenant=t1&user=user:42&role=viewer", method: "DELETE", headers: [auth])
+                let again = try await client.call(base + "/api/v1/authz/roles?tenant=\(t1)&user=user:42&role=viewer", method: "DELETE", headers: [auth])
                 #expect(again.status == 200)
                 #expect((try again.json()["data"] as? [String: Any])?["changed"] as? Int == 0)
                 // In force at the gateway within 1 s (its decision cache keeps an allow at most that long).

@@ -151,7 +151,8 @@ extension RealExecutables {
                         "AUTHZ_POLICY_STALENESS_S": "2",
                     ])
                 let root = try await stack.seedToken(name: "root").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-                let question = #"{"subject":"user:dora","tenant":"t-fault","resource":"app","action":"read"}"#
+                let tenant = try await stack.newTenant(client)
+                let question = #"{"subject":"user:dora","tenant":"\#(tenant)","resource":"app","action":"read"}"#
                 func allowedAtReplica() async throws -> Bool? {
                     let answer = try await self.forwarded(client, port: replica.port, "POST", "/internal/v1/enforce", body: question)
                     guard answer.status == 200 else { return nil }
@@ -160,12 +161,12 @@ extension RealExecutables {
                 func grant(_ method: String) async throws -> Int {
                     if method == "DELETE" {
                         return try await client.call(
-                            stack.gatewayURL + "/api/v1/authz/roles?tenant=t-fault&user=user:dora&role=viewer", method: method,
+                            stack.gatewayURL + "/api/v1/authz/roles?tenant=\(tenant)&user=user:dora&role=viewer", method: method,
                             headers: [("Authorization", "Bearer \(root)")]
                         ).status
                     }
                     return try await client.call(
-                        stack.gatewayURL + "/api/v1/authz/roles?tenant=t-fault", method: method,
+                        stack.gatewayURL + "/api/v1/authz/roles?tenant=\(tenant)", method: method,
                         headers: [("Authorization", "Bearer \(root)"), Self.json], body: #"{"user":"user:dora","role":"viewer"}"#
                     ).status
                 }

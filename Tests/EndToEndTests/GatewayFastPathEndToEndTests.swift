@@ -32,13 +32,14 @@ extension RealExecutables {
             ]
             try await Stack.with(extra: extra) { stack, client in
                 let base = stack.gatewayURL
+                let t9 = try await stack.newTenant(client)
                 let token = try await stack.seedToken(name: "e2e").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 let admin = [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")]
                 #expect(
                     try await client.call(
-                        base + "/api/v1/authz/roles?tenant=t9", method: "POST", headers: admin, body: #"{"user":"user:fast","role":"viewer"}"#
+                        base + "/api/v1/authz/roles?tenant=\(t9)", method: "POST", headers: admin, body: #"{"user":"user:fast","role":"viewer"}"#
                     ).status == 201)
-                let session = "Bearer " + Stack.session(sub: "fast", tenantId: "t9")
+                let session = "Bearer " + Stack.session(sub: "fast", tenantId: t9)
                 try await Stack.waitFor(deadline: .seconds(2), "the grant to be in force") {
                     try await client.call(base + "/api/v1/apps", headers: [("Authorization", session)]).status == 200
                 }
@@ -149,7 +150,7 @@ extension RealExecutables {
                 // A revoked role is in force within 1 s on the event loop too (the cache empties).
                 #expect(
                     try await client.call(
-                        base + "/api/v1/authz/roles?tenant=t9&user=user:fast&role=viewer", method: "DELETE", headers: admin
+                        base + "/api/v1/authz/roles?tenant=\(t9)&user=user:fast&role=viewer", method: "DELETE", headers: admin
                     ).status == 200)
                 try await Stack.waitFor(deadline: .seconds(1), "the revocation to be in force within 1 s") {
                     try await client.call(base + "/api/v1/apps", headers: [("Authorization", session)]).status == 403
@@ -162,9 +163,10 @@ extension RealExecutables {
             let extra = ["STREAMHUB_AUTHZ_ENFORCE": "on", "METRICS_TOKEN": Self.metricsToken, "GATEWAY_DECISION_CACHE_SIZE": "0"]
             try await Stack.with(extra: extra) { stack, client in
                 let base = stack.gatewayURL
+                let t9 = try await stack.newTenant(client)
                 let token = try await stack.seedToken(name: "e2e").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 let admin = [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")]
-                let session = "Bearer " + Stack.session(sub: "asked", tenantId: "t9")
+                let session = "Bearer " + Stack.session(sub: "asked", tenantId: t9)
                 // Before any grant: denied, first by the router (nothing cached), then on the event loop.
                 var denials: [HTTPResult] = []
                 for _ in 0..<8 { denials.append(try await client.call(base + "/api/v1/apps", headers: [("Authorization", session)])) }
@@ -174,7 +176,7 @@ extension RealExecutables {
 
                 #expect(
                     try await client.call(
-                        base + "/api/v1/authz/roles?tenant=t9", method: "POST", headers: admin, body: #"{"user":"user:asked","role":"viewer"}"#
+                        base + "/api/v1/authz/roles?tenant=\(t9)", method: "POST", headers: admin, body: #"{"user":"user:asked","role":"viewer"}"#
                     ).status == 201)
                 func metrics(_ port: Int) async throws -> String {
                     try await client.call("http://127.0.0.1:\(port)/metrics", headers: [("Authorization", "Bearer \(Self.metricsToken)")]).body
@@ -203,7 +205,7 @@ extension RealExecutables {
                 // Revoked: the very next request is refused (nothing is cached).
                 #expect(
                     try await client.call(
-                        base + "/api/v1/authz/roles?tenant=t9&user=user:asked&role=viewer", method: "DELETE", headers: admin
+                        base + "/api/v1/authz/roles?tenant=\(t9)&user=user:asked&role=viewer", method: "DELETE", headers: admin
                     ).status == 200)
                 try await Stack.waitFor(deadline: .seconds(1), "the revocation to be in force") {
                     try await client.call(base + "/api/v1/apps", headers: [("Authorization", session)]).status == 403

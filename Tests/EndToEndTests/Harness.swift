@@ -205,6 +205,18 @@ final class Stack: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: self.dataDir)
     }
 
+    /// A tenant that exists (a sign-up through the gateway): global callers' policy writes need one.
+    func newTenant(_ client: HTTPClient) async throws -> String {
+        let email = "tenant-\(UUID().uuidString.prefix(8).lowercased())@example.com"
+        let answer = try await client.call(
+            self.gatewayURL + "/api/v1/auth/signup", method: "POST", headers: [("Content-Type", "application/json")],
+            body: #"{"email":"\#(email)","password":"correct horse battery"}"#)
+        guard let data = try answer.json()["data"] as? [String: Any], let tenant = data["tenantId"] as? String else {
+            throw HarnessError("sign-up for a tenant answered \(answer.status): \(answer.body)")
+        }
+        return tenant
+    }
+
     /// Runs `streamhub seed-token` against this stack's store; returns stdout.
     func seedToken(name: String) async throws -> (status: Int32, stdout: String, stderr: String) {
         try await Self.run(Self.binary("streamhub"), ["seed-token", "--name", name], environment: self.environment)

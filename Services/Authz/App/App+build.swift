@@ -10,9 +10,12 @@ import Shared
 public struct AuthzDependencies: Sendable {
     public var metrics: ServiceMetrics?
     public var store: (any PolicyStore)?
-    public init(metrics: ServiceMetrics? = nil, store: (any PolicyStore)? = nil) {
+    /// How authz reaches identity (a fake in tests).
+    public var identity: (any UpstreamClient)?
+    public init(metrics: ServiceMetrics? = nil, store: (any PolicyStore)? = nil, identity: (any UpstreamClient)? = nil) {
         self.metrics = metrics
         self.store = store
+        self.identity = identity
     }
 }
 
@@ -61,7 +64,20 @@ public func buildAuthz(
         internalToken: configuration.common.internalToken, metrics: metrics, serverName: "streamhub-authz", logger: logger
     )
     enforce.addRoutes(to: router)
-    PolicyAdminController(engine: engine).addRoutes(
+    let identityTransport: any UpstreamClient
+    if let injected = dependencies.identity {
+        identityTransport = injected
+    } else {
+        let http = HTTPUpstreamClient()
+        services.append(http)
+        let stack = UpstreamStack.make(transport: http, upstreams: [("identity", configuration.identity)], logger: logger, metrics: metrics)
+        services.append(stack)
+        identityTransport = stack
+    }
+    let tenants = TenantDirectory(
+        identity: InternalClient(transport: identityTransport, internalToken: configuration.common.internalToken, timeout: .seconds(5)),
+        identityURL: configuration.identityURL)
+    PolicyAdminController(engine: engine, tenants: tenants).addRoutes(
         to: router.forwardedGroup(internalToken: configuration.common.internalToken, idempotency: idempotency))
     RoleGrantController(engine: engine, mode: configuration.enforcement).addRoutes(to: router.internalGroup(internalToken: configuration.common.internalToken))
 

@@ -9,7 +9,8 @@ import Shared
 /// Keys: `HOST`, `PORT` (8082), `STREAMHUB_INTERNAL_TOKEN`, `METRICS_TOKEN`, `STREAMHUB_AUTHZ_ENFORCE`
 /// (`off` | `log` | `on`, default `log`), `STREAMHUB_AUTHZ_MODEL` (a Casbin model file replacing the
 /// built-in one), `AUTHZ_POLICY_STALENESS_S` (5), `DATABASE_URL` or `STREAMHUB_DATA_DIR` (SQLite file
-/// `authz.sqlite`), `DATABASE_QUERY_TIMEOUT_S`, `LOG_LEVEL`.
+/// `authz.sqlite`), `DATABASE_QUERY_TIMEOUT_S`, `LOG_LEVEL`, `IDENTITY_URL` (whether a tenant named by a
+/// global caller's write exists).
 public struct AuthzConfiguration: Sendable {
     public var common: CommonConfiguration
     public var storage: StorageLocation
@@ -21,12 +22,17 @@ public struct AuthzConfiguration: Sendable {
     /// How long the replica may go without confirming its policy version against the store before
     /// readiness fails (`AUTHZ_POLICY_STALENESS_S`, default 5, 1…3600).
     public var policyStalenessBound: Duration
+    /// Where identity is reached (`IDENTITY_URL`): a global caller's policy write names a tenant
+    /// that must exist there.
+    public var identity: UpstreamTargets
+    public var identityURL: String { self.identity.configured }
 
     public init(reader: SettingsReader) throws {
         self.common = try CommonConfiguration(reader: reader, defaultPort: DefaultPort.authz)
         self.storage = try StorageLocation(reader: reader, name: "authz")
         self.enforcement = try reader.enforcementMode()
         self.policyStalenessBound = .seconds(try reader.int(ConfigKey.authzPolicyStaleness, default: 5, range: 1...3600))
+        self.identity = try reader.upstream(ConfigKey.identityURL, default: "http://127.0.0.1:\(DefaultPort.identity)")
         if let path = reader.string(ConfigKey.authzModel), !path.isEmpty {
             self.model = try Self.loadModel(path: path)
             self.modelFile = path

@@ -10,9 +10,21 @@ import Shared
 /// `*`) are read-only here.
 public struct PolicyAdminController<Context: ServiceRequestContextProtocol>: Sendable {
     let engine: PolicyEngine
+    let tenants: TenantDirectory
 
-    public init(engine: PolicyEngine) {
+    public init(engine: PolicyEngine, tenants: TenantDirectory) {
         self.engine = engine
+        self.tenants = tenants
+    }
+
+    /// The tenant a write goes to: the caller's own, or — for a global caller — one that exists
+    /// (a typo in `?tenant=` is a 404, never a new domain full of rules).
+    func writeTenant(_ request: Request, context: Context) async throws -> String {
+        let tenant = try Self.tenant(request, context: context)
+        if try context.caller().bypassesAuthorization {
+            try await self.tenants.requireExisting(tenant, requestID: context.requestID)
+        }
+        return tenant
     }
 
     public func addRoutes(to group: RouterGroup<Context>) {
@@ -112,14 +124,14 @@ public struct PolicyAdminController<Context: ServiceRequestContextProtocol>: Sen
     }
 
     @Sendable func addPolicy(_ request: Request, context: Context) async throws -> Response {
-        let tenant = try Self.tenant(request, context: context)
+        let tenant = try await self.writeTenant(request, context: context)
         let rule = try Self.validated(try await request.decodeJSON(PolicyRule.self, limit: 16 * 1024))
         return try await self.change(
             [.add(StoredRule(ptype: "p", values: [rule.subject, tenant, rule.resource, rule.action]))], tenant: tenant, status: .created)
     }
 
     @Sendable func removePolicy(_ request: Request, context: Context) async throws -> Response {
-        let tenant = try Self.tenant(request, context: context)
+        let tenant = try await self.writeTenant(request, context: context)
         let rule = try Self.queryRule(request)
         return try await self.change([.remove(StoredRule(ptype: "p", values: [rule.subject, tenant, rule.resource, rule.action]))], tenant: tenant)
     }
@@ -131,7 +143,7 @@ public struct PolicyAdminController<Context: ServiceRequestContextProtocol>: Sen
     }
 
     @Sendable func addRole(_ request: Request, context: Context) async throws -> Response {
-        let tenant = try Self.tenant(request, context: context)
+        let tenant = try await self.writeTenant(request, context: context)
         let body = try await request.decodeJSON(RoleAssignment.self, limit: 16 * 1024)
         let user = try Identifier.validate(body.user, field: "user")
         let role = try Identifier.validate(body.role, field: "role")
@@ -141,7 +153,7 @@ public struct PolicyAdminController<Context: ServiceRequestContextProtocol>: Sen
     }
 
     @Sendable func removeRole(_ request: Request, context: Context) async throws -> Response {
-        let tenant = try Self.tenant(request, context: context)
+        let tenant = try await self.writeTenant(request, context: context)
         let user = try Self.query(request, "user")
         let role = try Self.query(request, "role")
         try self.checkRank(role, removing: true, context: context, tenant: tenant)
@@ -167,7 +179,7 @@ public struct PolicyAdminController<Context: ServiceRequestContextProtocol>: Sen
     /// Imports Casbin CSV (`p, sub, dom, obj, act` / `g, user, role, dom`) into the tenant. Every
     /// line must name the caller's tenant as its domain; the whole file is refused otherwise.
     @Sendable func importCSV(_ request: Request, context: Context) async throws -> Response {
-        let tenant = try Self.tenant(request, context: context)
+        let tenant = try await self.writeTenant(request, context: context)
         var request = request
         let buffer: ByteBuffer
         do {
