@@ -46,9 +46,10 @@ LINK="-lShared" target enforce-body fuzz/targets/enforce_body.swift Services/Aut
 LINK="-lCasbinEngine" target casbin fuzz/targets/casbin.swift
 LINK="-lShared" target edge-parsers fuzz/targets/edge_parsers.swift Services/ServiceKit/PrincipalHeader.swift \
     Services/Media/App/Routes/MediaHeaderParsers.swift
+LINK="-lShared" target text fuzz/targets/text.swift Services/Identity/App/Services/MailText.swift
 
 status=0
-for name in enforce-body casbin edge-parsers; do
+for name in enforce-body casbin edge-parsers text; do
     [[ -n "$only" && "$only" != "$name" ]] && continue
     mkdir -p "$out/corpus/$name"
     limit=(-max_total_time="$seconds")

@@ -25,6 +25,10 @@ struct InvitationMailTests {
         }
         #expect(MailText.quoted("v1.2 release, 3.5 stars") == #""v1.2 release, 3.5 stars""#)
         #expect(MailText.quoted("line\u{2028}break\u{200B}and\u{7}bell \"quoted\"") == #""line break and bell 'quoted'""#)
+        // Found by fuzzing: a combining mark first joined the opening quote.
+        #expect(MailText.quoted("\u{07F1}\u{0301}Acme").unicodeScalars.first == "\"")
+        #expect(MailText.quoted("\u{07F1}\u{0301}Acme") == #""Acme""#)
+        #expect(MailText.quoted("\u{0349}\u{0349}mailto:x") == #""[link removed]""#)
         let long = MailText.quoted(String(repeating: "name ", count: 30))
         #expect(long.count == 62 && long.hasSuffix("…\""))
     }

@@ -144,28 +144,9 @@ public struct CredentialResolver: Sendable {
         return nil
     }
 
-    /// Extracts the credential from `Bearer <credential>` (scheme case-insensitive, spaces and tabs
-    /// around it ignored); anything else is a 401. Byte-level: this runs on every request.
+    /// The credential of `Bearer <credential>` (``BearerCredential``); anything else is a 401.
     static func bearerCredential(_ header: String) throws -> String {
-        var header = header
-        let credential = header.withUTF8 { bytes -> String? in
-            func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
-            var start = 0
-            var end = bytes.count
-            while start < end, isBlank(bytes[start]) { start += 1 }
-            while end > start, isBlank(bytes[end - 1]) { end -= 1 }
-            for expected in "bearer".utf8 {
-                guard start < end, bytes[start] | 0x20 == expected else { return nil }
-                start += 1
-            }
-            guard start < end, isBlank(bytes[start]) else { return nil }
-            while start < end, isBlank(bytes[start]) { start += 1 }
-            guard start < end, end - start <= 8192 else { return nil }
-            let credential = UnsafeBufferPointer(rebasing: bytes[start..<end])
-            guard !credential.contains(0x20) else { return nil }
-            return String(decoding: credential, as: UTF8.self)
-        }
-        guard let credential else {
+        guard let credential = BearerCredential.parse(header) else {
             throw ServiceError(.unauthorized, message: "Malformed Authorization header: expected \"Bearer <credential>\"")
         }
         return credential

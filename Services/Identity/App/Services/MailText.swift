@@ -20,10 +20,22 @@ enum MailText {
                     default: scalar == "\"" ? "'" : scalar
                     }
                 }))
-        let words = flattened.split(whereSeparator: { $0.isWhitespace }).map { self.isLinkLike($0) ? self.removedLink : String($0) }
+        // A combining mark first would join our opening quote (fuzzing found `"` + U+07F1), and
+        // hide a word's start from the link check: gone before the words are read.
+        let unmarked = flattened.unicodeScalars.drop(while: { Self.isMark($0) || $0.properties.isWhitespace })
+        let words = String(String.UnicodeScalarView(unmarked)).split(whereSeparator: { $0.isWhitespace }).map {
+            self.isLinkLike($0) ? self.removedLink : String($0)
+        }
         var text = words.joined(separator: " ")
         if text.count > self.nameLimit { text = String(text.prefix(self.nameLimit - 1)).trimmingCharacters(in: .whitespaces) + "…" }
         return "\"\(text)\""
+    }
+
+    static func isMark(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .nonspacingMark, .spacingMark, .enclosingMark: true
+        default: false
+        }
     }
 
     /// Whether a client might make `word` a link: `scheme:` followed by `//`, `www.`, an `@`, or a
