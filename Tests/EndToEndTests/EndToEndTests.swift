@@ -160,14 +160,7 @@ extension RealExecutables {
 extension RealExecutables {
     @Suite("streamhub up", .serialized)
     struct UpCommandTests {
-        /// A base port with the next three free too.
-        func freePortBlock() throws -> Int {
-            for _ in 0..<50 {
-                let base = Int.random(in: 20_000...60_000)
-                if (0..<4).allSatisfy({ Stack.isFree(port: base + $0) }) { return base }
-            }
-            throw HarnessError("no block of 4 free ports")
-        }
+        func freePortBlock() throws -> Int { try Stack.freePortBlock() }
 
         @Test("up starts everything, mints a token once, serves it and the sample stream (with ffmpeg), and stops cleanly on Ctrl-C")
         func upAndDown() async throws {

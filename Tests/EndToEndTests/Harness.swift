@@ -277,6 +277,17 @@ final class Stack: @unchecked Sendable {
     }
 
     /// A port the kernel just handed out on loopback.
+    /// A base port with the next `count - 1` free too, below the ephemeral range (32768–60999 here),
+    /// so no client connection of a test running beside takes one meanwhile (`up --port P` uses
+    /// P to P+3; an ephemeral P once met P+2 taken).
+    static func freePortBlock(_ count: Int = 4) throws -> Int {
+        for _ in 0..<200 {
+            let base = Int.random(in: 20_000...(32_000 - count))
+            if (0..<count).allSatisfy({ Self.isFree(port: base + $0) }) { return base }
+        }
+        throw HarnessError("no block of \(count) free ports")
+    }
+
     static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HarnessError("socket failed") }

@@ -39,7 +39,7 @@ extension RealExecutables {
 
         @Test("a second up whose ports are taken fails before printing success or minting a token")
         func upPortsTaken() async throws {
-            let port = try Stack.freePort()
+            let port = try Stack.freePortBlock()
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             defer { close(fd) }
             var address = sockaddr_in()
@@ -62,7 +62,7 @@ extension RealExecutables {
 
         @Test("a service that stops during up's start-up: its own message, exit 2, nothing left running")
         func upServiceFails() async throws {
-            let port = try Stack.freePort()
+            let port = try Stack.freePortBlock()
             let dir = try TestDatabases.temporaryDirectory()
             var environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
             environment["STREAMHUB_AUTHZ_ENFORCE"] = "maybe"
@@ -96,7 +96,7 @@ extension RealExecutables {
 
         @Test("up stops every service on SIGHUP (a closed terminal)")
         func upSignalsAndDeaths() async throws {
-            let port = try Stack.freePort()
+            let port = try Stack.freePortBlock()
             let dir = try TestDatabases.temporaryDirectory()
             let first = try await self.startUp(port: port, dir: dir)
             kill(first.process.processIdentifier, SIGHUP)
