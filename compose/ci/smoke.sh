@@ -31,25 +31,25 @@ down() { [ -n "${KEEP_STACK:-}" ] && return; compose "${FILES[@]}" down -v >/dev
 trap down EXIT
 API="http://127.0.0.1:$PORT/api/v1"
 fail() { echo "smoke: $*" >&2; for s in postgres identity authz media gateway mailpit; do
-  echo "--- $s" >&2; podman logs --tail 30 "$(podman ps -a -q --filter "label=io.podman.compose.service=$s" | head -1)" 2>&1 | cut -c1-300 >&2 || true; done; exit 1; }
+  echo "--- $s" >&2; podman logs --tail 30 "$(podman ps -a -q --filter "label=io.podman.compose.service=$s" | awk 'NR==1')" 2>&1 | cut -c1-300 >&2 || true; done; exit 1; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 smoke() {
   local round=$1
   # Ready: the gateway answers and every upstream is ready (podman runs no health checks).
   for _ in $(seq 1 180); do curl -fs "http://127.0.0.1:$PORT/internal/v1/ready" >/dev/null 2>&1 && break; sleep 1; done
-  curl -fs "$API/health" | grep -q '"status":"ok"' || fail "round $round: gateway not healthy"
+  curl -fs "$API/health" | grep '"status":"ok"' >/dev/null || fail "round $round: gateway not healthy"
   local identity token
-  identity=$(podman ps -q --filter "label=io.podman.compose.service=identity" | head -1)
+  identity=$(podman ps -q --filter "label=io.podman.compose.service=identity" | awk 'NR==1')
   token=$(podman exec "$identity" streamhub seed-token --name "ci-$round") || fail "seed-token"
-  curl -fs "$API/apps" -H "Authorization: Bearer $token" | grep -q '"error":null' || fail "round $round: apps with the seeded token"
+  curl -fs "$API/apps" -H "Authorization: Bearer $token" | grep '"error":null' >/dev/null || fail "round $round: apps with the seeded token"
   local email="smoke-$round-$RANDOM@example.com" signup tenant
   signup=$(curl -fs -X POST "$API/auth/signup" -H 'Content-Type: application/json' -d "{\"email\":\"$email\",\"password\":\"correct horse battery\"}") \
     || fail "round $round: signup"
   tenant=$(json 'd["data"]["tenantId"]' <<<"$signup")
   curl -fs -X POST "$API/auth/magic-link" -H 'Content-Type: application/json' -d "{\"email\":\"$email\"}" >/dev/null || fail "round $round: magic link"
   local catcher link=""
-  catcher=$(podman ps -q --filter "label=io.podman.compose.service=mailpit" | head -1)
+  catcher=$(podman ps -q --filter "label=io.podman.compose.service=mailpit" | awk 'NR==1')
   for _ in $(seq 1 60); do
     link=$(podman logs "$catcher" 2>&1 | python3 -c "
 import re,sys
@@ -58,7 +58,7 @@ m=re.search(r'/login/magic\?token=([A-Za-z0-9_-]+)', text[at:]) if at >= 0 else 
 print(m.group(1) if m else '')")
     [ -n "$link" ] && break; sleep 1; done
   [ -n "$link" ] || fail "round $round: no magic link caught"
-  curl -fs -X POST "$API/auth/magic/verify" -H 'Content-Type: application/json' -d "{\"token\":\"$link\"}" | grep -q '"token"' \
+  curl -fs -X POST "$API/auth/magic/verify" -H 'Content-Type: application/json' -d "{\"token\":\"$link\"}" | grep '"token"' >/dev/null \
     || fail "round $round: the caught link does not sign in"
   local app
   app=$(curl -fs -X POST "$API/apps" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
@@ -66,7 +66,7 @@ print(m.group(1) if m else '')")
   local opened
   opened=$(curl -s -X POST "$API/apps/$app/streams" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "{\"room\":\"smoke-$round\"}")
   grep -q '"publisher"' <<<"$opened" || fail "round $round: stream: $opened"
-  curl -fs "$API/apps/$app/play-token/smoke-$round" | grep -q '"token"' || fail "round $round: play-token"
+  curl -fs "$API/apps/$app/play-token/smoke-$round" | grep '"token"' >/dev/null || fail "round $round: play-token"
   echo "smoke round $round: health, seed-token, apps, sign-up, magic link caught and signed in, play-token: ok"
 }
 
