@@ -20,6 +20,8 @@ final class StatefulAuthz: UpstreamClient, @unchecked Sendable {
     var grants: Set<[String]> = []
     var failAfterApplying = false
     var down = false
+    /// Media's apps (id → tenant), for the app lookups a token mint makes.
+    var apps: [String: String] = [:]
 
     func holds(_ subject: String, _ tenant: String) -> Bool { self.lock.withLock { self.grants.contains { $0[0] == subject && $0[2] == tenant } } }
 
@@ -34,6 +36,10 @@ final class StatefulAuthz: UpstreamClient, @unchecked Sendable {
                 if self.failAfterApplying { throw UpstreamFailure.timeout }
             case "/internal/v1/roles/revoke":
                 self.grants = self.grants.filter { !($0[0] == json["subject"] as? String && $0[2] == json["tenant"] as? String) }
+            case let path where path.hasPrefix("/internal/v1/apps/"):
+                let id = String(path.dropFirst("/internal/v1/apps/".count))
+                guard let tenant = self.apps[id] else { throw UpstreamFailure.unavailable("no such app in this fake") }
+                return #"{"id":"\#(id)","tenantId":"\#(tenant)","name":"a","features":{"publicPlayback":true},"createdAt":"2026-01-01T00:00:00Z"}"#
             default:
                 return #"{"roles":{}}"#
             }
@@ -49,7 +55,8 @@ struct RoleIntentTests {
     static let token = String(repeating: "i", count: 40)
 
     func withIdentity(
-        _ backend: String, authz: StatefulAuthz, _ body: @escaping @Sendable (any TestClientProtocol, any Database, StepClock) async throws -> Void
+        _ backend: String, authz: StatefulAuthz, tokens: @escaping @Sendable (any Database) -> any ApiTokenRepository = { SQLApiTokenRepository(database: $0) },
+        _ body: @escaping @Sendable (any TestClientProtocol, any Database, StepClock) async throws -> Void
     ) async throws {
         let location = try await TestDatabases.freshLocation(backend, name: "identity")
         try await DatabaseFactory.withDatabase(location, logger: TestDatabases.logger) { database in
@@ -61,7 +68,7 @@ struct RoleIntentTests {
                     "STREAMHUB_MAIL_OUTBOX": try TestDatabases.temporaryDirectory(),
                 ]),
                 dependencies: IdentityDependencies(
-                    tokens: SQLApiTokenRepository(database: database), accounts: SQLAccountRepository(database: database),
+                    tokens: tokens(database), accounts: SQLAccountRepository(database: database),
                     totp: SQLTOTPRepository(database: database), links: SQLSignInLinkRepository(database: database),
                     attempts: SQLAttemptRepository(database: database), roleIntents: SQLRoleIntentRepository(database: database),
                     transport: authz, timeSource: clock))
@@ -140,6 +147,43 @@ struct RoleIntentTests {
         }
     }
 
+    @Test(
+        "an app token whose grant answer was lost as the database went away: no token is left active, no grant, and a retry mints one",
+        arguments: TestDatabases.backends)
+    func tokenGrantLostDatabaseGone(backend: String) async throws {
+        // The drill's finding: the token was committed, the grant's answer was lost, and the
+        // database went away before the token could be revoked — the answer was a 5xx (so a retry
+        // with the same Idempotency-Key ran again) while the first token stayed active: minted twice.
+        let authz = StatefulAuthz()
+        let gone = DatabaseGoneAfterInsert()
+        try await self.withIdentity(backend, authz: authz, tokens: { gone.wrapping(SQLApiTokenRepository(database: $0)) }) { client, database, _ in
+            let signup = try await self.post(client, "/api/v1/auth/signup", #"{"email":"boss@example.com","password":"correct horse battery"}"#)
+            let body = try #require(try JSONSerialization.jsonObject(with: Data(buffer: signup.body)) as? [String: Any])
+            let tenantId = try #require(body["tenantId"] as? String)
+            let userId = try #require((body["user"] as? [String: Any])?["id"] as? String)
+            let owner = Principal(kind: .user, scope: .tenant, subject: "user:\(userId)", tenantId: tenantId)
+            authz.lock.withLock { authz.apps["app-1"] = tenantId }
+            authz.failAfterApplying = true
+            gone.armed = true
+            let failed = try await self.post(client, "/api/v1/tokens", #"{"name":"ci","scope":"app","appId":"app-1"}"#, as: owner)
+            #expect(failed.status.code >= 500)
+            gone.armed = false
+            // Nothing was minted, the grant authz applied is undone, nothing is left to settle.
+            #expect(try await self.count(database, "identity_api_tokens") == 0)
+            #expect(authz.lock.withLock { authz.grants.map { $0[0] } } == ["user:\(userId)"])
+            #expect(try await self.count(database, "identity_role_intents") == 0)
+            // The retry mints the one token, holding its role.
+            authz.failAfterApplying = false
+            let ok = try await self.post(client, "/api/v1/tokens", #"{"name":"ci","scope":"app","appId":"app-1"}"#, as: owner)
+            #expect(ok.status == .created)
+            let minted = try #require(try JSONSerialization.jsonObject(with: Data(buffer: ok.body)) as? [String: Any])
+            let id = try #require(minted["id"] as? String)
+            #expect(try await self.count(database, "identity_api_tokens") == 1)
+            #expect(authz.holds("token:\(id)", tenantId))
+            #expect(try await self.count(database, "identity_role_intents") == 0)
+        }
+    }
+
     @Test("accepting an invitation whose grant answer was lost: no account, no membership, no grant; the invitation stays pending", arguments: TestDatabases.backends)
     func invitationGrantLost(backend: String) async throws {
         let authz = StatefulAuthz()
@@ -175,5 +219,61 @@ struct RoleIntentTests {
             #expect(try await self.count(database, "identity_memberships") == 2)
             #expect(authz.holds(("user:" + (try #require(try await SQLAccountRepository(database: database).user(email: "new@example.com")?.id))), tenantId))
         }
+    }
+}
+
+/// An `sk_` token repository whose database goes away, while `armed`, right after a token is stored:
+/// every later call fails as PostgreSQL's stop does.
+final class DatabaseGoneAfterInsert: @unchecked Sendable {
+    let lock = NSLock()
+    var armedValue = false
+    var goneValue = false
+    var armed: Bool {
+        get { self.lock.withLock { self.armedValue } }
+        set { self.lock.withLock { self.armedValue = newValue; self.goneValue = false } }
+    }
+
+    func check() throws {
+        if self.lock.withLock({ self.armedValue && self.goneValue }) { throw StorageError.unavailable("the database went away") }
+    }
+
+    func stored() { self.lock.withLock { if self.armedValue { self.goneValue = true } } }
+
+    func wrapping(_ inner: any ApiTokenRepository) -> any ApiTokenRepository { Repository(inner: inner, state: self) }
+
+    struct Repository: ApiTokenRepository {
+        let inner: any ApiTokenRepository
+        let state: DatabaseGoneAfterInsert
+
+        func insert(_ record: ApiTokenRecord) async throws {
+            try self.state.check()
+            try await self.inner.insert(record)
+            self.state.stored()
+        }
+        func insert(_ record: ApiTokenRecord, limit: Int, at now: Int64) async throws {
+            try self.state.check()
+            try await self.inner.insert(record, limit: limit, at: now)
+            self.state.stored()
+        }
+        func insert(
+            _ record: ApiTokenRecord, limit: Int, at now: Int64, clearing intent: String, beforeCommit: @escaping @Sendable () async throws -> Void
+        ) async throws {
+            try self.state.check()
+            try await self.inner.insert(record, limit: limit, at: now, clearing: intent, beforeCommit: beforeCommit)
+            self.state.stored()
+        }
+        func find(id: String) async throws -> ApiTokenRecord? { try self.state.check(); return try await self.inner.find(id: id) }
+        func activeCount(tenant: String, at now: Int64) async throws -> Int {
+            try self.state.check()
+            return try await self.inner.activeCount(tenant: tenant, at: now)
+        }
+        func list(tenant: String?, after: String?, limit: Int) async throws -> [ApiTokenRecord] {
+            try self.state.check()
+            return try await self.inner.list(tenant: tenant, after: after, limit: limit)
+        }
+        func find(hash: String) async throws -> ApiTokenRecord? { try self.state.check(); return try await self.inner.find(hash: hash) }
+        func markUsed(id: String, at: Int64) async throws { try self.state.check(); try await self.inner.markUsed(id: id, at: at) }
+        func revoke(id: String, at: Int64) async throws -> Bool { try self.state.check(); return try await self.inner.revoke(id: id, at: at) }
+        func list() async throws -> [ApiTokenRecord] { try self.state.check(); return try await self.inner.list() }
     }
 }

@@ -87,32 +87,41 @@ public struct TokensController<Context: ServiceRequestContextProtocol>: Sendable
             tenantId = app.tenantId
             quota = try await self.accounts.tenant(id: app.tenantId)?.quotas.maxTokens ?? self.defaultQuotas.maxTokens
         }
+        let new = NewApiToken(name: body.name, scope: body.scope, appId: appId, tenantId: tenantId, expiresAt: expiresAt)
         let minted: MintedApiToken
-        do {
-            minted = try await ApiTokenMinter.mint(
-                NewApiToken(name: body.name, scope: body.scope, appId: appId, tenantId: tenantId, expiresAt: expiresAt), into: self.tokens, now: now,
-                quota: quota)
-        } catch let error as StorageError {
-            throw error.serviceError
-        }
         if let tenantId, body.scope == .app, let intents {
             // An app token can act at once under `on`: it holds `member` in its tenant (the gateway
-            // keeps it to its app's routes). The grant and the token are one outcome.
-            let subject = "token:\(minted.record.id)"
+            // keeps it to its app's routes). The grant and the token are one outcome: the grant is
+            // made inside the transaction that stores the token and takes back the intent recorded
+            // first, so if anything fails — authz, the commit, the process, the database — the
+            // intent is left and undoes the grant (at once, or later), and no token exists.
+            let tokenId = UUID().uuidString.lowercased()
+            let subject = "token:\(tokenId)"
+            let role = Self.appTokenRole
+            let requestID = context.requestID
+            let intent = try await intents.record(subject: subject, role: role, tenantId: tenantId)
             do {
-                let intent = try await intents.record(subject: subject, role: Self.appTokenRole, tenantId: tenantId)
-                do {
-                    try await intents.grant(subject: subject, role: Self.appTokenRole, tenantId: tenantId, requestID: context.requestID)
-                    try? await intents.store.clear(id: intent)
-                } catch {
-                    _ = try? await self.tokens.revoke(id: minted.record.id, at: Timestamp.millis(now))
-                    await intents.settleAfterFailure(
-                        id: intent, subject: subject, role: Self.appTokenRole, tenantId: tenantId, requestID: context.requestID, logger: context.logger)
-                    throw error
-                }
+                minted = try await ApiTokenMinter.mint(
+                    new, into: self.tokens, now: now, quota: quota,
+                    grant: (
+                        id: tokenId, intent: intent,
+                        run: { try await intents.grant(subject: subject, role: role, tenantId: tenantId, requestID: requestID) }
+                    ))
             } catch {
-                _ = try? await self.tokens.revoke(id: minted.record.id, at: Timestamp.millis(now))
-                throw error
+                let refused = (error as? StorageError)?.serviceError ?? error
+                if let refused = refused as? ServiceError, refused.status.code < 500 {
+                    // Refused before the grant (a bad name, the quota, authz said no): nothing to undo.
+                    try? await intents.store.clear(id: intent)
+                } else {
+                    await intents.settleAfterFailure(id: intent, subject: subject, role: role, tenantId: tenantId, requestID: requestID, logger: context.logger)
+                }
+                throw refused
+            }
+        } else {
+            do {
+                minted = try await ApiTokenMinter.mint(new, into: self.tokens, now: now, quota: quota)
+            } catch let error as StorageError {
+                throw error.serviceError
             }
         }
         context.logger.info("api token minted", metadata: ["token": "\(minted.record.id)", "scope": "\(body.scope.rawValue)"])

@@ -74,6 +74,12 @@ public protocol ApiTokenRepository: Sendable {
     /// atomically, exact under concurrent requests and across replicas.
     /// - Throws: ``StorageError/quotaExceeded(_:)`` naming `maxTokens` and `limit`.
     func insert(_ record: ApiTokenRecord, limit: Int, at now: Int64) async throws
+    /// ``insert(_:limit:at:)`` that also takes back the role intent `intent` and runs
+    /// `beforeCommit` (the role grant) in the same transaction: the token exists only if its grant
+    /// was made, and a failure anywhere leaves the intent to undo the grant.
+    func insert(
+        _ record: ApiTokenRecord, limit: Int, at now: Int64, clearing intent: String, beforeCommit: @escaping @Sendable () async throws -> Void
+    ) async throws
     func find(id: String) async throws -> ApiTokenRecord?
     /// How many of `tenant`'s tokens are active at `now`.
     func activeCount(tenant: String, at now: Int64) async throws -> Int
@@ -110,9 +116,12 @@ public enum ApiTokenMinter {
     }
 
     /// Mints a token and stores its hash; with `quota`, only while its tenant has fewer active tokens.
-    public static func mint(_ new: NewApiToken, into repository: any ApiTokenRepository, now: Date, quota: Int? = nil) async throws
-        -> MintedApiToken
-    {
+    /// With `grant`, the token's id is `grant.id`, and the token is stored in the transaction that
+    /// clears the role intent `grant.intent` and runs `grant.run` (the role grant), committed last.
+    public static func mint(
+        _ new: NewApiToken, into repository: any ApiTokenRepository, now: Date, quota: Int? = nil,
+        grant: (id: String, intent: String, run: @Sendable () async throws -> Void)? = nil
+    ) async throws -> MintedApiToken {
         let name = try Identifier.validate(new.name, field: "name")
         guard name.count <= 100 else { throw ServiceError.badRequest("name must be at most 100 characters") }
         if new.scope == .app && (new.appId ?? "").isEmpty {
@@ -120,11 +129,13 @@ public enum ApiTokenMinter {
         }
         let token = self.generateToken()
         let record = ApiTokenRecord(
-            id: UUID().uuidString.lowercased(), name: name, prefix: self.displayPrefix(token), hash: self.hash(token), scope: new.scope,
+            id: grant?.id ?? UUID().uuidString.lowercased(), name: name, prefix: self.displayPrefix(token), hash: self.hash(token), scope: new.scope,
             appId: new.scope == .app ? new.appId : nil, tenantId: new.tenantId, createdAt: Timestamp.millis(now), lastUsedAt: nil,
             expiresAt: new.expiresAt, revokedAt: nil
         )
-        if let quota {
+        if let grant {
+            try await repository.insert(record, limit: quota ?? Int.max, at: Timestamp.millis(now), clearing: grant.intent, beforeCommit: grant.run)
+        } else if let quota {
             try await repository.insert(record, limit: quota, at: Timestamp.millis(now))
         } else {
             try await repository.insert(record)
@@ -146,6 +157,15 @@ public actor InMemoryApiTokenRepository: ApiTokenRepository {
     public func insert(_ record: ApiTokenRecord, limit: Int, at now: Int64) async throws {
         let active = self.records.values.filter { $0.tenantId == record.tenantId && $0.isActive(at: now) }.count
         guard active < limit else { throw ApiTokenMinter.quotaExceeded(limit) }
+        self.records[record.id] = record
+    }
+
+    public func insert(
+        _ record: ApiTokenRecord, limit: Int, at now: Int64, clearing intent: String, beforeCommit: @escaping @Sendable () async throws -> Void
+    ) async throws {
+        let active = self.records.values.filter { $0.tenantId == record.tenantId && $0.isActive(at: now) }.count
+        guard active < limit else { throw ApiTokenMinter.quotaExceeded(limit) }
+        try await beforeCommit()
         self.records[record.id] = record
     }
 
@@ -228,6 +248,19 @@ public struct SQLApiTokenRepository: ApiTokenRepository {
     }
 
     public func insert(_ record: ApiTokenRecord, limit: Int, at now: Int64) async throws {
+        try await self.insertCounted(record, limit: limit, at: now, clearing: nil, beforeCommit: nil)
+    }
+
+    public func insert(
+        _ record: ApiTokenRecord, limit: Int, at now: Int64, clearing intent: String, beforeCommit: @escaping @Sendable () async throws -> Void
+    ) async throws {
+        try await self.insertCounted(record, limit: limit, at: now, clearing: intent, beforeCommit: beforeCommit)
+    }
+
+    /// Counts the tenant's active tokens and inserts `record` in one transaction (serialised per tenant).
+    func insertCounted(
+        _ record: ApiTokenRecord, limit: Int, at now: Int64, clearing intent: String?, beforeCommit: (@Sendable () async throws -> Void)?
+    ) async throws {
         try await self.database.transaction { sql in
             let tenant = record.tenantId ?? ""
             // Serialises the tenant's mints (PostgreSQL advisory lock; SQLite writers are serial).
@@ -248,6 +281,8 @@ public struct SQLApiTokenRepository: ApiTokenRepository {
                 \(bind: record.lastUsedAt), \(bind: record.expiresAt), \(bind: record.revokedAt))
                 """
             ).run()
+            if let intent { try await SQLRoleIntentRepository.clear(id: intent, in: sql) }
+            try await beforeCommit?()
         }
     }
 
