@@ -35,14 +35,17 @@ public struct UserSummary: Codable, Sendable, Equatable {
     public var superadmin: Bool
     public var disabled: Bool
     public var createdAt: String
+    /// Whether the user proved their address (a verification, reset or invitation link spent).
+    public var emailVerified: Bool
 
-    public init(id: String, email: String, name: String?, superadmin: Bool, disabled: Bool, createdAt: String) {
+    public init(id: String, email: String, name: String?, superadmin: Bool, disabled: Bool, createdAt: String, emailVerified: Bool = true) {
         self.id = id
         self.email = email
         self.name = name
         self.superadmin = superadmin
         self.disabled = disabled
         self.createdAt = createdAt
+        self.emailVerified = emailVerified
     }
 }
 
@@ -369,6 +372,15 @@ public struct PasswordResetRequest: Codable, Sendable, Equatable {
     public init(token: String, password: String) {
         self.token = token
         self.password = password
+    }
+}
+
+/// `POST /auth/verify`: the token from the verification mail.
+public struct VerifyEmailRequest: Codable, Sendable, Equatable {
+    public var token: String
+
+    public init(token: String) {
+        self.token = token
     }
 }
 

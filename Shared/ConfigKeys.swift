@@ -61,6 +61,7 @@ public enum ConfigKey {
     public static let signupLimitPerIP = "STREAMHUB_SIGNUP_LIMIT_PER_IP"
     public static let signupLimitPerEmail = "STREAMHUB_SIGNUP_LIMIT_PER_EMAIL"
     public static let signupLimitWindow = "STREAMHUB_SIGNUP_LIMIT_WINDOW_S"
+    public static let emailVerification = "STREAMHUB_EMAIL_VERIFICATION"
 }
 
 /// Default loopback ports used by `streamhub up` and the compose file.

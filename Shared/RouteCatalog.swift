@@ -175,7 +175,8 @@ public enum RouteCatalog {
         RouteDefinition(
             "POST", "/api/v1/auth/signup", service: .identity, auth: .public,
             request: .of(SignupRequest.self), response: .of(SessionResponse.self), status: 201,
-            summary: "Create a user and a tenant they own {email, password, name?}; answers a dashboard session (token, expiresAt, user, tenantId)"
+            summary:
+                "Create a user and a tenant they own {email, password, name?} and mail a verification link; answers a dashboard session (token, expiresAt, user, tenantId). With STREAMHUB_EMAIL_VERIFICATION=required: the same 202 {message} for every address"
         ),
         RouteDefinition(
             "POST", "/api/v1/auth/login", service: .identity, auth: .public,
@@ -231,6 +232,16 @@ public enum RouteCatalog {
             "POST", "/api/v1/auth/reset", service: .identity, auth: .public,
             request: .of(PasswordResetRequest.self), response: .of(MessageResponse.self),
             summary: "Set a new password with the mailed {token, password}; ends every earlier session"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/auth/verify", service: .identity, auth: .public,
+            request: .of(VerifyEmailRequest.self), response: .of(MessageResponse.self),
+            summary: "Verify the e-mail address with the mailed {token} (24 h, once)"
+        ),
+        RouteDefinition(
+            "POST", "/api/v1/auth/verify-request", service: .identity, auth: .public,
+            request: .of(EmailRequest.self), response: .of(MessageResponse.self),
+            summary: "Mail a new verification link to {email} if it has an unverified account; always the same 200 (the magic-link limiter and cooldown)"
         ),
         RouteDefinition(
             "POST", "/api/v1/auth/totp/enroll", service: .identity, auth: .signedIn,

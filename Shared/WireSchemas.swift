@@ -44,6 +44,7 @@ extension UserSummary: WireType {
     public static let schema = Schema.object([
         .required("id", .id), .required("email", .email), .optional("name", .name), .required("superadmin", .boolean),
         .required("disabled", .boolean), .required("createdAt", .timestamp),
+        .required("emailVerified", .boolean, "Whether the user proved the address (a verification, reset or invitation link spent)"),
     ])
 }
 
@@ -182,6 +183,10 @@ extension MagicVerifyRequest: WireType {
 
 extension PasswordResetRequest: WireType {
     public static let schema = Schema.object([.required("token", .string(maxLength: 256)), .required("password", .string(maxLength: 1024))])
+}
+
+extension VerifyEmailRequest: WireType {
+    public static let schema = Schema.object([.required("token", .string(maxLength: 256))])
 }
 
 extension PasswordChangeRequest: WireType {
@@ -346,7 +351,7 @@ public enum WireTypes {
         PolicyChangeResult.self, TenantUpdate.self, QuotaUpdate.self, MemberSummary.self, AddMemberRequest.self, MemberRemoval.self,
         InvitationSummary.self, AcceptInvitationRequest.self, InvitationSignupRequest.self,
         UserUpdate.self, TOTPEnrollment.self, TOTPCodeRequest.self, TOTPStatus.self, RecoveryCodes.self, EmailRequest.self,
-        MagicVerifyRequest.self, PasswordResetRequest.self, PasswordChangeRequest.self, SwitchTenantRequest.self, MessageResponse.self,
+        MagicVerifyRequest.self, PasswordResetRequest.self, VerifyEmailRequest.self, PasswordChangeRequest.self, SwitchTenantRequest.self, MessageResponse.self,
         LogoutResult.self, TenantUsage.Counts.self, TenantUsage.self, AppFeatures.self, AppSummary.self, CreateAppRequest.self,
         AppUpdate.Features.self, AppUpdate.self, LiveKitGrant.self, OpenStreamRequest.self, StreamSummary.self, OpenedStream.self,
         WebhookReceipt.self, NodeJoinRequest.self, NodeHeartbeat.self, ClusterNode.self, NodeLease.self, OEmbed.self, PolicyRule.self,

@@ -138,7 +138,7 @@ public func buildIdentity(
             accounts: accounts, passwords: passwords, sessions: SessionTokens(secret: configuration.jwtSecret, issuer: configuration.publicURL),
             authz: client, authzURL: configuration.authzURL, intents: intents, defaultQuotas: configuration.defaultQuotas, secondFactor: factor, links: links,
             limits: configuration.mailLimits, publicURL: configuration.publicURL, breakGlass: configuration.breakGlass, storedBreakGlass: breakGlassStore, gate: gate,
-            invitations: invitations, timeSource: dependencies.timeSource)
+            invitations: invitations, verification: configuration.emailVerification, timeSource: dependencies.timeSource)
         let mail: any MailTransport = try configuration.smtp.map { try SMTPTransport(settings: $0) } ?? OutboxDirectory(path: configuration.mailOutbox)
         services.append(MailDispatcher(links: links, transport: mail, from: configuration.mailFrom, logger: logger))
         TOTPController<ServiceRequestContext>(accounts: accounts, factor: factor).addRoutes(to: forwarded)

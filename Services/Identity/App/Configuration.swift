@@ -16,7 +16,8 @@ import Shared
 /// `ADMIN_SESSION_TTL_S` (900), `STREAMHUB_SECOND_FACTOR_MAX_FAILURES` (5),
 /// `STREAMHUB_SECOND_FACTOR_WINDOW_S` (900), `STREAMHUB_LOGIN_THROTTLE_PER_IP` (0: off),
 /// `STREAMHUB_LOGIN_THROTTLE_PER_EMAIL` (0: off), `STREAMHUB_LOGIN_THROTTLE_WINDOW_S` (900),
-/// `STREAMHUB_SIGNUP_LIMIT_PER_IP` (10), `STREAMHUB_SIGNUP_LIMIT_PER_EMAIL` (3), `STREAMHUB_SIGNUP_LIMIT_WINDOW_S` (3600).
+/// `STREAMHUB_SIGNUP_LIMIT_PER_IP` (10), `STREAMHUB_SIGNUP_LIMIT_PER_EMAIL` (3), `STREAMHUB_SIGNUP_LIMIT_WINDOW_S` (3600),
+/// `STREAMHUB_EMAIL_VERIFICATION` (`optional`).
 public struct IdentityConfiguration: Sendable {
     public var common: CommonConfiguration
     public var storage: StorageLocation
@@ -44,6 +45,8 @@ public struct IdentityConfiguration: Sendable {
     public var defaultQuotas: TenantQuotas
     /// Second-factor guess limits and the opt-in login throttle.
     public var signInLimits: SignInLimits
+    /// What a user who has not verified their address may do.
+    public var emailVerification: EmailVerification
 
     public init(reader: SettingsReader) throws {
         self.common = try CommonConfiguration(reader: reader, defaultPort: DefaultPort.identity)
@@ -86,6 +89,12 @@ public struct IdentityConfiguration: Sendable {
         let signupWindow = try reader.int(ConfigKey.signupLimitWindow, default: 3600, range: 1...86_400)
         let signupPerIP = try reader.int(ConfigKey.signupLimitPerIP, default: 10, range: 0...1_000_000)
         let signupPerEmail = try reader.int(ConfigKey.signupLimitPerEmail, default: 3, range: 0...1_000_000)
+        let verification = reader.string(ConfigKey.emailVerification, default: EmailVerification.optional.rawValue).lowercased()
+        guard let emailVerification = EmailVerification(rawValue: verification) else {
+            throw ConfigurationError(
+                "\(ConfigKey.emailVerification) must be one of \(EmailVerification.allCases.map(\.rawValue).joined(separator: ", ")) (got \(verification.debugDescription))")
+        }
+        self.emailVerification = emailVerification
         self.signInLimits = SignInLimits(
             secondFactor: FailureLimit(
                 maxFailures: try reader.int(ConfigKey.secondFactorMaxFailures, default: 5, range: 1...1000),

@@ -30,6 +30,8 @@ extension AuthController {
             throw ServiceError(.forbidden, message: "This invitation is for another address: sign in as the invited address to accept it")
         }
         try await self.join(invitation, tenant: tenant, user: user, newUser: nil, context: context)
+        // The invitation's mailed token proves the address.
+        try await self.accounts.markVerified(userId: user.id, at: Timestamp.millis(self.timeSource.now()))
         context.logger.notice("invitation accepted", metadata: ["tenant": "\(tenant.id)", "user": "\(user.id)", "invitation": "\(invitation.id)"])
         return try self.session(for: user, tenantId: tenant.id, now: self.timeSource.now(), status: .ok)
     }
@@ -49,7 +51,7 @@ extension AuthController {
         let now = self.timeSource.now()
         let user = UserRecord(
             id: UUID().uuidString.lowercased(), email: invitation.email, name: name, passwordHash: try await self.passwords.hash(body.password),
-            superadmin: false, disabledAt: nil, sessionsNotBefore: 0, createdAt: Timestamp.millis(now))
+            superadmin: false, disabledAt: nil, sessionsNotBefore: 0, createdAt: Timestamp.millis(now), verifiedAt: Timestamp.millis(now))
         try await self.join(invitation, tenant: tenant, user: user, newUser: user, context: context)
         context.logger.notice("signed up from an invitation", metadata: ["tenant": "\(tenant.id)", "user": "\(user.id)", "invitation": "\(invitation.id)"])
         return try self.session(for: user, tenantId: tenant.id, now: now, status: .created)

@@ -22,7 +22,7 @@ extension AuthController {
         return Base64URL.encode((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
     }
 
-    /// Shared by both request routes; `kind` is `magic` or `reset`.
+    /// Shared by the three request routes; `kind` is `magic`, `reset` or `verify`.
     func requestMail(kind: String, request: Request, context: Context) async throws -> Response {
         let body = try await request.decodeJSON(EmailRequest.self, limit: 16 * 1024)
         let email = try EmailAddress.normalize(body.email)
@@ -34,11 +34,25 @@ extension AuthController {
         // answer's time says nothing about whether the account exists.
         let user = try await self.accounts.user(email: email)
         let token = Self.newLinkToken()
-        let mail = kind == "magic" ? self.magicMail(to: email, token: token, now: nowMillis) : self.resetMail(to: email, token: token, now: nowMillis)
-        let link = LinkToken(hash: SecretDigest.sha256Hex(token), purpose: kind, userId: user?.id ?? "", expiresAt: nowMillis + Self.linkLifetime)
+        let mail: OutgoingMail
+        let lifetime: Int64
+        let sendsTo: Bool
+        switch kind {
+        case "magic":
+            // No sign-in links to an address its user has not proved (the verification mail is the only one).
+            (mail, lifetime, sendsTo) = (self.magicMail(to: email, token: token, now: nowMillis), Self.linkLifetime, user?.verifiedAt != nil)
+        case "verify":
+            (mail, lifetime, sendsTo) = (self.verifyMail(to: email, token: token, now: nowMillis), Self.verifyLinkLifetime, user?.verifiedAt == nil)
+        default:
+            // A reset goes to an unverified address too: it is how the address's owner takes back
+            // an account someone else made with it (spending it verifies the address and ends
+            // every earlier session).
+            (mail, lifetime, sendsTo) = (self.resetMail(to: email, token: token, now: nowMillis), Self.linkLifetime, true)
+        }
+        let link = LinkToken(hash: SecretDigest.sha256Hex(token), purpose: kind, userId: user?.id ?? "", expiresAt: nowMillis + lifetime)
         let outcome = try await self.links.request(
-            kind: kind, email: email, ip: ip, at: nowMillis, limits: self.limits, cooldown: kind == "magic", link: nil, mail: nil)
-        if outcome == .dispatched, let user, user.disabledAt == nil {
+            kind: kind, email: email, ip: ip, at: nowMillis, limits: self.limits, cooldown: kind != "reset", link: nil, mail: nil)
+        if outcome == .dispatched, let user, user.disabledAt == nil, sendsTo {
             let (links, logger) = (self.links, context.logger)
             Task {
                 do {
@@ -145,6 +159,8 @@ extension AuthController {
         try PasswordHasher.validate(body.password)
         let user = try await self.spend(body.token, purpose: "reset")
         let hash = try await self.passwords.hash(body.password)
+        // The mailed link proves the address.
+        try await self.accounts.markVerified(userId: user.id, at: Timestamp.millis(self.timeSource.now()))
         // A new password ends every earlier session.
         try await self.accounts.setPassword(userId: user.id, hash: hash, sessionsNotBefore: Int64(self.timeSource.now().timeIntervalSince1970) + 1)
         context.logger.notice("password reset", metadata: ["user": "\(user.id)"])

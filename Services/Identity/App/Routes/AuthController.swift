@@ -24,15 +24,18 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
     let storedBreakGlass: BreakGlassStore?
     let gate: DatabaseGate
     let invitations: Invitations?
+    /// What a user who has not proved their address may do (`STREAMHUB_EMAIL_VERIFICATION`).
+    let verification: EmailVerification
     let timeSource: any TimeSource
 
     public init(
         accounts: any AccountRepository, passwords: PasswordHasher, sessions: SessionTokens, authz: InternalClient, authzURL: String,
         intents: RoleIntents, defaultQuotas: TenantQuotas, secondFactor: SecondFactor, links: any SignInLinkRepository, limits: MailLimits, publicURL: String,
         breakGlass: BreakGlass? = nil, storedBreakGlass: BreakGlassStore? = nil, gate: DatabaseGate = DatabaseGate(open: true),
-        invitations: Invitations? = nil, timeSource: any TimeSource
+        invitations: Invitations? = nil, verification: EmailVerification = .optional, timeSource: any TimeSource
     ) {
         self.invitations = invitations
+        self.verification = verification
         self.breakGlass = breakGlass
         self.storedBreakGlass = storedBreakGlass
         self.gate = gate
@@ -59,6 +62,8 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
         group.post("auth/magic/verify", use: self.magicVerify)
         group.post("auth/reset-request", use: self.resetRequest)
         group.post("auth/reset", use: self.reset)
+        group.post("auth/verify", use: self.verify)
+        group.post("auth/verify-request", use: self.verifyRequest)
         group.post("auth/switch-tenant", use: self.switchTenant)
         group.post("auth/password", use: self.changePassword)
         if self.invitations != nil {
@@ -142,13 +147,18 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
         } catch let error as StorageError where error.isConflict {
             // The email is taken: refused before anything was granted.
             try? await intents.store.clear(id: intent)
-            throw error.serviceError
+            guard self.verification == .required else { throw error.serviceError }
+            // The same answer as for a new address; the address's owner is told by mail.
+            await self.mailVerification(to: email, user: nil, ip: ip, now: now, logger: context.logger)
+            return try Self.signupAnswer()
         } catch {
             await intents.settleAfterFailure(id: intent, userId: user.id, role: "owner", tenantId: tenant.id, requestID: requestID, logger: context.logger)
             if let error = error as? StorageError { throw error.serviceError }
             throw error
         }
         context.logger.info("signed up", metadata: ["user": "\(user.id)", "tenant": "\(tenant.id)"])
+        await self.mailVerification(to: email, user: user, ip: ip, now: now, logger: context.logger)
+        if self.verification == .required { return try Self.signupAnswer() }
         return try self.session(for: user, tenantId: tenant.id, now: now, status: .created)
     }
 
@@ -198,6 +208,7 @@ public struct AuthController<Context: ServiceRequestContextProtocol>: Sendable {
         }
         guard passwordMatches, let user else { throw Self.invalidCredentials }
         guard user.disabledAt == nil else { throw ServiceError(.unauthorized, message: "This account is disabled") }
+        if self.verification == .required, user.verifiedAt == nil { throw Self.unverified }
         // With TOTP on, every human sign-in needs a current code (or a recovery code), spent here.
         if try await self.secondFactor.isRequired(userId: user.id) {
             try await self.secondFactor.verifySignIn(userId: user.id, code: body.totpCode)

@@ -149,6 +149,7 @@ public struct TenantsController<Context: ServiceRequestContextProtocol>: Sendabl
         let email = try EmailAddress.normalize(body.email)
         let role = try Identifier.validate(body.role, field: "role")
         let caller = try context.caller()
+        let inviter = try await self.inviterName(context)
         // authz knows the roles and the inviter's rank: 400 for a role it does not know, 403 for
         // one above the inviter's own.
         let _: EmptyAnswer = try await self.authz.call(
@@ -159,7 +160,7 @@ public struct TenantsController<Context: ServiceRequestContextProtocol>: Sendabl
         let (invitation, mailed): (InvitationRecord, Bool)
         do {
             (invitation, mailed) = try await self.invitations.invite(
-                email: email, role: role, tenant: tenant, invitedBy: caller.subject, inviter: try await self.inviterName(context), at: now)
+                email: email, role: role, tenant: tenant, invitedBy: caller.subject, inviter: inviter, at: now)
         } catch let error as StorageError {
             throw error.serviceError
         }
@@ -187,12 +188,18 @@ public struct TenantsController<Context: ServiceRequestContextProtocol>: Sendabl
     }
 
     /// Who an invitation says sent it: a signed-in user's email, else what kind of caller it was.
+    /// Who the invitation mail names; a user who has not verified their own address sends none (403).
     func inviterName(_ context: Context) async throws -> String {
         let caller = try context.caller()
         if caller.kind == .user, caller.subject.hasPrefix("user:") {
             let id = String(caller.subject.dropFirst("user:".count))
             if id == BreakGlass.userId { return "The platform's administrator" }
-            if let user = try await self.accounts.user(id: id) { return user.email }
+            if let user = try await self.accounts.user(id: id) {
+                guard user.verifiedAt != nil else {
+                    throw ServiceError(.forbidden, message: "Verify your e-mail address before inviting others (POST /api/v1/auth/verify-request)")
+                }
+                return user.email
+            }
         }
         return caller.kind == .apiToken ? "An API token of the tenant" : "The platform's administrator"
     }

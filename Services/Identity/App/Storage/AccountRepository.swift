@@ -16,11 +16,13 @@ public struct UserRecord: Sendable, Equatable {
     /// Sessions issued before this (epoch seconds) are revoked: logout, password change, disabling.
     public var sessionsNotBefore: Int64
     public var createdAt: Int64
+    /// When the user proved the address (a verification, reset or invitation link spent); nil until then.
+    public var verifiedAt: Int64?
 
     public var summary: UserSummary {
         UserSummary(
             id: self.id, email: self.email, name: self.name, superadmin: self.superadmin, disabled: self.disabledAt != nil,
-            createdAt: Timestamp.iso8601(Timestamp.date(millis: self.createdAt)))
+            createdAt: Timestamp.iso8601(Timestamp.date(millis: self.createdAt)), emailVerified: self.verifiedAt != nil)
     }
 }
 
@@ -70,6 +72,8 @@ public protocol AccountRepository: Sendable {
     func setPassword(userId: String, hash: String, sessionsNotBefore: Int64) async throws
     /// Disables (ending every session) or re-enables a user; nil when there is no such user.
     func setDisabled(userId: String, disabled: Bool, at: Int64) async throws -> UserRecord?
+    /// Records that the user proved their address (kept at the first time).
+    func markVerified(userId: String, at: Int64) async throws
 }
 
 /// Accounts in identity's SQL store (SQLite or PostgreSQL).
@@ -89,11 +93,12 @@ public struct SQLAccountRepository: AccountRepository {
         var disabled_at: Int64?
         var sessions_not_before: Int64
         var created_at: Int64
+        var verified_at: Int64?
 
         var record: UserRecord {
             UserRecord(
                 id: self.id, email: self.email, name: self.name, passwordHash: self.password_hash, superadmin: self.superadmin,
-                disabledAt: self.disabled_at, sessionsNotBefore: self.sessions_not_before, createdAt: self.created_at)
+                disabledAt: self.disabled_at, sessionsNotBefore: self.sessions_not_before, createdAt: self.created_at, verifiedAt: self.verified_at)
         }
     }
 
@@ -116,7 +121,7 @@ public struct SQLAccountRepository: AccountRepository {
         }
     }
 
-    static let userColumns = "id, email, name, password_hash, superadmin, disabled_at, sessions_not_before, created_at"
+    static let userColumns = "id, email, name, password_hash, superadmin, disabled_at, sessions_not_before, created_at, verified_at"
     static let tenantColumns = "t.id, t.name, t.owner_id, t.max_apps, t.max_concurrent_streams, t.max_members, t.max_tokens, t.created_at"
 
     public func create(
@@ -227,7 +232,8 @@ public struct SQLAccountRepository: AccountRepository {
         try await sql.raw(
             """
             INSERT INTO identity_users (\(unsafeRaw: Self.userColumns)) VALUES (\(bind: user.id), \(bind: user.email), \(bind: user.name), \
-            \(bind: user.passwordHash), \(bind: user.superadmin), \(bind: user.disabledAt), \(bind: user.sessionsNotBefore), \(bind: user.createdAt))
+            \(bind: user.passwordHash), \(bind: user.superadmin), \(bind: user.disabledAt), \(bind: user.sessionsNotBefore), \(bind: user.createdAt), \
+            \(bind: user.verifiedAt))
             """
         ).run()
     }
@@ -277,6 +283,12 @@ public struct SQLAccountRepository: AccountRepository {
                 WHERE id = \(bind: userId)
                 """
             ).run()
+        }
+    }
+
+    public func markVerified(userId: String, at: Int64) async throws {
+        try await self.database.withSQL { sql in
+            try await sql.raw("UPDATE identity_users SET verified_at = \(bind: at) WHERE id = \(bind: userId) AND verified_at IS NULL").run()
         }
     }
 

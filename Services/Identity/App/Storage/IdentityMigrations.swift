@@ -159,6 +159,29 @@ public enum IdentityMigrations {
                 SQLIdempotencyStore.leaseMigration(prefix: "identity")
             },
             Migration(version: 10, name: "invitations: pending offers accepted by the invitee") { _ in SQLInvitationRepository.migration },
+            Migration(version: 11, name: "verified e-mail addresses (accounts made before count as verified)") { _ in
+                [
+                    "ALTER TABLE identity_users ADD COLUMN verified_at BIGINT",
+                    "UPDATE identity_users SET verified_at = created_at",
+                    // Links get a third purpose: the table is made again (SQLite cannot change a CHECK).
+                    """
+                    CREATE TABLE identity_link_tokens_v11 (
+                        token_hash TEXT PRIMARY KEY,
+                        purpose TEXT NOT NULL CHECK (purpose IN ('magic', 'reset', 'verify')),
+                        user_id TEXT NOT NULL REFERENCES identity_users (id),
+                        created_at BIGINT NOT NULL,
+                        expires_at BIGINT NOT NULL,
+                        used_at BIGINT
+                    )
+                    """,
+                    """
+                    INSERT INTO identity_link_tokens_v11 (token_hash, purpose, user_id, created_at, expires_at, used_at) \
+                    SELECT token_hash, purpose, user_id, created_at, expires_at, used_at FROM identity_link_tokens
+                    """,
+                    "DROP TABLE identity_link_tokens",
+                    "ALTER TABLE identity_link_tokens_v11 RENAME TO identity_link_tokens",
+                ]
+            },
         ]
     )
 }
