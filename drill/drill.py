@@ -416,11 +416,32 @@ class LoadClient(threading.Thread):
         self.expect(status, payload, "GET /apps/:app")
 
 
-def make_owner(client, index):
+def verify_email(client, outbox, email, timeout=20):
+    """Spends the verification link mailed to `email` (the .eml files of identity's outbox), as its
+    owner would: only a verified owner sends invitations."""
+    deadline = now() + timeout
+    while now() < deadline:
+        for name in sorted(os.listdir(outbox)) if os.path.isdir(outbox) else []:
+            with open(os.path.join(outbox, name), encoding="utf-8", errors="replace") as handle:
+                lines = handle.read().split("\r\n")
+            if "To: " + email not in lines:
+                continue
+            for line in lines:
+                if "/login/verify?token=" in line:
+                    status, payload, _ = client.call("POST", "/auth/verify", {"token": line.split("token=")[-1]}, None, None, None)
+                    if status != 200:
+                        raise SystemExit("verifying %s answered %s %s" % (email, status, payload))
+                    return
+        time.sleep(0.2)
+    raise SystemExit("no verification mail for %s in %s" % (email, outbox))
+
+
+def make_owner(client, index, outbox):
     email = "owner-%d-%s@example.com" % (index, uuid.uuid4().hex[:6])
     status, data = sign_up(client, email, op=None)
     if status != 201:
         raise SystemExit("sign-up of owner %d answered %s" % (index, status))
+    verify_email(client, outbox, email)
     token, tenant, user_id = data["token"], data["tenantId"], data["user"]["id"]
     status, payload, _ = write(client, "POST", "/apps", {"name": "base-%d" % index}, token, None)
     if status != 201:
@@ -669,7 +690,7 @@ def main():
         log("stack up: gateway :%d, two replicas each of identity, authz and media on %s" % (BASE, database))
         recorder, ledger = Recorder(), Ledger()
         setup = Client(recorder, 15)
-        owners = [make_owner(setup, i) for i in range(args.clients)]
+        owners = [make_owner(setup, i, os.path.join(work, "data", "outbox")) for i in range(args.clients)]
         stop = threading.Event()
         clients = [LoadClient(i, owners[i], ledger, recorder, args.answer_bound + 8, stop) for i in range(args.clients)]
         for c in clients:

@@ -211,6 +211,11 @@ extension RealExecutables {
                 let bob = try await self.signup(client, base, "bob@example.com")
                 _ = try await self.signup(client, base, "cat@example.com")
                 let asAnn = ("Authorization", "Bearer \(ann.token)")
+                // Only a user who verified their address sends invitations.
+                let unverified = try await client.call(
+                    base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"bob@example.com","role":"member"}"#)
+                #expect(unverified.status == 403)
+                try await stack.verifyEmail(client, "ann@example.com")
 
                 let mine = try #require(try await client.call(base + "/tenants", headers: [asAnn]).json()["data"] as? [[String: Any]])
                 #expect(mine.map { $0["id"] as? String } == [ann.tenantId])
@@ -463,6 +468,7 @@ extension RealExecutables {
             try await Stack.with(extra: ["STREAMHUB_AUTHZ_ENFORCE": "on"]) { stack, client in
                 let base = stack.gatewayURL + "/api/v1"
                 let ann = try await self.signup(client, base, "inviter@example.com")
+                try await stack.verifyEmail(client, "inviter@example.com")
                 let asAnn = ("Authorization", "Bearer \(ann.token)")
                 let invited = try await client.call(
                     base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":" New.Person@Example.com ","role":"viewer"}"#)
@@ -470,9 +476,10 @@ extension RealExecutables {
                 #expect(try self.data(invited)["email"] as? String == "new.person@example.com")
                 let members = try #require(try await client.call(base + "/tenants/\(ann.tenantId)/members", headers: [asAnn]).json()["data"] as? [[String: Any]])
                 #expect(members.map { $0["email"] as? String } == ["inviter@example.com"])
-                let token = try await self.mailedToken(stack, "invite", after: 0)
-                let mails = try FileManager.default.contentsOfDirectory(atPath: stack.dataDir + "/data/outbox").filter { $0.hasSuffix(".eml") }
-                let text = try String(contentsOfFile: stack.dataDir + "/data/outbox/" + mails[0], encoding: .utf8)
+                // The outbox holds the inviter's verification mail, then the invitation.
+                let token = try await self.mailedToken(stack, "invite", after: 1)
+                let mails = try FileManager.default.contentsOfDirectory(atPath: stack.dataDir + "/data/outbox").filter { $0.hasSuffix(".eml") }.sorted()
+                let text = try String(contentsOfFile: stack.dataDir + "/data/outbox/" + mails[mails.count - 1], encoding: .utf8)
                 #expect(text.contains("To: new.person@example.com\r\n") && text.contains("Subject: You are invited to StreamHub\r\n"))
 
                 // No account exists for the address until the invitee makes one from the invitation.
@@ -498,7 +505,7 @@ extension RealExecutables {
                 // invitation then needs their own session.
                 _ = try await client.call(
                     base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"owner-of@example.com","role":"member"}"#)
-                let theirs = try await self.mailedToken(stack, "invite", after: 1)
+                let theirs = try await self.mailedToken(stack, "invite", after: 2)
                 let real = try await self.signup(client, base, "owner-of@example.com")
                 let taken = try await client.call(
                     base + "/auth/invitations/signup", method: "POST", headers: [Self.json], body: #"{"token":"\#(theirs)","password":"correct horse battery"}"#)
@@ -511,7 +518,8 @@ extension RealExecutables {
                 // An admin invites up to admin, never an owner; a withdrawn invitation's link stops working.
                 _ = try await client.call(
                     base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAnn, Self.json], body: #"{"email":"adm@example.com","role":"admin"}"#)
-                let adminToken = try await self.mailedToken(stack, "invite", after: 2)
+                // (the real owner's sign-up mailed their verification link: mail number 4)
+                let adminToken = try await self.mailedToken(stack, "invite", after: 4)
                 let admin = try await client.call(
                     base + "/auth/invitations/signup", method: "POST", headers: [Self.json], body: #"{"token":"\#(adminToken)","password":"correct horse battery"}"#)
                 let asAdmin = ("Authorization", "Bearer " + (try #require(try self.data(admin)["token"] as? String)))
@@ -524,7 +532,7 @@ extension RealExecutables {
                 let member = try await client.call(
                     base + "/tenants/\(ann.tenantId)/members", method: "POST", headers: [asAdmin, Self.json], body: #"{"email":"x@example.com","role":"member"}"#)
                 #expect(member.status == 201, "\(member.body)")
-                let withdrawnToken = try await self.mailedToken(stack, "invite", after: 3)
+                let withdrawnToken = try await self.mailedToken(stack, "invite", after: 5)
                 let id = try #require(try self.data(member)["id"] as? String)
                 #expect(try await client.call(base + "/tenants/\(ann.tenantId)/invitations/\(id)", method: "DELETE", headers: [asAdmin]).status == 200)
                 #expect(try await client.call(base + "/tenants/\(ann.tenantId)/invitations/\(id)", method: "DELETE", headers: [asAdmin]).status == 404)
@@ -553,10 +561,12 @@ extension RealExecutables {
             try await Stack.with(extra: ["STREAMHUB_MAGIC_LINK_COOLDOWN_S": "1"]) { stack, client in
                 let base = stack.gatewayURL + "/api/v1"
                 let ann = try await self.signup(client, base, "link@example.com")
+                // Magic links go to verified addresses only: sign-up's mail is the first in the outbox.
+                try await stack.verifyEmail(client, "link@example.com")
                 let asked = try await client.call(base + "/auth/magic-link", method: "POST", headers: [Self.json], body: #"{"email":"LINK@example.com"}"#)
                 #expect(asked.status == 200)
                 #expect(asked.body == #"{"data":{"message":"If an account exists for that address, an email is on its way."},"error":null}"#)
-                let magic = try await self.mailedToken(stack, "magic", after: 0)
+                let magic = try await self.mailedToken(stack, "magic", after: 1)
                 let signedIn = try await client.call(base + "/auth/magic/verify", method: "POST", headers: [Self.json], body: #"{"token":"\#(magic)"}"#)
                 #expect(signedIn.status == 200)
                 #expect(try self.data(signedIn)["tenantId"] as? String == ann.tenantId)
@@ -569,7 +579,7 @@ extension RealExecutables {
                 // Reset: the link cannot sign in; it sets the password and ends earlier sessions.
                 let reset = try await client.call(base + "/auth/reset-request", method: "POST", headers: [Self.json], body: #"{"email":"link@example.com"}"#)
                 #expect(reset.body == asked.body)
-                let resetToken = try await self.mailedToken(stack, "reset", after: 1)
+                let resetToken = try await self.mailedToken(stack, "reset", after: 2)
                 let wrongPurpose = try await client.call(
                     base + "/auth/magic/verify", method: "POST", headers: [Self.json], body: #"{"token":"\#(resetToken)"}"#)
                 #expect(wrongPurpose.status == 401)
@@ -592,7 +602,7 @@ extension RealExecutables {
                 let unknown = try await client.call(base + "/auth/magic-link", method: "POST", headers: [Self.json], body: #"{"email":"ghost@example.com"}"#)
                 #expect(unknown.status == 200 && unknown.body == asked.body)
                 try await Task.sleep(for: .milliseconds(600))
-                #expect(((try? FileManager.default.contentsOfDirectory(atPath: stack.dataDir + "/data/outbox")) ?? []).filter { $0.hasSuffix(".eml") }.count == 2)
+                #expect(((try? FileManager.default.contentsOfDirectory(atPath: stack.dataDir + "/data/outbox")) ?? []).filter { $0.hasSuffix(".eml") }.count == 3)
                 for service in Stack.services { #expect(!stack.log(service).contains(magic), "\(service) logged a link token") }
             }
         }

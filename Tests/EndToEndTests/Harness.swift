@@ -217,6 +217,26 @@ final class Stack: @unchecked Sendable {
         return tenant
     }
 
+    /// Verifies `email`'s address as its owner would: the link from the verification mail in the
+    /// outbox (`/login/verify?token=`) spent through the gateway.
+    func verifyEmail(_ client: HTTPClient, _ email: String) async throws {
+        let outbox = self.dataDir + "/data/outbox"
+        var token: String?
+        try await Self.waitFor(deadline: .seconds(10), "the verification mail to \(email) in \(outbox)") {
+            for name in ((try? FileManager.default.contentsOfDirectory(atPath: outbox)) ?? []) where name.hasSuffix(".eml") {
+                let text = (try? String(contentsOfFile: outbox + "/" + name, encoding: .utf8)) ?? ""
+                let lines = text.components(separatedBy: "\r\n")
+                guard lines.contains(where: { $0.lowercased() == "to: \(email.lowercased())" }) else { continue }
+                if let line = lines.first(where: { $0.contains("/login/verify?token=") }) { token = line.components(separatedBy: "token=").last }
+            }
+            return token != nil
+        }
+        let answer = try await client.call(
+            self.gatewayURL + "/api/v1/auth/verify", method: "POST", headers: [("Content-Type", "application/json")],
+            body: #"{"token":"\#(token ?? "")"}"#)
+        guard answer.status == 200 else { throw HarnessError("verifying \(email) answered \(answer.status): \(answer.body)") }
+    }
+
     /// Runs `streamhub seed-token` against this stack's store; returns stdout.
     func seedToken(name: String) async throws -> (status: Int32, stdout: String, stderr: String) {
         try await Self.run(Self.binary("streamhub"), ["seed-token", "--name", name], environment: self.environment)

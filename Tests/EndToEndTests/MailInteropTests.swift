@@ -10,7 +10,7 @@ extension RealExecutables {
     struct SMTPInteropTests {
         static let python = ProcessInfo.processInfo.environment["STREAMHUB_AIOSMTPD_PYTHON"].flatMap { $0.isEmpty ? nil : $0 }
 
-        @Test("the magic link and the reset link arrive over STARTTLS with AUTH, and following them works", .enabled(if: python != nil))
+        @Test("the verification, magic and reset links arrive over STARTTLS with AUTH, and following them works", .enabled(if: python != nil))
         func magicLinkOverSMTP() async throws {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("smtp-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -41,7 +41,7 @@ extension RealExecutables {
                 #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
                 let summary = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
                 let steps = try #require(summary["steps"] as? [String: Bool])
-                #expect(steps.count == 16)
+                #expect(steps.count == 19)
                 #expect(steps.values.allSatisfy { $0 }, "\(steps.filter { !$0.value })")
                 // Nothing went to the outbox directory: SMTP replaced it.
                 #expect(!FileManager.default.fileExists(atPath: stack.dataDir + "/data/outbox"))

@@ -44,6 +44,7 @@ struct InvitationMailTests {
             let userId = try #require((body["user"] as? [String: Any])?["id"] as? String)
             let tenantId = try #require(body["tenantId"] as? String)
             let owner = Principal(kind: .user, scope: .tenant, subject: "user:\(userId)", tenantId: tenantId)
+            try await IdentityHarness.markVerified(h.database, "owner@example.com")
             let invite = try await h.post("/api/v1/tenants/\(tenantId)/members", #"{"email":"new@example.com","role":"viewer"}"#, as: owner)
             #expect(invite.status == .created)
             struct Row: Decodable { var body: String }
@@ -61,6 +62,7 @@ struct InvitationMailTests {
                 kind: .user, scope: .tenant, subject: "user:\(try #require((plain["user"] as? [String: Any])?["id"] as? String))",
                 tenantId: plain["tenantId"] as? String)
             let plainTenant = try #require(plain["tenantId"] as? String)
+            try await IdentityHarness.markVerified(h.database, "plain@example.com")
             #expect(try await h.post("/api/v1/tenants/\(plainTenant)/members", #"{"email":"second@example.com","role":"viewer"}"#, as: plainOwner).status == .created)
             let second = try #require(
                 try await h.database.withSQL { sql in

@@ -193,6 +193,7 @@ struct RoleIntentTests {
             let tenantId = try #require(body["tenantId"] as? String)
             let userId = try #require((body["user"] as? [String: Any])?["id"] as? String)
             let owner = Principal(kind: .user, scope: .tenant, subject: "user:\(userId)", tenantId: tenantId)
+            try await IdentityHarness.markVerified(database, "boss@example.com")
             let invite = try await self.post(client, "/api/v1/tenants/\(tenantId)/members", #"{"email":"new@example.com","role":"viewer"}"#, as: owner)
             #expect(invite.status == .created)
             // Inviting grants nothing and makes no account.

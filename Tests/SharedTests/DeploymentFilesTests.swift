@@ -89,4 +89,70 @@ struct DeploymentFilesTests {
             #expect(document.contains(#"- { name: STREAMHUB_AUTHZ_ENFORCE, value: "on" }"#), "\(service) does not enforce roles")
         }
     }
+
+    func kubernetes(_ name: String) throws -> String {
+        try String(contentsOf: Self.root.appendingPathComponent("deploy/kubernetes/" + name), encoding: .utf8)
+    }
+
+    @Test("Kubernetes: /metrics is scraped with the bearer token it needs, never by token-less annotations")
+    func kubernetesMetricsCarryTheToken() throws {
+        // prometheus.io/* annotations cannot send a token: every scrape would be a 403.
+        #expect(!(try self.kubernetes("streamhub.yaml")).contains("prometheus.io/scrape"))
+        let monitor = try self.kubernetes("monitoring.yaml")
+        #expect(monitor.contains("kind: ServiceMonitor"))
+        #expect(monitor.contains("bearerTokenSecret: { name: streamhub-secrets, key: METRICS_TOKEN }"))
+        #expect(monitor.contains("path: /metrics") && monitor.contains("port: http"))
+        #expect(monitor.contains("matchLabels: { app.kubernetes.io/name: streamhub }"))
+        // Every Service it selects carries that label and names its port http; every service reads METRICS_TOKEN.
+        let manifests = try self.kubernetes("streamhub.yaml").components(separatedBy: "\n---\n")
+        let services = manifests.filter { $0.contains("kind: Service\n") }
+        #expect(services.count == 4)
+        for service in services {
+            #expect(service.contains("app.kubernetes.io/name: streamhub") && service.contains("{ name: http, port:"), "\(service.prefix(120))")
+        }
+        for deployment in manifests where deployment.contains("kind: Deployment") {
+            #expect(deployment.contains("key: METRICS_TOKEN"))
+        }
+        // The secret's example names the key.
+        #expect(try self.kubernetes("secrets.env.example").contains("METRICS_TOKEN="))
+    }
+
+    @Test("Kubernetes: the Ingress reaches the gateway's Service only, on the host STREAMHUB_PUBLIC_URL names; the kustomization applies both with one image")
+    func kubernetesIngressAndKustomization() throws {
+        let ingress = try self.kubernetes("ingress.yaml")
+        #expect(ingress.contains("kind: Ingress"))
+        let backends = ingress.components(separatedBy: "\n").filter { $0.trimmingCharacters(in: .whitespaces).hasPrefix("name: ") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(backends.contains("name: gateway"))
+        for other in ["identity", "authz", "media"] { #expect(!backends.contains("name: \(other)")) }
+        let manifests = try self.kubernetes("streamhub.yaml")
+        let host = try #require(ingress.components(separatedBy: "host: ").dropFirst().first?.prefix { !$0.isWhitespace })
+        #expect(manifests.contains(#"{ name: STREAMHUB_PUBLIC_URL, value: "https://\#(host)" }"#))
+        let gatewayService = try #require(
+            manifests.components(separatedBy: "\n---\n").first { $0.contains("kind: Service\n") && $0.contains("name: gateway\n") })
+        #expect(gatewayService.contains("{ name: http, port: 8080"))
+        let kustomization = try self.kubernetes("kustomization.yaml")
+        for file in ["streamhub.yaml", "ingress.yaml"] {
+            #expect(kustomization.contains("  - \(file)"))
+            #expect(FileManager.default.fileExists(atPath: Self.root.appendingPathComponent("deploy/kubernetes/" + file).path))
+        }
+        // The image the kustomization rewrites is the one every Deployment runs.
+        let images = Set(manifests.components(separatedBy: "\n").filter { $0.contains("image: ") }.map { $0.components(separatedBy: "image: ")[1] })
+        #expect(images.count == 1)
+        let image = try #require(images.first)
+        #expect(kustomization.contains("- name: \(image.components(separatedBy: ":")[0])"))
+    }
+
+    @Test("Kubernetes: the first-token step execs a Deployment that runs identity, in an image that ships the streamhub CLI")
+    func kubernetesSeedTokenStep() throws {
+        let manifests = try self.kubernetes("streamhub.yaml")
+        let step = "kubectl -n streamhub exec deploy/identity -- streamhub seed-token --name admin"
+        #expect(manifests.contains(step))
+        #expect(try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8).contains(step))
+        let identity = try #require(manifests.components(separatedBy: "\n---\n").first { $0.contains("kind: Deployment") && $0.contains("name: identity\n") })
+        #expect(identity.contains(#"command: ["streamhub-identity"]"#))
+        #expect(identity.contains("name: DATABASE_URL"))
+        let dockerfile = try String(contentsOf: Self.root.appendingPathComponent("compose/Dockerfile"), encoding: .utf8)
+        #expect(dockerfile.contains(".build/release/streamhub /out/"))
+    }
 }

@@ -89,9 +89,19 @@ def run(api, recorder, public_url):
     status, _ = call(api + "/auth/signup", "POST", {"email": address, "password": "first password 1"})
     results["signed_up"] = status == 201 or status == 200
 
+    # Sign-up mails a verification link; magic links go to verified addresses only.
+    mail = recorder.wait_for(address, 1)
+    results["verification_mail_arrived"] = mail is not None
+    if mail is None:
+        return results
+    url, token = link_token(mail["message"], "/login/verify")
+    results["verification_link_points_at_pages"] = url is not None and url.startswith(public_url + "/login/verify?token=")
+    status, _ = call(api + "/auth/verify", "POST", {"token": token})
+    results["verification_link_verifies"] = status == 200
+
     status, answer = call(api + "/auth/magic-link", "POST", {"email": address})
     results["magic_link_accepted"] = status == 200
-    mail = recorder.wait_for(address, 1)
+    mail = recorder.wait_for(address, 2)
     results["magic_mail_arrived"] = mail is not None
     if mail is None:
         return results
@@ -113,7 +123,7 @@ def run(api, recorder, public_url):
 
     status, _ = call(api + "/auth/reset-request", "POST", {"email": address})
     results["reset_accepted"] = status == 200
-    mail = recorder.wait_for(address, 2)
+    mail = recorder.wait_for(address, 3)
     results["reset_mail_arrived"] = mail is not None
     if mail is None:
         return results

@@ -34,6 +34,22 @@ fail() { echo "smoke: $*" >&2; for s in postgres identity authz media gateway ma
   echo "--- $s" >&2; podman logs --tail 30 "$(podman ps -a -q --filter "label=io.podman.compose.service=$s" | awk 'NR==1')" 2>&1 | cut -c1-300 >&2 || true; done; exit 1; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
+# The newest link to /login/<kind> in mail to $1 that the catcher logged (waits up to 60 s).
+caught() {
+  local email=$1 kind=$2 catcher link=""
+  catcher=$(podman ps -q --filter "label=io.podman.compose.service=mailpit" | awk 'NR==1')
+  for _ in $(seq 1 60); do
+    link=$(podman logs "$catcher" 2>&1 | python3 -c "
+import re,sys
+text=sys.stdin.read(); at=text.rfind('$email')
+found=re.findall(r'/login/$kind\?token=([A-Za-z0-9_-]+)', text[at:]) if at >= 0 else []
+print(found[-1] if found else '')")
+    [ -n "$link" ] && { echo "$link"; return 0; }
+    sleep 1
+  done
+  return 1
+}
+
 smoke() {
   local round=$1
   # Ready: the gateway answers and every upstream is ready (podman runs no health checks).
@@ -47,17 +63,13 @@ smoke() {
   signup=$(curl -fs -X POST "$API/auth/signup" -H 'Content-Type: application/json' -d "{\"email\":\"$email\",\"password\":\"correct horse battery\"}") \
     || fail "round $round: signup"
   tenant=$(json 'd["data"]["tenantId"]' <<<"$signup")
+  # Sign-up mails a verification link; magic links go to verified addresses only.
+  local link
+  link=$(caught "$email" verify) || fail "round $round: no verification link caught"
+  curl -fs -X POST "$API/auth/verify" -H 'Content-Type: application/json' -d "{\"token\":\"$link\"}" >/dev/null \
+    || fail "round $round: the caught verification link does not verify"
   curl -fs -X POST "$API/auth/magic-link" -H 'Content-Type: application/json' -d "{\"email\":\"$email\"}" >/dev/null || fail "round $round: magic link"
-  local catcher link=""
-  catcher=$(podman ps -q --filter "label=io.podman.compose.service=mailpit" | awk 'NR==1')
-  for _ in $(seq 1 60); do
-    link=$(podman logs "$catcher" 2>&1 | python3 -c "
-import re,sys
-text=sys.stdin.read(); at=text.rfind('$email')
-m=re.search(r'/login/magic\?token=([A-Za-z0-9_-]+)', text[at:]) if at >= 0 else None
-print(m.group(1) if m else '')")
-    [ -n "$link" ] && break; sleep 1; done
-  [ -n "$link" ] || fail "round $round: no magic link caught"
+  link=$(caught "$email" magic) || fail "round $round: no magic link caught"
   curl -fs -X POST "$API/auth/magic/verify" -H 'Content-Type: application/json' -d "{\"token\":\"$link\"}" | grep '"token"' >/dev/null \
     || fail "round $round: the caught link does not sign in"
   local app
@@ -67,7 +79,7 @@ print(m.group(1) if m else '')")
   opened=$(curl -s -X POST "$API/apps/$app/streams" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "{\"room\":\"smoke-$round\"}")
   grep -q '"publisher"' <<<"$opened" || fail "round $round: stream: $opened"
   curl -fs "$API/apps/$app/play-token/smoke-$round" | grep '"token"' >/dev/null || fail "round $round: play-token"
-  echo "smoke round $round: health, seed-token, apps, sign-up, magic link caught and signed in, play-token: ok"
+  echo "smoke round $round: health, seed-token, apps, sign-up, verification and magic link caught, signed in, play-token: ok"
 }
 
 # Whatever an earlier run of this project left behind goes first (a kept volume has another password).
