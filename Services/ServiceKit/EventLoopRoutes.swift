@@ -308,11 +308,13 @@ public struct FastPathHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             limits.maxHeaderFieldSize = 80 * 1024
             limits.maxHeaderListSize = 80 * 1024
             limits.maxHeaderFieldCount = 1000
-            if let limits = self.limits { try channel.pipeline.syncOperations.addHandler(ConnectionGuard(limits: limits)) }
+            let connectionGuard = self.limits.map { ConnectionGuard(limits: $0) }
+            if let connectionGuard { try channel.pipeline.syncOperations.addHandler(connectionGuard) }
             if let makeFrontHandler = self.makeFrontHandler { try channel.pipeline.syncOperations.addHandler(makeFrontHandler()) }
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                 withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+            if let watch = connectionGuard?.headWatch() { try channel.pipeline.syncOperations.addHandler(watch) }
             try channel.pipeline.syncOperations.addHandler(self.makeHandler())
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try channel.pipeline.syncOperations.addHandlers(self.makeAdditionalHandlers())

@@ -159,6 +159,44 @@ extension RealExecutables {
             }
         }
 
+        @Test("a head trickled in byte by byte is closed GATEWAY_HEADER_TIMEOUT_S after its first byte; a keep-alive wait between requests is not head time")
+        func trickledHead() async throws {
+            try await Stack.with(extra: ["GATEWAY_HEADER_TIMEOUT_S": "2", "GATEWAY_IDLE_TIMEOUT_S": "30"]) { stack, client in
+                let port = stack.ports["gateway"]!
+                let trickle = try HeldSockets.open(port: port, sending: "GET /api/v1/health HTTP/1.1\r\nHost: a.test\r\nX-Slow: ")
+                defer { close(trickle) }
+                let kept = try HeldSockets.open(port: port, sending: "GET /api/v1/health HTTP/1.1\r\nHost: a.test\r\n\r\n")
+                defer { close(kept) }
+                let started = ContinuousClock.now
+                var closedAfter: Duration?
+                while ContinuousClock.now - started < .seconds(6) {
+                    try await Task.sleep(for: .milliseconds(250))
+                    // A byte every 250 ms: never idle, never a complete head.
+                    _ = "x".utf8CString.withUnsafeBufferPointer { send(trickle, $0.baseAddress, 1, Int32(MSG_NOSIGNAL)) }
+                    if HeldSockets.closedByServer(trickle) {
+                        closedAfter = ContinuousClock.now - started
+                        break
+                    }
+                }
+                let after = try #require(closedAfter, "a trickled head was still open after 6 s")
+                // Ticks every second: closed 2 to 3 s after the first byte (a loaded machine gets slack).
+                #expect(after >= .milliseconds(1900) && after < .milliseconds(4500), "closed after \(after)")
+                // The other connection answered its request and waited as long, idle: still open, and served.
+                #expect(!HeldSockets.closedByServer(kept))
+                _ = "GET /api/v1/health HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n".utf8CString.withUnsafeBufferPointer {
+                    send(kept, $0.baseAddress, $0.count - 1, Int32(MSG_NOSIGNAL))
+                }
+                var answer = ""
+                try await Stack.waitFor(deadline: .seconds(5), "the second answer on the kept connection") {
+                    var buffer = [UInt8](repeating: 0, count: 4096)
+                    let count = buffer.withUnsafeMutableBytes { recv(kept, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                    if count > 0 { answer += String(decoding: buffer[0..<count], as: UTF8.self) }
+                    return answer.contains("HTTP/1.1 200")
+                }
+                #expect(try await client.call(stack.gatewayURL + "/api/v1/health").status == 200)
+            }
+        }
+
         @Test("after an answer that says Connection: close (a 413), nothing more is read or answered")
         func nothingAfterClose() async throws {
             try await Stack.with(extra: ["GATEWAY_MAX_BODY_BYTES": "1024"]) { stack, _ in

@@ -105,7 +105,8 @@ public func buildGateway(
         let lane = GatewayFastLane(
             configuration: configuration, upstream: onLoop, credentials: credentials, authorization: authorization, metrics: metrics, logger: logger,
             serverName: serverName)
-        let limits = ConnectionLimits(maxConnections: configuration.maxConnections, idleTimeout: configuration.idleTimeout)
+        let limits = ConnectionLimits(
+            maxConnections: configuration.maxConnections, idleTimeout: configuration.idleTimeout, headTimeout: configuration.headerTimeout)
         server = FastPathHTTP1Channel.server(additional: { [ParserErrorHandler()] }, onEventLoop: true, limits: limits) {
             GatewayFastPathHandler(lane: lane)
         }

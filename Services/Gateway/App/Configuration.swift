@@ -46,6 +46,9 @@ public struct GatewayConfiguration: Sendable {
     /// `GATEWAY_IDLE_TIMEOUT_S` (30): a client connection with nothing read or written for this
     /// long is closed (an unfinished request head held open, an idle keep-alive).
     public var idleTimeout: Duration
+    /// `GATEWAY_HEADER_TIMEOUT_S` (10): a request head must be complete this long after its first
+    /// byte, however steadily it trickles in (else the connection is closed).
+    public var headerTimeout: Duration
     /// `GATEWAY_MAX_CONNECTIONS`: client connections open at once; past it a new one is closed at
     /// once. Default: from the descriptor limit (``ConnectionLimits/defaultMaxConnections()``).
     public var maxConnections: Int
@@ -78,6 +81,7 @@ public struct GatewayConfiguration: Sendable {
         self.decisionCacheSize = try reader.int(ConfigKey.decisionCacheSize, default: 10_000, range: 0...10_000_000)
         self.bodyTimeout = .seconds(try reader.int(ConfigKey.bodyTimeout, default: 60, range: 1...3600))
         self.idleTimeout = .seconds(try reader.int(ConfigKey.gatewayIdleTimeout, default: 30, range: 1...3600))
+        self.headerTimeout = .seconds(try reader.int(ConfigKey.gatewayHeaderTimeout, default: 10, range: 1...3600))
         self.maxConnections = try reader.int(
             ConfigKey.gatewayMaxConnections, default: ConnectionLimits.defaultMaxConnections(), range: 1...1_000_000)
         let dataDir = reader.string(ConfigKey.dataDir, default: ".streamhub/data")
