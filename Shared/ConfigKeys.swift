@@ -11,6 +11,7 @@ public enum ConfigKey {
     public static let authzPolicyStaleness = "AUTHZ_POLICY_STALENESS_S"
     public static let gatewayIdleTimeout = "GATEWAY_IDLE_TIMEOUT_S"
     public static let gatewayHeaderTimeout = "GATEWAY_HEADER_TIMEOUT_S"
+    public static let dashboardURL = "STREAMHUB_DASHBOARD_URL"
     public static let gatewayMaxConnections = "GATEWAY_MAX_CONNECTIONS"
     public static let jwtSecret = "STREAMHUB_JWT_SECRET"
     public static let metricsToken = "METRICS_TOKEN"

@@ -423,7 +423,7 @@ def verify_email(client, outbox, email, timeout=20):
     while now() < deadline:
         for name in sorted(os.listdir(outbox)) if os.path.isdir(outbox) else []:
             with open(os.path.join(outbox, name), encoding="utf-8", errors="replace") as handle:
-                lines = handle.read().split("\r\n")
+                lines = handle.read().splitlines()
             if "To: " + email not in lines:
                 continue
             for line in lines:

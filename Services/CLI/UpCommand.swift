@@ -131,6 +131,7 @@ struct UpCommand: AsyncParsableCommand {
                 WebAssets.ensureVideoJS(mediaRoot: mediaRoot, logs: dataDir + "/logs")
                 WebAssets.ensureSwaggerUI(into: docsDir, logs: dataDir + "/logs")
             }
+            say("Sign up or sign in: http://127.0.0.1:\(self.port)/login (mailed links open these pages; the mail is in the outbox)")
             say("API docs: http://127.0.0.1:\(self.port)/api/v1/docs (OpenAPI 3.1: /api/v1/openapi.json)")
             if WebAssets.ensureSampleStream(mediaRoot: mediaRoot, logs: dataDir + "/logs"),
                 let player = await WebAssets.wireSampleApp(

@@ -24,6 +24,9 @@ public struct GatewayConfiguration: Sendable {
     public var jwtSecret: String
     /// `STREAMHUB_PUBLIC_URL`: the `iss` every dashboard session must carry.
     public var publicURL: String
+    /// `STREAMHUB_DASHBOARD_URL`: where the self-service pages hand a session after sign-in (in
+    /// the URL's fragment); nil → the account page.
+    public var dashboardURL: String?
     /// `STREAMHUB_CORS_ORIGINS` (comma-separated origins, or `*`).
     public var cors: CORSPolicy
     /// `STREAMHUB_TRUSTED_PROXIES` (comma-separated CIDRs) whose `X-Forwarded-For` is believed.
@@ -62,6 +65,7 @@ public struct GatewayConfiguration: Sendable {
         self.media = try reader.upstream(ConfigKey.mediaURL, default: "http://127.0.0.1:\(DefaultPort.media)")
         self.jwtSecret = try reader.requiredSecret(ConfigKey.jwtSecret)
         self.publicURL = try reader.url(ConfigKey.publicURL, default: "http://127.0.0.1:\(DefaultPort.gateway)")
+        self.dashboardURL = reader.string(ConfigKey.dashboardURL).flatMap { $0.isEmpty ? nil : $0 } == nil ? nil : try reader.url(ConfigKey.dashboardURL)
         func list(_ key: String) -> [String] {
             (reader.string(key) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }

@@ -17,6 +17,7 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
     let authorization: AuthorizationClient
     let startedAt: Date
     let docs: APIDocs
+    let pages: SelfServicePages
 
     public init(
         configuration: GatewayConfiguration, upstream: any UpstreamClient, credentials: CredentialResolver, authorization: AuthorizationClient,
@@ -28,6 +29,7 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
         self.authorization = authorization
         self.startedAt = startedAt
         self.docs = APIDocs(directory: configuration.docsDirectory)
+        self.pages = SelfServicePages(dashboardURL: configuration.dashboardURL ?? "")
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -42,6 +44,10 @@ public struct GatewayProxy<Context: ServiceRequestContextProtocol>: RouterMiddle
         // limit (``collectBody(_:refused:)``).
         if let length = request.headers[.contentLength].flatMap(Int.init), length > self.configuration.maxBodyBytes {
             _ = try await self.collectBody(request, refused: true)
+        }
+        if request.method == .get || request.method == .head, let page = self.pages.response(path: path) {
+            RouteLabel.set(path.hasPrefix("/login/assets/") ? "/login/assets" : path)
+            return request.method == .head ? page.createHeadResponse() : page
         }
         if let mount = RouteCatalog.mediaMount(of: path) {
             RouteLabel.set(mount)
