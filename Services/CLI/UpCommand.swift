@@ -75,6 +75,8 @@ struct UpCommand: AsyncParsableCommand {
             environment[key] = value
         }
         environment[ConfigKey.host] = "127.0.0.1"
+        // The services stop by themselves if `up` dies without stopping them (SIGKILL).
+        environment[ServiceMain.supervisorKey] = String(getpid())
         environment[ConfigKey.dataDir] = Self.storeDirectory(dataDir: dataDir)
         environment[ConfigKey.identityURL] = "http://127.0.0.1:\(self.port + 1)"
         environment[ConfigKey.authzURL] = "http://127.0.0.1:\(self.port + 2)"

@@ -68,12 +68,36 @@ public enum ServiceMain {
             }
         }
         defer { deadline.cancel() }
+        let supervisor = Self.watchSupervisor(logger: logger)
+        defer { supervisor?.cancel() }
         do {
             try await app.runService()
         } catch {
             logger.critical("stopped with an error", metadata: ["error": "\(error)"])
             // The last line of the log is the reason in plain words (`streamhub up` shows it).
             Self.fatal(name, "stopped: \(error)", code: 1)
+        }
+    }
+
+    /// The environment variable `streamhub up` sets to its own pid in the services it starts.
+    public static let supervisorKey = "STREAMHUB_SUPERVISOR_PID"
+
+    /// Started by `streamhub up` (``supervisorKey``): when `up` is gone — killed with SIGKILL, by
+    /// the OOM killer, anything it could not trap — the service is re-parented and stops itself as
+    /// on SIGTERM (checked every 500 ms), so no service is left holding `up`'s ports.
+    static func watchSupervisor(logger: Logger) -> Task<Void, Never>? {
+        guard let text = ProcessInfo.processInfo.environment[Self.supervisorKey], let supervisor = Int32(text), supervisor > 1 else {
+            return nil
+        }
+        return Task.detached {
+            while !Task.isCancelled {
+                if getppid() != supervisor {
+                    logger.warning("the supervisor is gone; stopping", metadata: ["supervisor_pid": "\(supervisor)"])
+                    kill(getpid(), SIGTERM)
+                    return
+                }
+                try? await Task.sleep(for: .milliseconds(500))
+            }
         }
     }
 

@@ -108,6 +108,19 @@ extension RealExecutables {
             #expect(said.contains("Stopping (SIGHUP: the terminal closed)") && said.contains("Stopped."), "\(said)")
         }
 
+        @Test("up killed with SIGKILL (nothing it can trap): its services see it is gone and stop by themselves, freeing the ports")
+        func upKilled() async throws {
+            let port = try Stack.freePortBlock()
+            let dir = try TestDatabases.temporaryDirectory()
+            let first = try await self.startUp(port: port, dir: dir)
+            kill(first.process.processIdentifier, SIGKILL)
+            try await Stack.waitFor(deadline: .seconds(15), "the services to stop once up was killed") {
+                (0..<4).allSatisfy { Stack.isFree(port: port + $0) }
+            }
+            let logs = (try? String(contentsOfFile: dir + "/logs/identity.log", encoding: .utf8)) ?? ""
+            #expect(logs.contains("the supervisor is gone; stopping"), "\(logs.suffix(800))")
+        }
+
         @Test("service executables: --help prints usage and exits; an unknown argument is a usage error; neither starts a server")
         func serviceArguments() async throws {
             for service in ["gateway", "identity", "authz", "media"] {
