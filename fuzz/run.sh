@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets and runs each for a set time (or a set number of runs).
+# Builds the libFuzzer targets and runs each for a set time (or a set number of runs). Needs the
+# package built once (`swift build`): raw-request compiles swift-nio's llhttp from its checkout.
 #
 #   fuzz/run.sh                 # every target, 20 s each (what CI runs)
 #   fuzz/run.sh 600             # every target, 10 min each
@@ -48,8 +49,20 @@ LINK="-lShared" target edge-parsers fuzz/targets/edge_parsers.swift Services/Ser
     Services/Media/App/Routes/MediaHeaderParsers.swift
 LINK="-lShared" target text fuzz/targets/text.swift Services/Identity/App/Services/MailText.swift
 
+# llhttp as NIO ships it (swift-nio's CNIOLLHTTP, from the package's checkout): the oracle the
+# media fast path's request reader is compared with.
+llhttp=$(find .build/checkouts -type d -path '*swift-nio/Sources/CNIOLLHTTP' 2>/dev/null | awk 'NR==1')
+[[ -n "$llhttp" ]] || { echo "swift-nio's CNIOLLHTTP not found under .build/checkouts: run swift build first" >&2; exit 1; }
+mkdir -p "$out/llhttp"
+for source in "$llhttp"/*.c; do
+    clang -fsanitize=fuzzer-no-link,address -O1 -g -I "$llhttp/include" -c "$source" -o "$out/llhttp/$(basename "$source" .c).o"
+done
+ar rcs "$out/modules/libllhttp.a" "$out/llhttp"/*.o
+printf 'module CNIOLLHTTP {\n    header "%s/include/CNIOLLHTTP.h"\n    export *\n}\n' "$PWD/$llhttp" >"$out/llhttp/module.modulemap"
+LINK="-lllhttp -I $out/llhttp" target raw-request fuzz/targets/raw_request.swift Services/Media/App/Routes/MediaRawRequest.swift
+
 status=0
-for name in enforce-body casbin edge-parsers text; do
+for name in enforce-body casbin edge-parsers text raw-request; do
     [[ -n "$only" && "$only" != "$name" ]] && continue
     mkdir -p "$out/corpus/$name"
     limit=(-max_total_time="$seconds")

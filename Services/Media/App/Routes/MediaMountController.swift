@@ -107,12 +107,7 @@ public struct MediaMountController<Context: ServiceRequestContextProtocol>: Send
     }
 
     /// The request headers ``plan(path:conditions:)`` reads.
-    struct Conditions {
-        var ifNoneMatch: String?
-        var ifModifiedSince: String?
-        var range: String?
-        var ifRange: String?
-    }
+    typealias Conditions = MountConditions
 
     /// - Throws: ``ServiceError`` 404 for a path outside the mounts, a hidden or missing file.
     func plan(path: String, conditions: Conditions) throws -> FileAnswer {
